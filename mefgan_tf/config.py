@@ -1,0 +1,103 @@
+"""Every hyperparameter of MEF-GAN in one dataclass (values from the original code; see SPEC)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mefgan_tf.errors import CommandError
+
+
+@dataclass
+class MEFGANConfig:
+    """Model and training settings. Defaults reproduce the authors' TF1 code.
+
+    The paper's variants differ in ``learning_rate`` (6e-4) and ``epochs`` (2): see ``paper()``.
+    """
+
+    # Model
+    patch_size: int = 144
+    leaky_slope: float = 0.2
+    bn_momentum: float = 0.99
+    bn_epsilon: float = 1e-3
+    g_kernel_stddev: float = 0.5
+    d_kernel_stddev: float = 0.1
+    attention_chunk: int = 1024
+
+    # Losses
+    eps: float = 1e-8
+    content_weight: float = 500.0  # lambda
+    gradient_weight: float = 0.6  # xi
+    grey_weights: tuple[float, float, float] = (0.2989, 0.5870, 0.1140)
+
+    # Optimisation
+    learning_rate: float = 3e-4
+    lr_decay_rate: float = 0.7  # per epoch, continuous
+    g_beta1: float = 0.0
+    g_beta2: float = 0.9
+    d_lr_factor: float = 2.0  # D's SGD rate is this times the G rate
+    clip_value: float = 8.0
+    batch_size: int = 19  # global batch
+    epochs: int = 4
+    balance_every: int = 3
+    balance_high: float = 0.6
+    balance_low: float = 0.4
+    max_d_updates: int = 4
+    max_g_updates: int = 8
+
+    # Run management
+    checkpoint_every: int = 100
+    summary_every: int = 10
+    image_summary_every: int = 100
+    keep_checkpoints: int = 5
+    shuffle_buffer: int = 2048
+    random_flips: bool = False
+    seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> "MEFGANConfig":
+        """The values printed in the paper where they differ from the code."""
+        return cls(**{"learning_rate": 6e-4, "epochs": 2, **overrides})
+
+    def replace(self, **overrides: Any) -> "MEFGANConfig":
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise CommandError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "MEFGANConfig":
+        values = dict(values)
+        if "grey_weights" in values:
+            values["grey_weights"] = tuple(values["grey_weights"])
+        return cls().replace(**values)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "MEFGANConfig":
+        """Read a YAML or JSON file of overrides."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise CommandError(f"{path}: cannot read config ({err.strerror})") from None
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                values = yaml.safe_load(text) or {}
+            else:
+                values = json.loads(text)
+        except Exception as err:  # noqa: BLE001 - any parse error is the user's file
+            raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {err}") from None
+        if not isinstance(values, dict):
+            raise CommandError(f"{path}: expected a mapping of config keys")
+        return cls.from_dict(values)

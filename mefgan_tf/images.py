@@ -1,0 +1,101 @@
+"""Reading and writing photos the way users have them.
+
+Every reader returns RGB float32 in [0, 1] (H, W, 3): grey images are expanded, alpha is dropped,
+EXIF orientation is applied, and 8- and 16-bit files keep their precision. Writers pick the format
+from the extension and never leave a half-written file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mefgan_tf.errors import CommandError
+from mefgan_tf.files import atomic_path
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
+SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
+# ITU-R BT.601 luma, the weights of MATLAB's rgb2gray and of the original's gradient loss.
+LUMA_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
+
+
+def is_image(path: str | Path) -> bool:
+    """True for files whose extension (any case) is a readable image format."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image_raw(path: str | Path) -> np.ndarray:
+    """RGB uint8 or uint16 array (H, W, 3), orientation applied; CommandError if unreadable."""
+    path = Path(path)
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as err:
+        raise CommandError(f"{path}: cannot read ({err.strerror or err})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    if image is None:
+        raise CommandError(f"{path}: not a readable image")
+    if image.dtype not in (np.uint8, np.uint16):
+        image = np.clip(image.astype(np.float32), 0.0, 1.0)
+        image = np.round(image * 65535.0).astype(np.uint16)
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16 RGB to float32 in [0, 1]."""
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    return image.astype(np.float32) / np.float32(scale)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB float32 in [0, 1], (H, W, 3)."""
+    return to_float(read_image_raw(path))
+
+
+def read_image_uint8(path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); 16-bit files are rounded to 8 bits."""
+    return to_uint8(read_image(path))
+
+
+def image_bit_depth(path: str | Path) -> int:
+    """8 or 16: the precision the file holds."""
+    return 16 if read_image_raw(path).dtype == np.uint16 else 8
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float [0, 1] to uint8 with rounding and clipping."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def to_uint16(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def luminance(image: np.ndarray) -> float:
+    """Mean BT.601 luma of an RGB image (any dtype, scaled to [0, 1])."""
+    if image.dtype == np.uint8 or image.dtype == np.uint16:
+        image = to_float(image)
+    return float(np.mean(image[..., :3] @ LUMA_WEIGHTS))
+
+
+def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> Path:
+    """Write RGB ``image`` (float [0, 1], uint8 or uint16) atomically; format from the extension.
+
+    ``bit_depth=16`` writes 16 bits where the format allows it (PNG, TIFF) and 8 elsewhere.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise CommandError(f"{path}: unknown image extension {path.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})")
+    if image.dtype == np.uint8 or image.dtype == np.uint16:
+        image = to_float(image)
+    out = to_uint16(image) if bit_depth == 16 and ext in SIXTEEN_BIT_EXTENSIONS else to_uint8(image)
+    ok, encoded = cv2.imencode(ext, np.ascontiguousarray(out[..., ::-1]))
+    if not ok:
+        raise CommandError(f"{path}: could not encode image")
+    try:
+        with atomic_path(path) as tmp:
+            encoded.tofile(tmp)
+    except OSError as err:
+        raise CommandError(f"{path}: cannot write ({err.strerror or err})") from None
+    return path
