@@ -1,0 +1,90 @@
+"""Our checkpoint format: a ``tf.train.Checkpoint`` folder with ``generator``, ``discriminator`` and
+``step`` (the trainer adds its optimizers and data position under the same root), plus
+``mefgan.json`` recording the model config and program version.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from mefgan_tf import __version__
+from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.errors import CommandError
+
+CHECKPOINT_NAME = "ckpt"
+METADATA_FILE = "mefgan.json"
+
+
+def make_checkpoint(**objects):
+    """A ``tf.train.Checkpoint`` over named objects (generator=, discriminator=, step=, ...)."""
+    import tensorflow as tf
+
+    return tf.train.Checkpoint(**{k: v for k, v in objects.items() if v is not None})
+
+
+def write_metadata(directory: Path, config: MEFGANConfig, **extra) -> None:
+    text = json.dumps({"mefgan_tf_version": __version__, "config": config.to_dict(), **extra}, indent=2)
+    (directory / METADATA_FILE).write_text(text)
+
+
+def read_config(directory: str | Path) -> MEFGANConfig:
+    """The model config saved beside a checkpoint (defaults when there is none)."""
+    path = Path(directory) / METADATA_FILE
+    if not path.exists():
+        return MEFGANConfig()
+    return MEFGANConfig.from_dict(json.loads(path.read_text()).get("config", {}))
+
+
+def save_model_checkpoint(out_dir: str | Path, generator, discriminator=None, step: int = 0) -> Path:
+    """Write G (and D) as a fresh checkpoint folder ``out_dir``; it appears complete or not at all."""
+    import tensorflow as tf
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise CommandError(f"{out_dir}: folder exists and is not empty; choose a new --out")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        step_var = tf.Variable(step, dtype=tf.int64, trainable=False)
+        checkpoint = make_checkpoint(generator=generator, discriminator=discriminator, step=step_var)
+        manager = tf.train.CheckpointManager(checkpoint, str(tmp), max_to_keep=1, checkpoint_name=CHECKPOINT_NAME)
+        manager.save(checkpoint_number=step)
+        write_metadata(tmp, generator.config, step=step)
+        if out_dir.exists():
+            out_dir.rmdir()
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def resolve_checkpoint(path: str | Path) -> str:
+    """A checkpoint prefix from a folder (its latest checkpoint) or a prefix; CommandError if none."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if path.is_dir():
+        prefix = tf.train.latest_checkpoint(str(path))
+        if prefix is None:
+            raise CommandError(f"{path}: no checkpoint in this folder")
+        return prefix
+    if Path(str(path) + ".index").exists():
+        return str(path)
+    raise CommandError(f"{path}: no such checkpoint folder or prefix")
+
+
+def load_generator(path: str | Path, attention_chunk: int | None = None):
+    """Restore the generator of a mefgan-tf checkpoint (folder or prefix)."""
+    from mefgan_tf.generator import build_generator
+
+    prefix = resolve_checkpoint(path)
+    folder = Path(path) if Path(path).is_dir() else Path(prefix).parent
+    generator = build_generator(read_config(folder), attention_chunk=attention_chunk)
+    status = make_checkpoint(generator=generator).restore(prefix)
+    try:
+        status.expect_partial().assert_existing_objects_matched()
+    except AssertionError as err:
+        raise CommandError(f"{path}: checkpoint does not hold a MEF-GAN generator ({str(err).splitlines()[0]})") from None
+    return generator

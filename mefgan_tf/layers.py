@@ -1,0 +1,260 @@
+"""The building blocks of MEF-GAN as Keras 3 layers (written with ``keras.ops``, so any backend runs them).
+
+- ``spectral_normalize``: one power iteration, as the original ``spectral_norm`` does.
+- ``ConvUnit``: the original ``unit``: reflect pad, convolution, bias, optional spectral
+  normalisation, batch normalisation and leaky ReLU.
+- ``SelfAttention``: the SAGAN layer, computed one block of queries at a time so that memory grows
+  linearly with the number of positions; the result is the same as the full N x N softmax.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+L2_EPS = 1e-12
+
+
+def l2_normalize(x):
+    """``x / (||x|| + 1e-12)`` over all elements, as the original ``l2_norm``."""
+    return x / (ops.sqrt(ops.sum(ops.square(x))) + L2_EPS)
+
+
+def spectral_normalize(kernel, u):
+    """Return ``(kernel / sigma, u_new)`` after one power iteration from ``u`` ([1, out]).
+
+    The kernel [k, k, in, out] is viewed as a matrix W [k*k*in, out]:
+    v = l2n(u Wᵀ), u' = l2n(v W), sigma = v W u'ᵀ.
+    """
+    w = ops.reshape(kernel, (-1, ops.shape(kernel)[-1]))
+    v = l2_normalize(ops.matmul(u, ops.transpose(w)))
+    u_new = l2_normalize(ops.matmul(v, w))
+    sigma = ops.sum(ops.matmul(v, w) * u_new)
+    return kernel / sigma, ops.stop_gradient(u_new)
+
+
+def reflect_pad(x, pad: int = 1):
+    """Reflect-pad the two spatial axes of an NHWC tensor."""
+    return ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+def upsample_nearest(x, factor: int = 2):
+    """Nearest-neighbour upsampling of an NHWC tensor (``tf.image.resize`` nearest at x2)."""
+    return ops.repeat(ops.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def prob_from_logit(x):
+    """``tanh(x) / 2 + 0.5``: the original's squashing of G's image and D's score into (0, 1)."""
+    return ops.tanh(x) / 2.0 + 0.5
+
+
+@keras.saving.register_keras_serializable(package="mefgan")
+class ConvUnit(keras.layers.Layer):
+    """The original ``unit``: reflect pad, conv (VALID), bias, [SN], [BN], [leaky ReLU 0.2].
+
+    Weights: ``kernel`` [k, k, in, filters], ``bias`` [filters] (zeros, or truncated normal with
+    ``bias_stddev``), ``u`` [1, filters] (non-trainable
+    power-iteration vector, only with ``spectral_norm``), and a ``BatchNormalization`` sublayer
+    (only with ``batch_norm``). ``u`` advances only when ``training=True``, so inference is
+    deterministic and equals one call of the original graph.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        padding: int = 1,
+        spectral_norm: bool = True,
+        batch_norm: bool = True,
+        activation: bool = True,
+        kernel_stddev: float = 0.5,
+        bias_stddev: float | None = None,
+        leaky_slope: float = 0.2,
+        bn_momentum: float = 0.99,
+        bn_epsilon: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.spectral_norm = spectral_norm
+        self.batch_norm = batch_norm
+        self.activation = activation
+        self.kernel_stddev = kernel_stddev
+        self.bias_stddev = bias_stddev
+        self.leaky_slope = leaky_slope
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.bn = (
+            keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name="bn")
+            if batch_norm
+            else None
+        )
+
+    def build(self, input_shape) -> None:
+        channels = input_shape[-1]
+        k = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(k, k, channels, self.filters),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.kernel_stddev),
+        )
+        bias_init = (
+            "zeros"
+            if self.bias_stddev is None
+            else keras.initializers.TruncatedNormal(stddev=self.bias_stddev)
+        )
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=bias_init)
+        if self.spectral_norm:
+            self.u = self.add_weight(
+                name="u",
+                shape=(1, self.filters),
+                initializer=keras.initializers.TruncatedNormal(stddev=1.0),
+                trainable=False,
+            )
+        if self.bn is not None:
+            self.bn.build(input_shape[:-1] + (self.filters,))
+
+    def normalized_kernel(self, training: bool = False):
+        """The kernel actually used: divided by its spectral norm estimate when ``spectral_norm``."""
+        if not self.spectral_norm:
+            return self.kernel
+        kernel, u_new = spectral_normalize(self.kernel, self.u)
+        if training:
+            self.u.assign(u_new)
+        return kernel
+
+    def call(self, x, training: bool = False):
+        if self.padding:
+            x = reflect_pad(x, self.padding)
+        kernel = ops.cast(self.normalized_kernel(training), x.dtype)
+        y = ops.conv(x, kernel, strides=self.strides, padding="valid") + ops.cast(self.bias, x.dtype)
+        if self.bn is not None:
+            y = self.bn(y, training=training)
+        if self.activation:
+            y = ops.leaky_relu(y, negative_slope=self.leaky_slope)
+        return y
+
+    def compute_output_shape(self, input_shape):
+        def size(n):
+            return None if n is None else (n + 2 * self.padding - self.kernel_size) // self.strides + 1
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            spectral_norm=self.spectral_norm,
+            batch_norm=self.batch_norm,
+            activation=self.activation,
+            kernel_stddev=self.kernel_stddev,
+            bias_stddev=self.bias_stddev,
+            leaky_slope=self.leaky_slope,
+            bn_momentum=self.bn_momentum,
+            bn_epsilon=self.bn_epsilon,
+        )
+        return config
+
+
+def attention_rows(query, key, value):
+    """``softmax(query keyᵀ) value`` for one block of queries: [B, q, c'], [B, N, c'], [B, N, C]."""
+    scores = ops.matmul(query, ops.transpose(key, (0, 2, 1)))
+    return ops.matmul(ops.softmax(scores, axis=-1), value)
+
+
+def chunked_attention(query, key, value, chunk: int):
+    """``softmax(query keyᵀ) value`` computed ``chunk`` queries at a time (same result, O(N) memory).
+
+    Rows of the softmax are independent, so each block of queries is exact on its own. Queries are
+    zero-padded to a whole number of blocks and the padding rows are dropped afterwards.
+    """
+    batch, n, cq = ops.shape(query)[0], ops.shape(query)[1], ops.shape(query)[2]
+    channels = ops.shape(value)[-1]
+    block = min(chunk, n) if isinstance(n, int) else ops.minimum(chunk, n)
+    blocks = (n + block - 1) // block
+    padded = ops.pad(query, ((0, 0), (0, blocks * block - n), (0, 0)))
+    blocked = ops.transpose(ops.reshape(padded, (batch, blocks, block, cq)), (1, 0, 2, 3))
+    out = ops.map(lambda q: attention_rows(q, key, value), blocked)
+    out = ops.reshape(ops.transpose(out, (1, 0, 2, 3)), (batch, blocks * block, channels))
+    return out[:, :n, :]
+
+
+@keras.saving.register_keras_serializable(package="mefgan")
+class SelfAttention(keras.layers.Layer):
+    """SAGAN self-attention as in the original: f, g (C -> C/4) and h (C -> C) are spectrally
+    normalised 1x1 convolutions with bias; ``y = gamma * softmax(g fᵀ) h + x``.
+
+    ``chunk`` bounds the number of query rows whose scores are held at once; ``chunk=None``
+    computes the full N x N matrix (for tests and tiny inputs).
+    """
+
+    def __init__(
+        self,
+        chunk: int | None = 1024,
+        kernel_stddev: float = 0.5,
+        reduction: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.chunk = chunk
+        self.kernel_stddev = kernel_stddev
+        self.reduction = reduction
+
+    def build(self, input_shape) -> None:
+        channels = input_shape[-1]
+        self.f = self._projection(channels // self.reduction, "f_conv")
+        self.g = self._projection(channels // self.reduction, "g_conv")
+        self.h = self._projection(channels, "h_conv")
+        for layer in (self.f, self.g, self.h):
+            layer.build(input_shape)
+        self.gamma = self.add_weight(
+            name="gamma",
+            shape=(1,),
+            initializer=keras.initializers.TruncatedNormal(stddev=self.kernel_stddev),
+        )
+
+    def _projection(self, filters: int, name: str) -> ConvUnit:
+        """A 1x1 spectrally normalised convolution with a bias drawn like its kernel."""
+        return ConvUnit(
+            filters,
+            kernel_size=1,
+            padding=0,
+            batch_norm=False,
+            activation=False,
+            kernel_stddev=self.kernel_stddev,
+            bias_stddev=self.kernel_stddev,
+            name=name,
+        )
+
+    def call(self, x, training: bool = False):
+        shape = ops.shape(x)
+        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+
+        def flat(t):
+            return ops.reshape(t, (batch, height * width, ops.shape(t)[-1]))
+
+        f = flat(self.f(x, training=training))
+        g = flat(self.g(x, training=training))
+        h = flat(self.h(x, training=training))
+        if self.chunk is None:
+            o = attention_rows(g, f, h)
+        else:
+            o = chunked_attention(g, f, h, self.chunk)
+        o = ops.reshape(o, (batch, height, width, channels))
+        return ops.cast(self.gamma, x.dtype) * o + x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(chunk=self.chunk, kernel_stddev=self.kernel_stddev, reduction=self.reduction)
+        return config

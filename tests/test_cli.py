@@ -1,0 +1,35 @@
+"""`mefgan --help` lists every subcommand, and each one has its own help."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mefgan_tf.cli import COMMANDS, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_import_tf1_has_its_own_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["import-tf1", "--help"])
+    out = capsys.readouterr().out
+    assert "CKPT_PREFIX" in out and "--out" in out
+
+
+def test_console_script_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "mefgan_tf.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("mefgan-tf ")
