@@ -1,0 +1,270 @@
+"""Where training scenes come from: SICE folders, exposure brackets and single photos.
+
+Scanning only lists files. Each ``Scene`` is loaded later, one at a time, into "stacks":
+uint8 arrays (H, W, 9) holding the over-exposed, under-exposed and ground-truth images in that
+order. A scene that cannot be used raises ``SkippedScene`` with a message naming the file.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from data_prep.synth import ExposureModel, exposure_pair
+from mefgan_tf.errors import CommandError
+from mefgan_tf.images import is_image, luminance, read_image_uint8
+
+LABEL_DIR = "label"
+# Colour photos bundled inside scikit-image (no download needed).
+SAMPLE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
+
+
+class SkippedScene(Exception):
+    """A scene that cannot be used (bad or missing file); the message names the file."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Settings applied while loading every scene."""
+
+    scale: float = 1.0
+    seed: int = 0
+    photo_variants: int = 1
+    exposure: ExposureModel = field(default_factory=ExposureModel)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One scene: a unique ``name`` and a loader returning its stacks."""
+
+    name: str
+    loader: Callable[[LoadOptions], list[np.ndarray]]
+
+    def load(self, options: LoadOptions) -> list[np.ndarray]:
+        return self.loader(options)
+
+
+def natural_key(path: Path) -> list:
+    """Sort key putting "2" before "10"."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_file() and is_image(p)), key=natural_key)
+
+
+def list_dirs(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
+
+
+def require_dir(path: str | Path, flag: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise CommandError(f"{path}: {flag} needs a directory, and this is {'a file' if path.exists() else 'missing'}")
+    return path
+
+
+# ---- loading helpers ---------------------------------------------------------------------------
+
+
+def read_frame(path: Path) -> np.ndarray:
+    """RGB uint8; unreadable files become ``SkippedScene``."""
+    try:
+        return read_image_uint8(path)
+    except CommandError as err:
+        raise SkippedScene(str(err)) from None
+
+
+def resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return image
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def size_text(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]}x{shape[0]}"
+
+
+def check_same_size(path: Path, image: np.ndarray, ref_path: Path, ref_shape: tuple[int, ...]) -> None:
+    if image.shape[:2] != ref_shape[:2]:
+        raise SkippedScene(f"{path}: is {size_text(image.shape)} but {ref_path.name} is {size_text(ref_shape)}")
+
+
+def require_frames(folder: Path, frames: list[Path]) -> None:
+    if len(frames) < 2:
+        raise SkippedScene(f"{folder}: {len(frames)} exposure(s), need at least 2")
+
+
+def brightest_and_darkest(frames: list[Path], scale: float) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """(brightest, darkest) of equally sized frames by mean luminance, resized; and the full size.
+
+    Frames are read one at a time, so memory holds at most three of them.
+    """
+    shape: tuple[int, ...] = ()
+    bright = dark = (0.0, np.empty(0))
+    for i, path in enumerate(frames):
+        image = read_frame(path)
+        if i == 0:
+            shape = image.shape
+        check_same_size(path, image, frames[0], shape)
+        small = resize(image, scale)
+        entry = (luminance(small), small)
+        if i == 0 or entry[0] > bright[0]:
+            bright = entry
+        if i == 0 or entry[0] < dark[0]:
+            dark = entry
+    return bright[1], dark[1], shape
+
+
+def stack(over: np.ndarray, under: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.concatenate([over, under, gt], axis=-1))
+
+
+# ---- SICE ----------------------------------------------------------------------------------------
+
+
+def find_label_dir(folder: Path) -> Path | None:
+    return next((d for d in list_dirs(folder) if d.name.lower() == LABEL_DIR), None)
+
+
+def label_index(label_dir: Path) -> dict[str, Path]:
+    """Reference images by lower-case stem: ``Label/<scene>.<ext>``, names and extensions in any case."""
+    return {p.stem.lower(): p for p in list_images(label_dir)}
+
+
+def sice_parts(root: Path) -> list[Path]:
+    """The folders holding a ``Label`` folder: ``root`` itself or its children (Part1, Part2)."""
+    if find_label_dir(root) is not None:
+        return [root]
+    parts = [d for d in list_dirs(root) if find_label_dir(d) is not None]
+    if not parts:
+        raise CommandError(f"{root}: not a SICE folder (no Label folder in it or in its sub-folders)")
+    return parts
+
+
+def load_sice(folder: Path, label: Path | None, label_dir: Path, options: LoadOptions) -> list[np.ndarray]:
+    frames = list_images(folder)
+    require_frames(folder, frames)
+    if label is None:
+        raise SkippedScene(f"{folder}: no reference image {label_dir / folder.name}.<ext>")
+    over, under, shape = brightest_and_darkest(frames, options.scale)
+    gt = read_frame(label)
+    check_same_size(label, gt, frames[0], shape)
+    return [stack(over, under, resize(gt, options.scale))]
+
+
+def scan_sice(root: str | Path) -> list[Scene]:
+    """Scenes of a SICE folder: scene folders beside ``Label/<scene>.<ext>``, in one or more parts."""
+    root = require_dir(root, "--sice")
+    parts = sice_parts(root)
+    scenes = []
+    for part in parts:
+        label_dir = find_label_dir(part)
+        labels = label_index(label_dir)
+        prefix = f"{part.name}/" if part != root else ""
+        for folder in list_dirs(part):
+            if folder != label_dir:
+                loader = _bind(load_sice, folder, labels.get(folder.name.lower()), label_dir)
+                scenes.append(Scene(f"sice:{root.name}/{prefix}{folder.name}", loader))
+    if not scenes:
+        raise CommandError(f"{root}: no scene folders beside the Label folder")
+    return scenes
+
+
+# ---- brackets ------------------------------------------------------------------------------------
+
+
+def fuse_mertens(frames: list[np.ndarray]) -> np.ndarray:
+    """Exposure fusion (Mertens et al.) of RGB uint8 frames: RGB uint8."""
+    fused = cv2.createMergeMertens().process([np.ascontiguousarray(f[..., ::-1]) for f in frames])
+    return np.round(np.clip(fused[..., ::-1], 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def load_bracket(folder: Path, options: LoadOptions) -> list[np.ndarray]:
+    paths = list_images(folder)
+    require_frames(folder, paths)
+    frames, shape = [], ()
+    for i, path in enumerate(paths):
+        image = read_frame(path)
+        shape = image.shape if i == 0 else shape
+        check_same_size(path, image, paths[0], shape)
+        frames.append(resize(image, options.scale))
+    lum = [luminance(f) for f in frames]
+    gt = fuse_mertens(frames)
+    return [stack(frames[int(np.argmax(lum))], frames[int(np.argmin(lum))], gt)]
+
+
+def scan_brackets(root: str | Path) -> list[Scene]:
+    """One scene per sub-folder of aligned exposures (or ``root`` itself if it holds the images)."""
+    root = require_dir(root, "--brackets")
+    folders = [d for d in list_dirs(root) if d.name.lower() != LABEL_DIR]
+    if not folders and list_images(root):
+        folders = [root]
+    if not folders:
+        raise CommandError(f"{root}: no bracket folders (expected one sub-folder of exposures per scene)")
+    return [Scene(f"brackets:{root.name}/{f.relative_to(root).as_posix()}", _bind(load_bracket, f)) for f in folders]
+
+
+# ---- photos --------------------------------------------------------------------------------------
+
+
+def photo_rng(seed: int, name: str) -> np.random.Generator:
+    """A generator that depends on the seed and the photo's name only (not on the order)."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def load_photo(path: Path, name: str, options: LoadOptions) -> list[np.ndarray]:
+    photo = resize(read_frame(path), options.scale)
+    rng = photo_rng(options.seed, name)
+    stacks = []
+    for _ in range(options.photo_variants):
+        over, under, _ = exposure_pair(photo, options.exposure, rng)
+        stacks.append(stack(over, under, photo))
+    return stacks
+
+
+def photo_scenes(paths: list[Path], prefix: str, root: Path) -> list[Scene]:
+    scenes = []
+    for path in paths:
+        name = f"{prefix}{path.relative_to(root).as_posix()}"
+        scenes.append(Scene(name, _bind(load_photo, path, name)))
+    return scenes
+
+
+def scan_photos(root: str | Path) -> list[Scene]:
+    """One scene per image under ``root`` (recursively)."""
+    root = require_dir(root, "--photos")
+    paths = sorted((p for p in root.rglob("*") if p.is_file() and is_image(p)), key=lambda p: p.as_posix().lower())
+    if not paths:
+        raise CommandError(f"{root}: no images found")
+    return photo_scenes(paths, f"photos:{root.name}/", root)
+
+
+def sample_photo_dir() -> Path:
+    """scikit-image's folder of bundled images."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise CommandError("no source given and scikit-image is not installed: "
+                           "pass --sice, --brackets or --photos") from None
+    return Path(skimage.data.__file__).parent
+
+
+def scan_sample_photos() -> list[Scene]:
+    """The built-in sample set: colour photos shipped inside scikit-image."""
+    root = sample_photo_dir()
+    paths = [root / name for name in SAMPLE_PHOTOS if (root / name).is_file()]
+    if not paths:
+        raise CommandError(f"{root}: scikit-image's bundled photos are missing: pass --sice, --brackets or --photos")
+    return photo_scenes(paths, "photos:skimage.data/", root)
+
+
+def _bind(func: Callable, *args) -> Callable[[LoadOptions], list[np.ndarray]]:
+    return lambda options: func(*args, options)

@@ -1,0 +1,127 @@
+"""Training patches: reading the HDF5 files of ``mefgan patches`` and of the original MATLAB script.
+
+Two layouts are read the same way, as float32 NHWC in [0, 1] with channels over | under | gt:
+
+* ``"mefgan-tf"``: ``data`` uint8 [N, S, S, 9] (plus ``scene`` ids and ``scenes`` names);
+* ``"matlab"``: the original float32 file, which h5py sees as [N, 9, W, H] (axes reversed by
+  MATLAB); it is transposed with axes (0, 3, 2, 1).
+
+Reads touch only the requested patches, never the whole file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import h5py
+import numpy as np
+
+from mefgan_tf.errors import CommandError
+
+CHANNELS = 9
+MATLAB_AXES = (0, 3, 2, 1)
+Index = int | slice | Sequence[int] | np.ndarray
+
+
+def detect_layout(path: Path, shape: tuple[int, ...]) -> str:
+    """"mefgan-tf" for [N, S, S, 9], "matlab" for [N, 9, S, S]; CommandError otherwise."""
+    if len(shape) == 4 and shape[3] == CHANNELS and shape[1] == shape[2]:
+        return "mefgan-tf"
+    if len(shape) == 4 and shape[1] == CHANNELS and shape[2] == shape[3]:
+        return "matlab"
+    raise CommandError(
+        f"{path}: 'data' has shape {list(shape)}, expected [N, S, S, 9] (mefgan-tf) or [N, 9, S, S] (MATLAB)"
+    )
+
+
+class PatchFile:
+    """An open patch file. ``read`` returns float32 [n, S, S, 9] in [0, 1] whatever the layout."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CommandError(f"{self.path}: no such patch file (build one with `mefgan patches`)")
+        try:
+            self.file = h5py.File(self.path, "r")
+        except OSError:
+            raise CommandError(f"{self.path}: not an HDF5 file") from None
+        data = self.file.get("data")
+        if not isinstance(data, h5py.Dataset):
+            names = ", ".join(self.file.keys()) or "nothing"
+            self.file.close()
+            raise CommandError(f"{self.path}: no 'data' dataset (found: {names})")
+        try:
+            self.layout = detect_layout(self.path, data.shape)
+        except CommandError:
+            self.file.close()
+            raise
+        self.data = data
+        self.scale = 1.0 / 255.0 if data.dtype == np.uint8 else 1.0
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.data.shape[2])
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.file.attrs)
+
+    @property
+    def scene_ids(self) -> np.ndarray | None:
+        """int32 [N] scene index of each patch (None for MATLAB files)."""
+        return self.file["scene"][:] if "scene" in self.file else None
+
+    @property
+    def scene_names(self) -> list[str]:
+        return list(self.file["scenes"].asstr()[:]) if "scenes" in self.file else []
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def read(self, index: Index) -> np.ndarray:
+        """Patches at ``index`` (int, slice or indices in any order) as float32 [n, S, S, 9] in [0, 1]."""
+        if isinstance(index, (int, np.integer)):
+            return self.read(slice(int(index), int(index) + 1))
+        if isinstance(index, slice):
+            raw = self.data[index]
+        else:
+            raw = self._read_indices(np.asarray(index, np.int64))
+        if self.layout == "matlab":
+            raw = raw.transpose(MATLAB_AXES)
+        return np.ascontiguousarray(raw, np.float32) * np.float32(self.scale)
+
+    def _read_indices(self, index: np.ndarray) -> np.ndarray:
+        """Read sorted unique indices as runs of contiguous slices (h5py's list indexing is slow)."""
+        if index.size and (index.min() < -len(self) or index.max() >= len(self)):
+            raise IndexError(f"{self.path}: patch index out of range for {len(self)} patches")
+        unique, inverse = np.unique(index % max(len(self), 1), return_inverse=True)
+        if not unique.size:
+            return self.data[0:0]
+        breaks = np.flatnonzero(np.diff(unique) != 1) + 1
+        runs = [self.data[run[0] : run[-1] + 1] for run in np.split(unique, breaks)]
+        return np.concatenate(runs)[inverse]
+
+    def batches(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Contiguous batches of ``read`` from ``start`` to ``stop`` (the last may be smaller)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        for begin in range(start, stop, batch_size):
+            yield self.read(slice(begin, min(begin + batch_size, stop)))
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "PatchFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_patches(path: str | Path) -> PatchFile:
+    """Open a patch file of either layout; use as ``with open_patches(p) as patches: ...``."""
+    return PatchFile(path)
+
+
+def split_channels(batch):
+    """(over, under, gt) of a [..., 9] batch (NumPy array or tensor), each [..., 3]."""
+    return batch[..., 0:3], batch[..., 3:6], batch[..., 6:9]
