@@ -1,0 +1,41 @@
+"""Classical fusion baselines for `mefgan evaluate`: Mertens exposure fusion and plain averaging.
+
+Each baseline takes the exposures as a list of RGB float32 arrays in [0, 1] (same size, any order)
+and returns the fused RGB float32 image in [0, 1].
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+
+def _check(images: Sequence[np.ndarray]) -> None:
+    if len(images) < 2:
+        raise ValueError(f"fusion needs at least 2 exposures, got {len(images)}")
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise ValueError(f"exposures differ in size: {sorted(shapes)}")
+
+
+def mertens(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Mertens, Kautz & Van Reeth (2007) exposure fusion with OpenCV's defaults (contrast,
+    saturation and well-exposedness weights of 1, Laplacian-pyramid blending), clipped to [0, 1]."""
+    _check(images)
+    # MergeMertens scales its input by 1/255 whatever the type: hand it float 0-255 BGR.
+    bgr = [np.ascontiguousarray(im[..., ::-1], np.float32) * np.float32(255.0) for im in images]
+    fused = cv2.createMergeMertens().process(bgr)
+    return np.clip(fused[..., ::-1], 0.0, 1.0).astype(np.float32)
+
+
+def average(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Pixel-wise mean of the exposures: the floor any fusion method should beat."""
+    _check(images)
+    return np.mean(np.stack(images).astype(np.float32), axis=0)
+
+
+BASELINES: dict[str, Callable[[Sequence[np.ndarray]], np.ndarray]] = {
+    "mertens": mertens,
+    "average": average,
+}

@@ -1,0 +1,455 @@
+"""`mefgan evaluate`: score fusion methods on a folder of scenes with the paper's and MEFB's metrics.
+
+Scenes come in either layout:
+
+* one subfolder per scene holding its exposures (the brightest by mean luminance is the over-,
+  the darkest the under-exposed source, as for `mefgan fuse`), ground truth optional as
+  ``<gt dir>/<scene>.<ext>`` (``--gt``; a ``Label/`` folder beside the scenes, SICE's layout, is
+  used by default);
+* the flat layout of the original release's ``test_imgs``: ``uN.<ext>`` / ``oN.<ext>`` pairs
+  (N a number), scene id ``N``, ground truth only with ``--gt``.
+
+Methods are built-in baselines (``mertens``, ``average``), folders of already-fused images
+(``NAME=folder:PATH``, ``PATH/<scene>.<ext>``) or trained models (``NAME=model:PATH``). Every
+method fuses (or is scored on) the same under/over pair.
+
+A fused image up to 7 rows/columns smaller than its sources is scored against the sources'
+top-left crop of its size: the original MEF-GAN code crops its inputs to multiples of 8, so its
+results are that much smaller. Any other size difference, a missing image or an unreadable file
+leaves that scene out for that method, and it is listed in the outputs, never silently dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from mefgan_tf import metrics
+from mefgan_tf.baselines import BASELINES
+from mefgan_tf.errors import CommandError
+from mefgan_tf.files import atomic_path
+from mefgan_tf.images import is_image, luminance, read_image_uint8, to_float, to_uint8
+
+MAX_CROP = 8  # a fused image may be up to MAX_CROP - 1 pixels smaller than its sources
+FLAT_NAME = re.compile(r"^([uo])(\d+)$", re.IGNORECASE)
+Fuser = Callable[[list[np.ndarray]], np.ndarray]
+
+
+# ---------------------------------------------------------------------------------------- scenes
+@dataclass
+class Scene:
+    """A scene to score: its exposures, optional ground truth, or why it cannot be scored."""
+
+    name: str
+    exposures: list[Path] = field(default_factory=list)
+    gt: Path | None = None
+    problem: str | None = None
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_file() and is_image(p)), key=lambda p: _natural_key(p.name))
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    """Image files of ``folder`` by stem (first one in name order when several share a stem)."""
+    found: dict[str, Path] = {}
+    for path in _images_in(folder):
+        found.setdefault(path.stem, path)
+    return found
+
+
+def find_scenes(root: Path, gt_dir: Path | None) -> list[Scene]:
+    """The scenes under ``root`` in either layout, in natural name order."""
+    if not root.is_dir():
+        raise CommandError(f"{root}: not a folder of scenes")
+    if gt_dir is not None and not gt_dir.is_dir():
+        raise CommandError(f"{gt_dir}: ground-truth folder not found")
+    flat = [p for p in _images_in(root) if FLAT_NAME.match(p.stem)]
+    scenes = _flat_scenes(flat) if flat else _folder_scenes(root)
+    if gt_dir is None and not flat and (root / "Label").is_dir():
+        gt_dir = root / "Label"
+    if not scenes:
+        raise CommandError(f"{root}: no scenes found (expected one subfolder of exposures per scene, or uN/oN image pairs)")
+    truths = _by_stem(gt_dir) if gt_dir is not None else {}
+    for scene in scenes:
+        scene.gt = truths.get(scene.name)
+    return sorted(scenes, key=lambda s: _natural_key(s.name))
+
+
+def _flat_scenes(paths: list[Path]) -> list[Scene]:
+    pairs: dict[str, dict[str, Path]] = {}
+    for path in paths:
+        kind, name = FLAT_NAME.match(path.stem).groups()
+        pairs.setdefault(name, {}).setdefault(kind.lower(), path)
+    scenes = []
+    for name, pair in pairs.items():
+        missing = [f"{k}{name}.*" for k in "uo" if k not in pair]
+        problem = f"missing {' and '.join(missing)}" if missing else None
+        scenes.append(Scene(name, [pair[k] for k in "uo" if k in pair], problem=problem))
+    return scenes
+
+
+def _folder_scenes(root: Path) -> list[Scene]:
+    scenes = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if folder.name.lower() == "label":
+            continue
+        exposures = _images_in(folder)
+        problem = None if len(exposures) >= 2 else f"needs at least 2 exposures, found {len(exposures)}"
+        scenes.append(Scene(folder.name, exposures, problem=problem))
+    return scenes
+
+
+@dataclass
+class LoadedScene:
+    """Full-resolution uint8 RGB sources of a scene (and its ground truth, if any)."""
+
+    under: np.ndarray
+    over: np.ndarray
+    gt: np.ndarray | None
+    note: str = ""
+
+
+def load_scene(scene: Scene) -> LoadedScene:
+    """Read a scene; the darkest exposure is ``under``, the brightest ``over``. CommandError if unusable."""
+    images = [read_image_uint8(p) for p in scene.exposures]
+    sizes = {im.shape[:2] for im in images}
+    if len(sizes) != 1:
+        raise CommandError(f"exposures differ in size: {', '.join(_size(s) for s in sorted(sizes))}")
+    order = np.argsort([luminance(im) for im in images], kind="stable")
+    under, over = images[order[0]], images[order[-1]]
+    gt, note = None, ""
+    if scene.gt is not None:
+        gt = read_image_uint8(scene.gt)
+        if gt.shape[:2] != under.shape[:2]:
+            note = f"ground truth {_size(gt.shape)} differs from the exposures' {_size(under.shape)}: not used"
+            gt = None
+    return LoadedScene(under, over, gt, note)
+
+
+def _size(shape: Sequence[int]) -> str:
+    return f"{shape[1]}x{shape[0]}"
+
+
+# ---------------------------------------------------------------------------------------- methods
+@dataclass
+class Method:
+    """A method to score: a built-in baseline, a folder of fused images, or a model."""
+
+    name: str
+    kind: str  # "builtin", "folder" or "model"
+    target: str
+    fuse: Fuser | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def parse_method(spec: str) -> Method:
+    """``mertens``, ``average``, ``[NAME=]mertens``, ``NAME=folder:PATH`` or ``NAME=model:PATH``."""
+    name, sep, rest = spec.partition("=")
+    if not sep:
+        name, rest = "", spec
+    kind, colon, target = rest.partition(":")
+    if not colon:
+        if rest not in BASELINES:
+            known = ", ".join(BASELINES)
+            raise CommandError(f"--method {spec!r}: unknown method (built-ins: {known}; or NAME=folder:PATH, NAME=model:PATH)")
+        return Method(name or rest, "builtin", rest, fuse=BASELINES[rest])
+    if kind not in ("folder", "model") or not target:
+        raise CommandError(f"--method {spec!r}: expected NAME=folder:PATH or NAME=model:PATH")
+    path = Path(target)
+    if not path.exists():
+        raise CommandError(f"--method {spec!r}: {path} not found")
+    if kind == "folder":
+        if not path.is_dir():
+            raise CommandError(f"--method {spec!r}: {path} is not a folder")
+        return Method(name or path.name, kind, target, files=_by_stem(path))
+    return Method(name or path.stem, kind, target, fuse=_load_model(spec, path))
+
+
+def _load_model(spec: str, path: Path) -> Fuser:
+    try:
+        from mefgan_tf.fusion import load_fuser
+    except ImportError as err:
+        raise CommandError(f"--method {spec!r}: model fusion is not available ({err})") from None
+    return load_fuser(path)
+
+
+def parse_methods(specs: Sequence[str]) -> list[Method]:
+    methods = [parse_method(s) for s in specs]
+    names = [m.name for m in methods]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CommandError(f"--method: name used twice: {', '.join(duplicates)} (give NAME=...)")
+    return methods
+
+
+# ---------------------------------------------------------------------------------------- scoring
+def shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale (area interpolation) so that the longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+@dataclass
+class Row:
+    """One scene x method: the metrics, or why it was left out."""
+
+    scene: str
+    method: str
+    status: str = "ok"
+    reason: str = ""
+    size: str = ""
+    cropped: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+class SceneScorer:
+    """Scores methods on one loaded scene, sharing the sources' work between methods."""
+
+    def __init__(self, scene: LoadedScene, max_side: int | None):
+        self.scene, self.max_side = scene, max_side
+        self._sources: dict[tuple, tuple[metrics.Sources, np.ndarray | None]] = {}
+
+    def _prepared(self, rows: int, cols: int) -> tuple[metrics.Sources, np.ndarray | None]:
+        """Sources (and ground truth) cropped to rows x cols, then shrunk: kept per size."""
+        if (rows, cols) not in self._sources:
+            s = self.scene
+            crop = [None if im is None else shrink(im[:rows, :cols], self.max_side) for im in (s.over, s.under, s.gt)]
+            self._sources[rows, cols] = (metrics.Sources(crop[0], crop[1]), crop[2])
+        return self._sources[rows, cols]
+
+    def score(self, name: str, method: Method) -> Row:
+        h, w = self.scene.under.shape[:2]
+        row = Row(name, method.name)
+        if method.kind == "folder":
+            path = method.files.get(name)
+            if path is None:
+                return _skip(row, f"no fused image {name}.* in {method.target}")
+            fused = read_image_uint8(path)
+            fh, fw = fused.shape[:2]
+            if not (0 <= h - fh < MAX_CROP and 0 <= w - fw < MAX_CROP):
+                return _skip(row, f"size mismatch: fused {_size(fused.shape)} vs sources {_size((h, w))}")
+            row.cropped = f"{h - fh}x{w - fw}"
+            sources, gt = self._prepared(fh, fw)
+            fused = shrink(fused, self.max_side)
+        else:
+            sources, gt = self._prepared(h, w)
+            fused = self._fuse(method, sources)
+            row.cropped = "0x0"
+        row.size = _size(fused.shape)
+        row.scores = sources.scores(fused, gt)
+        return row
+
+    @staticmethod
+    def _fuse(method: Method, sources: metrics.Sources) -> np.ndarray:
+        fused = method.fuse([to_float(sources.under), to_float(sources.over)])
+        if fused.shape[:2] != sources.shape:
+            raise CommandError(f"method {method.name} returned {_size(fused.shape)} for sources {_size(sources.shape)}")
+        return to_uint8(fused)
+
+
+def _skip(row: Row, reason: str) -> Row:
+    row.status, row.reason = "skipped", reason
+    return row
+
+
+def evaluate(scenes: list[Scene], methods: list[Method], max_side: int | None, progress: bool = True) -> list[Row]:
+    """One :class:`Row` per scene and method, in scene order."""
+    from tqdm import tqdm
+
+    rows: list[Row] = []
+    for scene in tqdm(scenes, desc="evaluate", unit="scene", disable=None if progress else True, file=sys.stderr):
+        found = _score_scene(scene, methods, max_side)
+        for row in found:
+            if row.status != "ok":
+                tqdm.write(f"scene {row.scene}, {row.method}: skipped: {row.reason}", file=sys.stderr)
+        rows.extend(found)
+    return rows
+
+
+def _score_scene(scene: Scene, methods: list[Method], max_side: int | None) -> list[Row]:
+    if scene.problem:
+        return [_skip(Row(scene.name, m.name), scene.problem) for m in methods]
+    try:
+        loaded = load_scene(scene)
+    except CommandError as err:
+        return [_skip(Row(scene.name, m.name), str(err)) for m in methods]
+    scorer = SceneScorer(loaded, max_side)
+    rows = []
+    for method in methods:
+        try:
+            row = scorer.score(scene.name, method)
+        except CommandError as err:
+            row = _skip(Row(scene.name, method.name), str(err))
+        if loaded.note:
+            row.reason = "; ".join(filter(None, [row.reason, loaded.note]))
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- summary
+def summarise(rows: list[Row], methods: list[Method]) -> dict:
+    """Mean, standard deviation (N-1, as MATLAB's ``std``; 0 for one value) and count of the
+    finite values of each metric per method, plus the skipped scene/method pairs."""
+    names = [n for n in metrics.METRIC_NAMES if any(n in r.scores for r in rows)]
+    table: dict[str, dict[str, dict]] = {}
+    for method in methods:
+        ok = [r for r in rows if r.method == method.name and r.status == "ok"]
+        table[method.name] = {}
+        for metric in names:
+            values = np.array([r.scores[metric] for r in ok if metric in r.scores], np.float64)
+            values = values[np.isfinite(values)]
+            n = int(values.size)
+            mean = float(values.mean()) if n else math.nan
+            std = float(values.std(ddof=1)) if n > 1 else (0.0 if n else math.nan)
+            table[method.name][metric] = {"mean": mean, "std": std, "n": n}
+    skipped = [{"scene": r.scene, "method": r.method, "reason": r.reason} for r in rows if r.status != "ok"]
+    notes = sorted({f"scene {r.scene}: {r.reason}" for r in rows if r.status == "ok" and r.reason})
+    return {"metrics": names, "methods": table, "skipped": skipped, "notes": notes}
+
+
+def _fmt(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.6g}"
+
+
+def write_per_image(path: Path, rows: list[Row], names: list[str]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["scene", "method", "status", "reason", "size", "cropped_rows_x_cols", *names])  # size: WxH
+        for r in rows:
+            scores = [_fmt(r.scores.get(n, math.nan)) for n in names]
+            out.writerow([r.scene, r.method, r.status, r.reason, r.size, r.cropped, *scores])
+
+
+def write_summary_csv(path: Path, summary: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["method", "metric", "mean", "std", "n"])
+        for method, table in summary["methods"].items():
+            for metric, s in table.items():
+                out.writerow([method, metric, _fmt(s["mean"]), _fmt(s["std"]), s["n"]])
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_summary_json(path: Path, summary: dict, options: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_json_safe({**summary, "options": options}), indent=2) + "\n")
+
+
+METRIC_NOTES = (
+    "MEF_SSIM: multi-scale MEF-SSIM (Ma et al. 2015, 3 scales; MEFB's MEF_SSIM); MEF_SSIM_SS: single scale; "
+    "QABF: Xydeas-Petrovic Q^AB/F; MSSIM: (SSIM(over, F) + SSIM(under, F)) / 2; SD, EN, SF, AG: standard deviation, "
+    "entropy, spatial frequency, average gradient per colour channel, averaged (MEFB); PSNR_I/S (peak 256), CC_I/S: "
+    "against ground truth on the paper's I and S channels. Higher is better for all."
+)
+
+
+def summary_markdown(summary: dict) -> str:
+    names = summary["metrics"]
+    lines = ["| Method | n | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for method, table in summary["methods"].items():
+        n = max((s["n"] for s in table.values()), default=0)
+        cells = [f"{_num(s['mean'])} ± {_num(s['std'])}" if s["n"] else "–" for s in table.values()]
+        lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± standard deviation over scenes. " + METRIC_NOTES, ""]
+    skipped = summary["skipped"]
+    listed = "; ".join(f"scene {s['scene']} / {s['method']}: {s['reason']}" for s in skipped)
+    lines.append(f"Skipped ({len(skipped)}): {listed}" if skipped else "Skipped: none.")
+    lines += [f"Note: {n}" for n in summary["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def write_chart(path: Path, summary: dict) -> None:
+    """One panel per metric, one bar per method (mean, standard deviation as error bar), like the
+    paper's Fig. 9. Uses the Agg canvas directly, leaving pyplot's global backend alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    names, methods = summary["metrics"], list(summary["methods"])
+    cols = min(4, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / cols))
+    fig = Figure(figsize=(3.2 * cols, 2.6 * rows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    colours = [f"C{i % 10}" for i in range(len(methods))]
+    for i, metric in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        stats = [summary["methods"][m][metric] for m in methods]
+        means = [0.0 if math.isnan(s["mean"]) else s["mean"] for s in stats]
+        errs = [0.0 if math.isnan(s["std"]) else s["std"] for s in stats]
+        ax.bar(range(len(methods)), means, yerr=errs, color=colours, capsize=3)
+        ax.set_title(metric)
+        ax.set_xticks([])
+    handles = [Patch(color=c) for c in colours]
+    fig.legend(handles, methods, loc="outside lower center", ncols=min(len(methods), 6))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenes", type=Path, metavar="SCENES_DIR",
+                        help="one subfolder of exposures per scene, or uN/oN image pairs (the original test_imgs layout)")
+    parser.add_argument("--method", action="append", required=True, metavar="SPEC",
+                        help="repeatable: mertens | average | NAME=folder:PATH (fused images named <scene>.<ext>) "
+                             "| NAME=model:PATH (checkpoint or SavedModel)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="writes per_image.csv, summary.csv, summary.json, summary.md and metrics.png here")
+    parser.add_argument("--gt", type=Path, metavar="DIR",
+                        help="ground truth as <scene>.<ext> (default: SCENES_DIR/Label if present)")
+    parser.add_argument("--resize-max", type=int, metavar="PIXELS",
+                        help="shrink every image of a scene identically so its longer side is at most PIXELS "
+                             "(after the crop rule; faster, but the numbers are not the full-resolution ones)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resize_max is not None and args.resize_max < 2 * metrics.WINDOW:
+        raise CommandError(f"--resize-max {args.resize_max}: must be at least {2 * metrics.WINDOW}")
+    methods = parse_methods(args.method)
+    scenes = find_scenes(args.scenes, args.gt)
+    rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet)
+    summary = summarise(rows, methods)
+    out: Path = args.out
+    write_per_image(out / "per_image.csv", rows, summary["metrics"] or metrics.METRIC_NAMES)
+    write_summary_csv(out / "summary.csv", summary)
+    options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
+               "resize_max": args.resize_max}
+    write_summary_json(out / "summary.json", summary, options)
+    markdown = summary_markdown(summary)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(markdown)
+    write_chart(out / "metrics.png", summary)
+    if not args.quiet:
+        print(markdown, end="")
+    return 0

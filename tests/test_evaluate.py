@@ -1,0 +1,218 @@
+"""`mefgan evaluate` end to end: generated scenes in both layouts, every method kind, the reports."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+from conftest import shared_path
+
+from mefgan_tf import metrics
+from mefgan_tf.baselines import average
+from mefgan_tf.cli import main
+from mefgan_tf.evaluate import Scene, load_scene
+from mefgan_tf.images import read_image_uint8, to_float, to_uint8, write_image
+
+OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png"]
+
+
+def _truth(seed: int, shape=(72, 96)) -> np.ndarray:
+    """A well-exposed float RGB scene: a dark and a bright region, both textured."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    light = np.where(xx < shape[1] // 2, 0.15, 0.8) + 0.12 * np.sin(xx / (3.0 + seed)) * np.cos(yy / 4.0)
+    noise = cv2.GaussianBlur(rng.random((*shape, 3)).astype(np.float32), (0, 0), 1.5) - 0.5
+    tint = np.array([1.0, 0.9, 0.75]) + 0.1 * seed
+    return np.clip(light[..., None] * tint + 0.1 * noise, 0, 1).astype(np.float32)
+
+
+def _exposures(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.clip(truth * 0.25, 0, 1), np.clip(truth * 2.5, 0, 1)
+
+
+def _folder_scenes(root, count=3):
+    """SICE layout: root/<scene>/*.png (3 exposures) and root/Label/<scene>.png."""
+    for i in range(count):
+        truth = _truth(i)
+        under, over = _exposures(truth)
+        for name, image in [("a", over), ("b", under), ("c", truth * 0.9)]:
+            write_image(root / f"scene{i}" / f"{name}.png", image)
+        write_image(root / "Label" / f"scene{i}.png", truth)
+    return root
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _run(*argv) -> int:
+    return main(["evaluate", *map(str, argv), "--quiet"])
+
+
+def test_evaluate_scene_folders_writes_every_report(tmp_path):
+    scenes, out = _folder_scenes(tmp_path / "scenes"), tmp_path / "out"
+    assert _run(scenes, "--method", "mertens", "--method", "average", "--out", out) == 0
+    assert all((out / name).stat().st_size > 0 for name in OUTPUTS)
+    rows = _read_csv(out / "per_image.csv")
+    assert [(r["scene"], r["method"]) for r in rows] == [(f"scene{i}", m) for i in range(3) for m in ("mertens", "average")]
+    assert all(r["status"] == "ok" and r["size"] == "96x72" for r in rows)
+    assert set(metrics.METRIC_NAMES) <= set(rows[0])  # Label/ found: ground-truth metrics too
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"] == metrics.METRIC_NAMES
+    assert summary["methods"]["mertens"]["MEF_SSIM"]["n"] == 3
+    values = [float(r["PSNR_I"]) for r in rows if r["method"] == "average"]
+    assert summary["methods"]["average"]["PSNR_I"]["mean"] == pytest.approx(np.mean(values), rel=1e-5)
+    assert summary["methods"]["average"]["PSNR_I"]["std"] == pytest.approx(np.std(values, ddof=1), rel=1e-4)
+    table = (out / "summary.md").read_text()
+    assert "| mertens | 3 |" in table and "Skipped: none." in table
+    assert cv2.imread(str(out / "metrics.png")) is not None
+
+
+def test_mertens_beats_average_on_mef_ssim(tmp_path):
+    scenes, out = _folder_scenes(tmp_path / "scenes"), tmp_path / "out"
+    assert _run(scenes, "--method", "mertens", "--method", "average", "--out", out) == 0
+    summary = json.loads((out / "summary.json").read_text())["methods"]
+    for metric in ("MEF_SSIM", "MEF_SSIM_SS", "QABF"):
+        assert summary["mertens"][metric]["mean"] > summary["average"][metric]["mean"]
+
+
+def test_per_image_csv_matches_direct_metric_calls(tmp_path):
+    scenes, out = _folder_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
+    assert _run(scenes, "--method", "average", "--out", out) == 0
+    row = _read_csv(out / "per_image.csv")[0]
+    loaded = load_scene(Scene("scene0", sorted((scenes / "scene0").iterdir()), scenes / "Label" / "scene0.png"))
+    assert loaded.under.mean() < loaded.over.mean()
+    fused = to_uint8(average([to_float(loaded.under), to_float(loaded.over)]))
+    expected = metrics.all_metrics(loaded.over, loaded.under, fused, loaded.gt)
+    for name, value in expected.items():
+        assert float(row[name]) == pytest.approx(value, rel=1e-5), name
+
+
+def _flat_scenes(root):
+    """The original test_imgs layout, with scene 5 lacking its over-exposure."""
+    truths = {}
+    for i in range(1, 6):
+        truths[i] = _truth(i)
+        under, over = _exposures(truths[i])
+        write_image(root / f"u{i}.png", under)
+        if i != 5:
+            write_image(root / f"o{i}.png", over)
+    return truths
+
+
+def test_folder_method_crop_rule_and_every_problem_is_reported(tmp_path):
+    scenes, fused_dir, out = tmp_path / "test_imgs", tmp_path / "results", tmp_path / "out"
+    truths = _flat_scenes(scenes)
+    write_image(fused_dir / "1.png", truths[1])  # same size
+    write_image(fused_dir / "2.png", truths[2][:-3, :-7])  # cropped like the original: scored
+    write_image(fused_dir / "3.png", truths[3][:-8])  # 8 rows short: a size mismatch
+    (scenes / "o4.png").write_bytes(b"not an image")  # unreadable source
+    assert _run(scenes, "--method", "ours=folder:" + str(fused_dir), "--method", "average", "--out", out) == 0
+    rows = {(r["scene"], r["method"]): r for r in _read_csv(out / "per_image.csv")}
+    assert len(rows) == 10  # nothing dropped
+    assert rows["1", "ours"]["status"] == "ok" and rows["1", "ours"]["cropped_rows_x_cols"] == "0x0"
+    assert rows["2", "ours"]["status"] == "ok" and rows["2", "ours"]["cropped_rows_x_cols"] == "3x7"
+    assert rows["2", "ours"]["size"] == "89x69"
+    assert "size mismatch" in rows["3", "ours"]["reason"] and rows["3", "average"]["status"] == "ok"
+    assert rows["4", "ours"]["status"] == rows["4", "average"]["status"] == "skipped"
+    assert "o4.png" in rows["4", "average"]["reason"]
+    assert "missing o5.*" in rows["5", "ours"]["reason"] and "missing o5.*" in rows["5", "average"]["reason"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"]["ours"]["MEF_SSIM_SS"]["n"] == 2
+    assert "PSNR_I" not in summary["metrics"]  # no ground truth given
+    skipped = {(s["scene"], s["method"]) for s in summary["skipped"]}
+    assert skipped == {("3", "ours"), ("4", "ours"), ("4", "average"), ("5", "ours"), ("5", "average")}
+    table = (out / "summary.md").read_text()
+    assert "Skipped (5):" in table and "scene 3 / ours: size mismatch" in table
+    # the cropped scene is scored against the sources' top-left crop
+    under, over = (read_image_uint8(scenes / f"{k}2.png")[:-3, :-7] for k in "uo")
+    expected = metrics.mef_ssim(over, under, read_image_uint8(fused_dir / "2.png"))
+    assert float(rows["2", "ours"]["MEF_SSIM_SS"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_exposures_of_different_sizes_are_reported(tmp_path):
+    scenes, out = _folder_scenes(tmp_path / "scenes", count=2), tmp_path / "out"
+    write_image(scenes / "scene1" / "c.png", _truth(1)[:-2])
+    assert _run(scenes, "--method", "average", "--out", out) == 0
+    rows = _read_csv(out / "per_image.csv")
+    assert rows[0]["status"] == "ok"
+    assert rows[1]["status"] == "skipped" and "exposures differ in size" in rows[1]["reason"]
+
+
+def test_ground_truth_folder_option_and_resize_max(tmp_path):
+    scenes, out = tmp_path / "test_imgs", tmp_path / "out"
+    truths = _flat_scenes(scenes)
+    for i, truth in truths.items():
+        write_image(tmp_path / "gt" / f"{i}.png", truth)
+    assert _run(scenes, "--method", "mertens", "--gt", tmp_path / "gt", "--resize-max", 48, "--out", out) == 0
+    rows = [r for r in _read_csv(out / "per_image.csv") if r["status"] == "ok"]
+    assert {r["size"] for r in rows} == {"48x36"}
+    assert all(r["PSNR_I"] and r["MEF_SSIM_SS"] for r in rows)
+    assert all(r["MEF_SSIM"] == "" for r in rows)  # too small for three scales: NaN, left blank
+
+
+def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
+    seen = []
+
+    def load_fuser(path):
+        seen.append(path)
+        return lambda images: average(images)
+
+    monkeypatch.setitem(sys.modules, "mefgan_tf.fusion", types.SimpleNamespace(load_fuser=load_fuser))
+    scenes, out = _folder_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
+    (tmp_path / "ckpt").mkdir()
+    assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--method", "average", "--out", out) == 0
+    assert seen == [tmp_path / "ckpt"]
+    gan, avg = _read_csv(out / "per_image.csv")
+    assert gan["method"] == "gan" and gan["MEF_SSIM"] == avg["MEF_SSIM"]
+
+
+@pytest.mark.parametrize(
+    "method, message",
+    [
+        ("bogus", "unknown method"),
+        ("x=folder:/no/such/dir", "not found"),
+        ("x=model:/no/such/ckpt", "not found"),
+        ("x=zip:/tmp", "NAME=folder:PATH"),
+    ],
+)
+def test_bad_method_is_a_one_line_error(tmp_path, capsys, method, message):
+    scenes = _folder_scenes(tmp_path / "scenes", count=1)
+    assert _run(scenes, "--method", method, "--out", tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mefgan evaluate: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_same_method_twice_needs_names(tmp_path, capsys):
+    scenes = _folder_scenes(tmp_path / "scenes", count=1)
+    assert _run(scenes, "--method", "average", "--method", "average", "--out", tmp_path / "out") == 1
+    assert "name used twice" in capsys.readouterr().err
+
+
+def test_folder_without_scenes_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert _run(tmp_path / "empty", "--method", "average", "--out", tmp_path / "out") == 1
+    assert "no scenes found" in capsys.readouterr().err
+
+
+def test_authors_results_against_mertens_and_average_on_shared_pairs(tmp_path):
+    root = shared_path("original_mefgan")
+    out = tmp_path / "out"
+    argv = [root / "test_imgs", "--method", f"authors=folder:{root / 'results'}", "--method", "mertens",
+            "--method", "average", "--resize-max", 320, "--out", out]
+    assert _run(*argv) == 0
+    rows = _read_csv(out / "per_image.csv")
+    assert len(rows) == 15 and all(r["status"] == "ok" for r in rows)
+    # the authors' results have the sources' sizes here (multiples of 8): nothing to crop
+    assert {r["cropped_rows_x_cols"] for r in rows if r["method"] == "authors"} == {"0x0"}
+    summary = json.loads((out / "summary.json").read_text())["methods"]
+    # measured at full resolution: authors 0.905, Mertens 0.981, average 0.901 (MEF_SSIM)
+    assert 0.85 < summary["authors"]["MEF_SSIM"]["mean"] < summary["mertens"]["MEF_SSIM"]["mean"]
+    assert summary["mertens"]["QABF"]["mean"] > summary["authors"]["QABF"]["mean"]
+    assert summary["authors"]["EN"]["mean"] > summary["average"]["EN"]["mean"]
