@@ -9,6 +9,7 @@ VERSION = (ROOT / "mefgan_tf" / "VERSION").read_text().strip()
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "keras==3.15.1",
+    "tensorboard==2.21.0",
     "numpy>=1.26",
     "h5py>=3.10",
     "opencv-python-headless>=4.9",

@@ -46,6 +46,7 @@ def save_model_checkpoint(out_dir: str | Path, generator, discriminator=None, st
         raise CommandError(f"{out_dir}: folder exists and is not empty; choose a new --out")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes 0700
     try:
         step_var = tf.Variable(step, dtype=tf.int64, trainable=False)
         checkpoint = make_checkpoint(generator=generator, discriminator=discriminator, step=step_var)
@@ -88,3 +89,19 @@ def load_generator(path: str | Path, attention_chunk: int | None = None):
     except AssertionError as err:
         raise CommandError(f"{path}: checkpoint does not hold a MEF-GAN generator ({str(err).splitlines()[0]})") from None
     return generator
+
+
+def import_keras_weights(
+    out_dir: str | Path, generator_weights: str | Path, discriminator_weights: str | Path | None = None, step: int = 0, config: MEFGANConfig | None = None
+) -> Path:
+    """Turn Keras weight files (e.g. from ``jax_trainer``, any backend) into a mefgan-tf checkpoint folder."""
+    from mefgan_tf.discriminator import build_discriminator
+    from mefgan_tf.generator import build_generator
+
+    generator = build_generator(config)
+    generator.load_weights(generator_weights)
+    discriminator = None
+    if discriminator_weights is not None:
+        discriminator = build_discriminator(config)
+        discriminator.load_weights(discriminator_weights)
+    return save_model_checkpoint(out_dir, generator, discriminator, step=step)

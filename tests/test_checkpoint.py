@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mefgan_tf.checkpoint import load_generator, read_config, save_model_checkpoint
+from mefgan_tf.checkpoint import import_keras_weights, load_generator, read_config, save_model_checkpoint
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.errors import CommandError
@@ -36,3 +36,12 @@ def test_saving_refuses_to_overwrite_a_non_empty_folder(tmp_path):
 def test_loading_a_folder_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="no checkpoint in this folder"):
         load_generator(tmp_path)
+
+
+def test_keras_weight_files_become_a_checkpoint_with_the_same_outputs(tmp_path):
+    generator, discriminator = build_generator(), build_discriminator()
+    generator.save_weights(tmp_path / "g.weights.h5")
+    discriminator.save_weights(tmp_path / "d.weights.h5")
+    out = import_keras_weights(tmp_path / "ckpt", tmp_path / "g.weights.h5", tmp_path / "d.weights.h5", step=7)
+    x = np.random.default_rng(1).random((1, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(load_generator(out)((x, x)).numpy(), generator((x, x)).numpy())
