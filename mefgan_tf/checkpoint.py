@@ -12,6 +12,7 @@ from pathlib import Path
 from mefgan_tf import __version__
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
+from mefgan_tf.files import atomic_path
 
 CHECKPOINT_NAME = "ckpt"
 METADATA_FILE = "mefgan.json"
@@ -25,8 +26,10 @@ def make_checkpoint(**objects):
 
 
 def write_metadata(directory: Path, config: MEFGANConfig, **extra) -> None:
+    """Write ``mefgan.json`` (config, version, extras) atomically."""
     text = json.dumps({"mefgan_tf_version": __version__, "config": config.to_dict(), **extra}, indent=2)
-    (directory / METADATA_FILE).write_text(text)
+    with atomic_path(Path(directory) / METADATA_FILE) as tmp:
+        tmp.write_text(text)
 
 
 def read_config(directory: str | Path) -> MEFGANConfig:

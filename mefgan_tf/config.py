@@ -37,6 +37,7 @@ class MEFGANConfig:
     lr_decay_rate: float = 0.7  # per epoch, continuous
     g_beta1: float = 0.0
     g_beta2: float = 0.9
+    adam_epsilon: float = 1e-8  # TF1 AdamOptimizer's default (Keras' is 1e-7)
     d_lr_factor: float = 2.0  # D's SGD rate is this times the G rate
     clip_value: float = 8.0
     batch_size: int = 19  # global batch

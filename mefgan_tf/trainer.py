@@ -1,0 +1,414 @@
+"""The MEF-GAN trainer: the original recipe as ``tf.function`` steps driven by a small eager loop.
+
+``Trainer`` owns G, D, their optimizers and the counters, all inside one ``tf.distribute`` strategy
+(one device, ``MirroredStrategy`` or ``MultiWorkerMirroredStrategy``). Three compiled steps exist:
+a D update, a G update and a measurement of mean D(gt) / D(fused); ``train_batch`` decides in Python
+which to run (the balancing rule of ``losses``). ``train`` adds the run management: resume from the
+latest checkpoint, checkpoints, TensorBoard summaries, a progress bar and the NaN/Inf guard.
+
+Which ``training=`` flags: the original runs G and D as one TF1 graph whose batch norm is in
+training mode and whose spectral-norm ``u`` vectors are reassigned on every run. So every call here
+(D update, G update, measurement) runs G and D with ``training=True``: batch statistics, and each
+``u`` advances once per call (D sees real and fused patches in one concatenated batch, so its ``u``
+advances once, as in the original where both D outputs come from the same ``u``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from mefgan_tf.checkpoint import CHECKPOINT_NAME, make_checkpoint
+from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.data import split_channels
+from mefgan_tf.discriminator import build_discriminator
+from mefgan_tf.errors import CommandError
+from mefgan_tf.generator import build_generator
+from mefgan_tf.losses import balanced_batch, d_loss_per_example, generator_loss_per_example, learning_rate
+from mefgan_tf.pipeline import PatchBatches
+
+PRECISIONS = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+GRID_IMAGES = 4
+
+
+@dataclass
+class BatchResult:
+    """What one training batch reports (global means over the batch)."""
+
+    d_loss: float
+    g_loss: float
+    adversarial: float
+    content: float
+    mse: float
+    gradient: float
+    d_real: float
+    d_fake: float
+    d_updates: int
+    g_updates: int
+
+    def finite(self) -> bool:
+        return all(math.isfinite(v) for v in asdict(self).values())
+
+
+class Trainer:
+    """G, D, their optimizers, the shared update counter and the data position, plus the steps."""
+
+    def __init__(
+        self,
+        config: MEFGANConfig,
+        batches_per_epoch: int,
+        strategy: tf.distribute.Strategy | None = None,
+        precision: str | None = None,
+    ):
+        self.config = config
+        self.batches_per_epoch = batches_per_epoch
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.precision = precision
+        with self.strategy.scope():
+            self._build(config, precision)
+        self.checkpoint = make_checkpoint(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            step=self.step,
+            g_optimizer=self.g_optimizer,
+            d_optimizer=self.d_optimizer,
+            epoch=self.epoch,
+            batch=self.batch,
+        )
+        self.d_step = tf.function(self._d_step)
+        self.g_step = tf.function(self._g_step)
+        self.measure = tf.function(self._measure)
+
+    def _build(self, config: MEFGANConfig, precision: str | None) -> None:
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(PRECISIONS[precision] if precision else "float32")
+        try:
+            self.generator = build_generator(config)
+            self.discriminator = build_discriminator(config)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        # The original's global step: advances on every G and every D update and drives the lr.
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # Data position: the next batch to train is batch `batch` of epoch `epoch`.
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch")
+        g_opt = keras.optimizers.Adam(
+            learning_rate=self.g_learning_rate,
+            beta_1=config.g_beta1,
+            beta_2=config.g_beta2,
+            epsilon=config.adam_epsilon,
+        )
+        d_opt = keras.optimizers.SGD(learning_rate=self.d_learning_rate)
+        if precision == "float16":
+            g_opt, d_opt = keras.optimizers.LossScaleOptimizer(g_opt), keras.optimizers.LossScaleOptimizer(d_opt)
+        g_opt.build(self.generator.trainable_variables)
+        d_opt.build(self.discriminator.trainable_variables)
+        self.g_optimizer, self.d_optimizer = g_opt, d_opt
+
+    # Learning rates, read by the optimizers at every update from the shared step counter.
+    def g_learning_rate(self):
+        return learning_rate(tf.cast(self.step, tf.float32), self.batches_per_epoch, self.config)
+
+    def d_learning_rate(self):
+        return self.config.d_lr_factor * self.g_learning_rate()
+
+    @property
+    def steps_done(self) -> int:
+        """Training batches completed (over all epochs)."""
+        return int(self.epoch.numpy()) * self.batches_per_epoch + int(self.batch.numpy())
+
+    def set_position(self, steps_done: int) -> None:
+        epoch, batch = divmod(steps_done, self.batches_per_epoch)
+        self.epoch.assign(epoch)
+        self.batch.assign(batch)
+
+    # Per-replica computations. Losses are per-example sums divided by the global batch, so that
+    # the replicas' gradients, summed by the optimizer, are the gradient of the global mean.
+    def _fused(self, over, under):
+        return tf.cast(self.generator((over, under), training=True), tf.float32)
+
+    def _d_probs(self, images):
+        return tf.cast(self.discriminator(images, training=True), tf.float32)
+
+    def _real_and_fake(self, gt, fused):
+        """D(gt) and D(fused) from one call on the concatenated batch."""
+        d_real, d_fake = tf.split(self._d_probs(tf.concat([gt, fused], axis=0)), 2)
+        return d_real, d_fake
+
+    def _apply(self, optimizer, tape, loss, variables) -> None:
+        grads = tape.gradient(optimizer.scale_loss(loss), variables)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    def _d_replica(self, batch):
+        over, under, gt = split_channels(batch)
+        fused = self._fused(over, under)
+        variables = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            d_real, d_fake = self._real_and_fake(gt, fused)
+            per_example = d_loss_per_example(d_real, d_fake, self.config)
+            loss = tf.reduce_sum(per_example) / self.config.batch_size
+        self._apply(self.d_optimizer, tape, loss, variables)
+        return _sums({"d_loss": per_example, "d_real": d_real, "d_fake": d_fake})
+
+    def _g_replica(self, batch):
+        over, under, gt = split_channels(batch)
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            fused = self._fused(over, under)
+            d_fake = self._d_probs(fused)
+            terms = generator_loss_per_example(d_fake, gt, fused, self.config)
+            loss = tf.reduce_sum(terms.total) / self.config.batch_size
+        self._apply(self.g_optimizer, tape, loss, variables)
+        return {**_sums({f"g_{k}": v for k, v in terms._asdict().items()}), "fused": fused}
+
+    def _measure_replica(self, batch):
+        over, under, gt = split_channels(batch)
+        d_real, d_fake = self._real_and_fake(gt, self._fused(over, under))
+        return _sums({"d_real": d_real, "d_fake": d_fake})
+
+    # Cross-replica steps (compiled with tf.function).
+    def _global_means(self, per_replica_sums: dict) -> dict:
+        size = float(self.config.batch_size)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) / size for k, v in per_replica_sums.items()}
+
+    def _clip(self, model) -> None:
+        c = self.config.clip_value
+        for variable in model.trainable_variables:
+            variable.assign(tf.clip_by_value(variable, -c, c))
+
+    def _sync_statistics(self) -> None:
+        """Average the non-trainable weights (BN moving statistics, SN ``u``) over the replicas.
+
+        Each replica updates its copy from its own slice of the batch; without this the copies of
+        the batch-norm statistics would drift apart between GPUs and workers.
+        """
+        if self.strategy.num_replicas_in_sync == 1:
+            return
+        variables = self.generator.non_trainable_variables + self.discriminator.non_trainable_variables
+        local = self.strategy.run(lambda: [tf.identity(v) for v in variables])
+        for variable, values in zip(variables, local):
+            variable.assign(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, values, axis=None))
+
+    def _d_step(self, batch):
+        out = self.strategy.run(self._d_replica, args=(batch,))
+        self._sync_statistics()
+        self._clip(self.discriminator)
+        self.step.assign_add(1)
+        return self._global_means(out)
+
+    def _g_step(self, batch):
+        out = self.strategy.run(self._g_replica, args=(batch,))
+        fused = self.strategy.experimental_local_results(out.pop("fused"))[0]
+        self._sync_statistics()
+        self._clip(self.generator)
+        self.step.assign_add(1)
+        return {**self._global_means(out), "fused": fused}
+
+    def _measure(self, batch):
+        out = self.strategy.run(self._measure_replica, args=(batch,))
+        self._sync_statistics()
+        return self._global_means(out)
+
+    def train_batch(self, batch, index: int) -> tuple[BatchResult, tf.Tensor]:
+        """One batch of the original recipe (``losses.balanced_batch``) with the compiled steps.
+
+        Returns the batch's report and the first replica's fused images of its last G update.
+        """
+
+        def measure() -> tuple[float, float]:
+            m = self.measure(batch)
+            return float(m["d_fake"]), float(m["d_real"])
+
+        out = balanced_batch(index, lambda: self.d_step(batch), lambda: self.g_step(batch), measure, self.config)
+        d, g = out.d_out, out.g_out
+        d_fake, d_real = out.measured or (float(d["d_fake"]), float(d["d_real"]))
+        result = BatchResult(
+            d_loss=float(d["d_loss"]),
+            g_loss=float(g["g_total"]),
+            adversarial=float(g["g_adversarial"]),
+            content=float(g["g_content"]),
+            mse=float(g["g_mse"]),
+            gradient=float(g["g_gradient"]),
+            d_real=d_real,
+            d_fake=d_fake,
+            d_updates=out.d_updates,
+            g_updates=out.g_updates,
+        )
+        return result, g["fused"]
+
+    def distributed_batches(self, batches: PatchBatches, epoch: int, start: int):
+        """The batches ``start..`` of ``epoch``, split over this strategy's replicas."""
+        replicas = self.strategy.num_replicas_in_sync
+
+        def dataset(context: tf.distribute.InputContext):
+            return batches.dataset(epoch, start, context.input_pipeline_id, context.num_input_pipelines, replicas)
+
+        return self.strategy.distribute_datasets_from_function(dataset)
+
+    def current_learning_rate(self) -> float:
+        return float(learning_rate(int(self.step.numpy()), self.batches_per_epoch, self.config))
+
+
+def _sums(values: dict) -> dict:
+    """Each per-example vector summed over this replica's examples."""
+    return {k: tf.reduce_sum(v) for k, v in values.items()}
+
+
+def image_grid(batch, fused, count: int = GRID_IMAGES) -> np.ndarray:
+    """One row per example: over | under | fused | gt, as a [1, rows*S, 4*S, 3] image for TensorBoard."""
+    batch = np.asarray(batch)[:count]
+    over, under, gt = split_channels(batch)
+    rows = np.concatenate([over, under, np.asarray(fused)[:count], gt], axis=2)
+    return np.concatenate(list(rows), axis=0)[None]
+
+
+def _metadata(plugin: str) -> bytes:
+    """Summary metadata naming the TensorBoard plugin that displays a value."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = plugin
+    return metadata.SerializeToString()
+
+
+class RunLog:
+    """TensorBoard event files (chief only): the scalars in SPEC and image grids.
+
+    Written with the core ``tf.summary.write`` and the scalar/image plugin formats, so logging
+    works whether or not the ``tensorboard`` package is installed here.
+    """
+
+    SCALARS = _metadata("scalars")
+    IMAGES = _metadata("images")
+
+    def __init__(self, directory: Path | None, config: MEFGANConfig):
+        self.config = config
+        self.writer = tf.summary.create_file_writer(str(directory)) if directory else tf.summary.create_noop_writer()
+
+    def write(self, step: int, result: BatchResult, lr: float, patches_per_second: float, images=None) -> None:
+        with self.writer.as_default(step=step):
+            if step % self.config.summary_every == 0 or images is not None:
+                scalars = {f"loss/{n}": getattr(result, n) for n in ("content", "adversarial", "mse", "gradient")}
+                scalars.update({
+                    "loss/generator": result.g_loss,
+                    "loss/discriminator": result.d_loss,
+                    "D/real": result.d_real,
+                    "D/fake": result.d_fake,
+                    "balance/d_updates": result.d_updates,
+                    "balance/g_updates": result.g_updates,
+                    "learning_rate": lr,
+                    "patches_per_second": patches_per_second,
+                })
+                for tag, value in scalars.items():
+                    tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=self.SCALARS)
+            if images is not None:
+                self.write_image("over | under | fused | gt", images[0])
+
+    def write_image(self, tag: str, image: np.ndarray) -> None:
+        png = tf.image.encode_png(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        tensor = tf.stack([tf.as_string(image.shape[1]), tf.as_string(image.shape[0]), png])
+        tf.summary.write(tag, tensor, metadata=self.IMAGES)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+
+
+@dataclass
+class RunReport:
+    """How a call of ``train`` ended."""
+
+    steps_done: int
+    total_steps: int
+    resumed_from: int
+    last_checkpoint: str | None
+    last: BatchResult | None
+
+
+def train(
+    trainer: Trainer,
+    batches: PatchBatches,
+    checkpoint_dir: str | Path,
+    max_steps: int | None = None,
+    is_chief: bool = True,
+    progress: bool = True,
+    on_step: Callable[[int, BatchResult], None] | None = None,
+) -> RunReport:
+    """Train from the latest checkpoint in ``checkpoint_dir`` (if any) to the end or ``max_steps``.
+
+    Checkpoints every ``checkpoint_every`` steps, at each epoch end and when stopping. A non-finite
+    loss raises ``CommandError`` without saving, so the latest checkpoint stays the last good one.
+    """
+    config, per_epoch = trainer.config, trainer.batches_per_epoch
+    directory = Path(checkpoint_dir)
+    manager = tf.train.CheckpointManager(
+        trainer.checkpoint, str(directory), max_to_keep=config.keep_checkpoints, checkpoint_name=CHECKPOINT_NAME
+    )
+    if manager.latest_checkpoint:
+        restore(trainer, manager.latest_checkpoint)
+    start = done = trainer.steps_done
+    total = config.epochs * per_epoch
+    stop = total if max_steps is None else min(total, max_steps)
+    log = RunLog(directory / "logs" if is_chief else None, config)
+    bar = tqdm(total=stop, initial=done, unit="step", disable=not (progress and is_chief), dynamic_ncols=True)
+    result = None
+    try:
+        while done < stop:
+            epoch, index = divmod(done, per_epoch)
+            iterator = iter(trainer.distributed_batches(batches, epoch, index))
+            for index in range(index, min(per_epoch, index + stop - done)):
+                batch = next(iterator)
+                began = time.perf_counter()
+                lr = trainer.current_learning_rate()
+                result, fused = trainer.train_batch(batch, index)
+                if not result.finite():
+                    raise CommandError(_non_finite_message(done + 1, result, manager.latest_checkpoint))
+                rate = config.batch_size / (time.perf_counter() - began)
+                done += 1
+                trainer.set_position(done)
+                images = None
+                if is_chief and done % config.image_summary_every == 0:
+                    local = trainer.strategy.experimental_local_results(batch)[0]
+                    images = image_grid(local, fused)
+                log.write(done, result, lr, rate, images)
+                bar.set_postfix_str(_postfix(result, lr, rate), refresh=False)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(done, result)
+                if done % config.checkpoint_every == 0 or index == per_epoch - 1 or done == stop:
+                    manager.save(checkpoint_number=done)
+    finally:
+        bar.close()
+        log.close()
+    return RunReport(done, total, start, manager.latest_checkpoint, result)
+
+
+def restore(trainer: Trainer, prefix: str) -> None:
+    """Restore every training object from ``prefix``; CommandError if it is not this trainer's kind."""
+    try:
+        trainer.checkpoint.restore(prefix).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as err:
+        raise CommandError(f"{prefix}: cannot resume from this checkpoint ({str(err).splitlines()[0]})") from None
+
+
+def _postfix(result: BatchResult, lr: float, rate: float) -> str:
+    return (
+        f"G {result.g_loss:.4g} (adv {result.adversarial:.3g}, content {result.content:.3g}) "
+        f"D {result.d_loss:.3g} D(real) {result.d_real:.2f} D(fake) {result.d_fake:.2f} "
+        f"lr {lr:.2e} {rate:.1f} patches/s"
+    )
+
+
+def _non_finite_message(step: int, result: BatchResult, last_checkpoint: str | None) -> str:
+    kept = f"the last good checkpoint {last_checkpoint} is kept" if last_checkpoint else "no checkpoint was written"
+    return (
+        f"non-finite loss at step {step} (G loss {result.g_loss}, D loss {result.d_loss}); "
+        f"training stopped and {kept} (try a lower --learning-rate)"
+    )

@@ -1,0 +1,98 @@
+"""`mefgan train`: config resolution and printing, clear errors, and a real two-worker run on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mefgan_tf.cli import main
+from test_pipeline import make_patches
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def printed_config(capsys, *flags) -> dict:
+    assert main(["train", "--print-config", *flags]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_print_config_shows_the_original_recipe_by_default(capsys, tmp_path):
+    config = printed_config(capsys, "--out", str(tmp_path / "run"))
+    expected = {"learning_rate": 3e-4, "batch_size": 19, "epochs": 4, "content_weight": 500.0, "gradient_weight": 0.6}
+    assert {k: config[k] for k in expected} == expected
+    assert (config["clip_value"], config["checkpoint_every"], config["balance_every"]) == (8.0, 100, 3)
+    assert config["seed"] is not None  # a random seed is chosen and saved with the run
+
+
+def test_paper_variant_file_flags_and_set_override_in_that_order(capsys, tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 7\ncontent_weight: 100\n")
+    config = printed_config(
+        capsys, "--out", str(tmp_path / "run"), "--paper", "--config", str(tmp_path / "c.yaml"),
+        "--batch-size", "8", "--set", "gradient_weight=0.5", "--seed", "3",
+    )
+    assert (config["learning_rate"], config["epochs"], config["content_weight"]) == (6e-4, 7, 100)
+    assert (config["batch_size"], config["gradient_weight"], config["seed"]) == (8, 0.5, 3)
+
+
+def test_missing_patch_file_is_a_one_line_error_and_writes_nothing(capsys, tmp_path):
+    assert main(["train", "--data", str(tmp_path / "none.h5"), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mefgan train: error: ") and "none.h5: no such patch file" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_refuses_a_folder_that_is_not_a_run_and_a_resume_with_another_batch_size(capsys, tmp_path):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["train", "--out", str(tmp_path / "other")]) == 1
+    assert "holds no mefgan run" in capsys.readouterr().err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "mefgan.json").write_text(json.dumps({"config": {"batch_size": 4, "seed": 1}}))
+    assert main(["train", "--out", str(run), "--batch-size", "8"]) == 1
+    assert "started with batch_size 4" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size"] == 4  # a resumed run keeps its saved config
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_train_in_lockstep_and_finish_with_identical_weights(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    data = make_patches(tmp_path / "p.h5", n=4)
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+        env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        command = [sys.executable, "-m", "mefgan_tf.cli", "train", "--data", str(data), "--out", str(tmp_path / f"w{index}"),
+                   "--batch-size", "2", "--max-steps", "1", "--seed", "5", "--quiet"]
+        procs.append(subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+
+    chief, other = tmp_path / "w0", tmp_path / "w1" / "worker-1"  # non-chief workers write beside the run
+    assert tf.train.latest_checkpoint(str(chief)).endswith("ckpt-1") and (chief / "mefgan.json").exists()
+    a, b = tf.train.load_checkpoint(str(chief)), tf.train.load_checkpoint(str(other))
+    names = [n for n, _ in tf.train.list_variables(str(chief)) if not n.startswith("_CHECKPOINTABLE")]
+    assert any(n.startswith("generator/") for n in names) and any("optimizer" in n for n in names)
+    for name in names:
+        np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+    assert int(a.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) >= 2  # at least one D and one G update

@@ -1,0 +1,108 @@
+"""The trainer runs the original recipe for real: balancing, clipping, the shared step counter and lr,
+exact resume after an interrupt, repeatable runs for a seed, and the NaN guard."""
+from __future__ import annotations
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mefgan_tf.checkpoint import load_generator
+from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.errors import CommandError
+from mefgan_tf.losses import learning_rate
+from mefgan_tf.pipeline import epoch_order, open_batches
+from mefgan_tf.trainer import Trainer, train
+from test_pipeline import make_patches
+
+tf.config.experimental.enable_op_determinism()  # what `mefgan train` does for its seed
+CONFIG = MEFGANConfig(batch_size=1, seed=7, checkpoint_every=100, summary_every=1, image_summary_every=2)
+
+
+def new_trainer(path, config=CONFIG, init_seed=None):
+    keras.utils.set_random_seed(config.seed if init_seed is None else init_seed)
+    batches = open_batches(path, config, config.seed)
+    return Trainer(config, len(batches)), batches
+
+
+def state(trainer: Trainer) -> list[np.ndarray]:
+    """Every value a checkpoint holds: G, D (with u and BN statistics), both optimizers, counters."""
+    variables = trainer.generator.weights + trainer.discriminator.weights
+    variables += trainer.g_optimizer.variables + trainer.d_optimizer.variables
+    return [np.asarray(v) for v in variables] + [trainer.step.numpy(), trainer.epoch.numpy(), trainer.batch.numpy()]
+
+
+def losses_of(log):
+    return lambda step, result: log.append((step, result.g_loss, result.d_loss, result.d_real, result.d_fake))
+
+
+def test_interrupted_then_resumed_run_equals_an_uninterrupted_one_and_a_seed_repeats_the_losses(tmp_path):
+    data = make_patches(tmp_path / "p.h5", n=4)
+    straight, first, second = [], [], []
+    trainer, batches = new_trainer(data)
+    report = train(trainer, batches, tmp_path / "a", max_steps=3, progress=False, on_step=losses_of(straight))
+    assert report.last_checkpoint.endswith("ckpt-3") and report.steps_done == 3
+    expected = state(trainer)
+
+    trainer, batches = new_trainer(data)
+    train(trainer, batches, tmp_path / "b", max_steps=2, progress=False, on_step=losses_of(first))
+    assert first == straight[:2]  # same seed, same losses
+
+    trainer, batches = new_trainer(data, init_seed=12345)  # a fresh process would start from other weights
+    report = train(trainer, batches, tmp_path / "b", max_steps=3, progress=False, on_step=losses_of(second))
+    assert report.resumed_from == 2 and second == straight[2:]
+    for got, want in zip(state(trainer), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # the run folder is what the fusion command loads
+    x = np.full((1, 16, 16, 3), 0.5, np.float32)
+    np.testing.assert_array_equal(load_generator(tmp_path / "b")((x, x)), trainer.generator((x, x)))
+    assert (tmp_path / "b" / "logs").is_dir()
+
+
+def test_scripted_discriminator_that_calls_everything_real_gets_the_extra_d_then_g_updates_with_clipping(tmp_path):
+    config = CONFIG.replace(max_d_updates=3, max_g_updates=3)  # caps of 4 and 8: test_losses
+    trainer, batches = new_trainer(make_patches(tmp_path / "p.h5", n=4), config)
+    # D(x) = tanh(8)/2 + 0.5 ~ 1 for every x: D looks fooled (D(fused) > 0.6) and winning (D(gt) > 0.6)
+    trainer.discriminator.dense.kernel.assign(tf.zeros_like(trainer.discriminator.dense.kernel))
+    trainer.discriminator.dense.bias.assign([8.0])
+    trainer.generator.merge_conv4.bias.assign([50.0, -50.0, 3.0])
+    batch = next(iter(trainer.distributed_batches(batches, epoch=0, start=0)))
+
+    result, fused = trainer.train_batch(batch, index=0)
+    assert (result.d_updates, result.g_updates) == (3, 3)
+    assert result.d_real > 0.99 and result.d_fake > 0.99
+    assert int(trainer.step.numpy()) == 6  # one counter for both optimizers
+    assert trainer.current_learning_rate() == pytest.approx(3e-4 * 0.7 ** (6 / len(batches)))
+    bias = trainer.generator.merge_conv4.bias.numpy()
+    assert bias[0] <= 8.0 and bias[1] >= -8.0 and abs(bias[2]) < 8.0
+    for variable in trainer.generator.trainable_variables + trainer.discriminator.trainable_variables:
+        assert np.abs(variable.numpy()).max() <= 8.0
+    assert fused.shape == (1, 144, 144, 3)
+
+    result, _ = trainer.train_batch(batch, index=1)  # not a balancing batch
+    assert (result.d_updates, result.g_updates) == (1, 1) and int(trainer.step.numpy()) == 8
+
+
+def test_optimizers_follow_the_recipe():
+    trainer = Trainer(MEFGANConfig(batch_size=2), batches_per_epoch=10)
+    g, d = trainer.g_optimizer, trainer.d_optimizer
+    assert isinstance(g, keras.optimizers.Adam) and isinstance(d, keras.optimizers.SGD)
+    assert (g.beta_1, g.beta_2, g.epsilon) == (0.0, 0.9, 1e-8)
+    trainer.step.assign(5)
+    assert float(g.learning_rate) == pytest.approx(learning_rate(5, 10, trainer.config), rel=1e-6)
+    assert float(d.learning_rate) == pytest.approx(2 * learning_rate(5, 10, trainer.config), rel=1e-6)
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    path = tmp_path / "nan.h5"
+    with h5py.File(make_patches(tmp_path / "p.h5", n=8)) as f:
+        data = f["data"][:].astype(np.float32) / 255
+    data[epoch_order(8, CONFIG.seed, 0)[2]] = np.nan  # batch 3 of the first epoch
+    with h5py.File(path, "w") as f:
+        f["data"] = data
+    trainer, batches = new_trainer(path, CONFIG.replace(checkpoint_every=1))
+    with pytest.raises(CommandError, match="non-finite loss at step 3 .*last good checkpoint .*ckpt-2 is kept"):
+        train(trainer, batches, tmp_path / "run", max_steps=4, progress=False)
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-2")
+    assert not list((tmp_path / "run").glob("ckpt-3*"))
