@@ -1,0 +1,155 @@
+"""`mefgan export`: a SavedModel of the generator for TensorFlow Serving.
+
+The SavedModel has two signatures:
+
+- ``serving_default``: ``over`` and ``under`` float32 [B, H, W, 3] in [0, 1], any H and W (reflect
+  padding to multiples of 8 and the crop back happen inside the graph) -> ``fused`` float32
+  [B, H, W, 3]. The inputs are used as named.
+- ``fuse_images``: ``over_bytes`` and ``under_bytes``, string [B] of encoded JPEG/PNG/BMP/GIF
+  files -> ``fused_png_bytes``, string [B] of 8-bit PNG files. Each pair is ordered by mean
+  luminance inside the graph (the brighter one is "over"), as ``mefgan fuse`` does, so web
+  clients may send the two exposures in any order. The ``_bytes`` suffixes make the REST API
+  carry the values as ``{"b64": ...}``.
+
+It also keeps the two tiling stages of ``fusion.GeneratorStages`` (``attention_half`` and
+``fuse_tile``), so ``mefgan fuse --model`` fuses large photos with a SavedModel in bounded memory.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+from mefgan_tf.errors import CommandError
+
+FLOAT_SIGNATURE = "serving_default"
+BYTES_SIGNATURE = "fuse_images"
+METADATA_FOLDER = "assets.extra"  # extra files TensorFlow Serving ignores
+
+
+@functools.cache
+def serving_class():
+    """``ServingModule``: ``GeneratorStages`` plus the two serving signatures (built on first use)."""
+    import tensorflow as tf
+
+    from mefgan_tf.fusion import SIZE_MULTIPLE, stages_class
+    from mefgan_tf.images import LUMA_WEIGHTS
+
+    def image_spec(name: str) -> tf.TensorSpec:
+        return tf.TensorSpec([None, None, None, 3], tf.float32, name=name)
+
+    def bytes_spec(name: str) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string, name=name)
+
+    def decode(data):
+        return tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
+
+    def mean_luma(image):
+        return tf.reduce_mean(tf.tensordot(image, tf.constant(LUMA_WEIGHTS), axes=1))
+
+    class ServingModule(stages_class()):
+        def __init__(self, generator) -> None:
+            super().__init__(generator)
+            # The backing tf.Variables, tracked directly (as keras.export.ExportArchive does):
+            # without this, TF1-style loaders (TensorFlow Serving, saved_model_cli) cannot find them.
+            self.tf_variables = [v.value for v in generator.weights]
+
+        def fuse_any_size(self, over, under):
+            """The generator on a batch of pairs of any size: reflect-pad to multiples of 8, fuse, crop."""
+            height, width = tf.shape(over)[1], tf.shape(over)[2]
+            pad_h, pad_w = tf.math.floormod(-height, SIZE_MULTIPLE), tf.math.floormod(-width, SIZE_MULTIPLE)
+            x = tf.pad(tf.concat([over, under], axis=-1), [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
+            fused = self.fuse_tile(x, self.attention_half(x))
+            return fused[:, :height, :width, :]
+
+        @tf.function(input_signature=[image_spec("over"), image_spec("under")])
+        def serve(self, over, under):
+            return {"fused": self.fuse_any_size(over, under)}
+
+        @tf.function(input_signature=[bytes_spec("over_bytes"), bytes_spec("under_bytes")])
+        def serve_bytes(self, over_bytes, under_bytes):
+            def fuse_one(pair):
+                first, second = decode(pair[0]), decode(pair[1])
+                tf.debugging.assert_equal(tf.shape(first), tf.shape(second), message="exposures differ in size")
+                over, under = tf.cond(
+                    mean_luma(first) >= mean_luma(second), lambda: (first, second), lambda: (second, first)
+                )
+                fused = self.fuse_any_size(over[None], under[None])[0]
+                return tf.io.encode_png(tf.cast(tf.round(tf.clip_by_value(fused, 0.0, 1.0) * 255.0), tf.uint8))
+
+            png = tf.map_fn(fuse_one, (over_bytes, under_bytes), fn_output_signature=tf.string)
+            return {"fused_png_bytes": png}
+
+    return ServingModule
+
+
+def check_version_folder(out: Path) -> None:
+    if not out.name.isdigit():
+        raise CommandError(
+            f"{out}: TensorFlow Serving expects a numbered version folder; use e.g. --out {out / '1'}"
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CommandError(f"{out}: already exists; choose a new version number")
+
+
+def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
+    """Write ``generator`` as a SavedModel at ``out`` (a new version folder); complete or absent."""
+    import tensorflow as tf
+
+    from mefgan_tf.checkpoint import write_metadata
+
+    out = Path(out)
+    check_version_folder(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise CommandError(f"{out}: cannot write ({err.strerror or err})") from None
+    try:
+        module = serving_class()(generator)
+        signatures = {FLOAT_SIGNATURE: module.serve, BYTES_SIGNATURE: module.serve_bytes}
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        (tmp / METADATA_FOLDER).mkdir()
+        write_metadata(tmp / METADATA_FOLDER, generator.config, source=source)
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="mefgan-tf checkpoint folder or prefix to export (default: the shipped generator in checkpoints/reference)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="new numbered version folder in TensorFlow Serving's layout, e.g. export/mefgan/1",
+    )
+    parser.add_argument(
+        "--attention-chunk",
+        type=int,
+        default=None,
+        metavar="N",
+        help="attention query rows computed at once in the served graph (default: the model config's value)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mefgan_tf.checkpoint import load_generator
+    from mefgan_tf.fusion import resolve_model
+
+    out = Path(args.out)
+    check_version_folder(out)
+    model = resolve_model(args.checkpoint)
+    generator = load_generator(model, attention_chunk=args.attention_chunk)
+    export_saved_model(generator, out, source=str(model))
+    print(f"SavedModel written to {out} (signatures: {FLOAT_SIGNATURE}, {BYTES_SIGNATURE})")
+    return 0

@@ -1,0 +1,185 @@
+"""`mefgan fuse`: fuse exposures at full resolution, one scene or a folder of scenes.
+
+Inputs may come in any order and any size (see ``fusion.py`` for the order in which more than two
+exposures are fused and for the exact tiled inference). Nothing is written unless the fusion
+succeeds, and every problem is one line naming the file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mefgan_tf.errors import CommandError
+
+SICE_LABEL_FOLDER = "Label"  # SICE keeps reference images here, beside the scene folders
+
+
+def parse_tile(value: str) -> int | str | None:
+    """``auto``, ``0`` (untiled) or a tile side in pixels."""
+    if value == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a side in pixels, got {value!r}") from None
+    if tile == 0:
+        return None
+    if tile < 16 or tile % 8:
+        raise argparse.ArgumentTypeError(f"tile side must be a multiple of 8 and at least 16, got {tile}")
+    return tile
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "mefgan fuse IMAGE IMAGE [IMAGE ...] -o OUT | mefgan fuse --pairs DIR -o OUTDIR"
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="two or more exposures of one scene, in any order")
+    parser.add_argument(
+        "-o", "--out", required=True, metavar="PATH",
+        help="output image (format from the extension: .png, .jpg, .tif, ...); with --pairs, the output folder",
+    )
+    parser.add_argument(
+        "--pairs", metavar="DIR",
+        help="fuse every scene of DIR (one subfolder of exposures per scene) into OUTDIR/<scene>.<format>",
+    )
+    parser.add_argument(
+        "--model", metavar="PATH",
+        help="mefgan-tf checkpoint folder/prefix or SavedModel folder from `mefgan export` "
+        "(default: the shipped generator in checkpoints/reference)",
+    )
+    parser.add_argument(
+        "--tile", type=parse_tile, default="auto", metavar="SIZE",
+        help="side of the full-resolution tiles in pixels (multiple of 8); 0 = whole image at once; "
+        "'auto' picks it from available memory (default: %(default)s). Results are identical either way.",
+    )
+    parser.add_argument(
+        "--bit-depth", choices=("auto", "8", "16"), default="auto",
+        help="bits per channel of the output; 'auto' writes 16 when an input has 16 bits and the "
+        "format (PNG, TIFF) allows it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--format", default="png", metavar="EXT",
+        help="with --pairs: extension of the fused images (default: %(default)s)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def check_writable(path: Path) -> None:
+    """CommandError unless the file ``path`` could be created (checked before minutes of fusion)."""
+    if path.is_dir():
+        raise CommandError(f"{path}: is a folder; give an image file name such as {path / 'fused.png'}")
+    check_folder_writable(path.parent, path)
+
+
+def check_folder_writable(folder: Path, target: Path) -> None:
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise CommandError(f"{target}: cannot write here ({existing} is not a writable folder)")
+
+
+def output_depth(input_depth: int, bit_depth: str) -> int:
+    """Bits per channel to write: the inputs' (``auto``) or the one asked for."""
+    return input_depth if bit_depth == "auto" else int(bit_depth)
+
+
+def check_output_extension(path: Path) -> None:
+    from mefgan_tf.images import IMAGE_EXTENSIONS
+
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise CommandError(f"{path}: unknown image extension {path.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})")
+
+
+def read_exposures(paths: list[Path]):
+    """(float images, bit depth 8/16) of a scene's files; CommandError on unreadable or mismatched files."""
+    import numpy as np
+
+    from mefgan_tf.fusion import check_exposures
+    from mefgan_tf.images import read_image_raw, to_float
+
+    raw = [read_image_raw(path) for path in paths]
+    check_exposures(raw, [str(path) for path in paths])
+    depth = 16 if any(image.dtype == np.uint16 for image in raw) else 8
+    return [to_float(image) for image in raw], depth
+
+
+def fuse_files(fuser, paths: list[Path], out: Path, bit_depth: str) -> Path:
+    """Read, fuse and write one scene."""
+    from mefgan_tf.images import write_image
+
+    images, depth = read_exposures(paths)
+    return write_image(out, fuser(images), bit_depth=output_depth(depth, bit_depth))
+
+
+def scene_folders(root: Path) -> list[Path]:
+    """The scene subfolders of ``root``, saying what is left out and why."""
+    if not root.is_dir():
+        raise CommandError(f"{root}: not a folder of scenes")
+    entries = sorted(root.iterdir())
+    scenes = [p for p in entries if p.is_dir() and not p.name.startswith(".") and p.name != SICE_LABEL_FOLDER]
+    if any(p.name == SICE_LABEL_FOLDER for p in entries):
+        print(f"note: skipping {root / SICE_LABEL_FOLDER} (SICE reference images, not a scene)", file=sys.stderr)
+    loose = [p.name for p in entries if p.is_file() and not p.name.startswith(".")]
+    if loose:
+        print(f"note: ignoring {len(loose)} file(s) directly in {root} (scenes are subfolders): {', '.join(loose[:5])}", file=sys.stderr)
+    if not scenes:
+        raise CommandError(f"{root}: no scene subfolders (expected one folder of exposures per scene)")
+    return scenes
+
+
+def scene_images(scene: Path) -> list[Path]:
+    from mefgan_tf.images import is_image
+
+    files = sorted(p for p in scene.iterdir() if p.is_file() and not p.name.startswith("."))
+    others = [p.name for p in files if not is_image(p)]
+    if others:
+        print(f"note: {scene.name}: ignoring non-image file(s) {', '.join(others)}", file=sys.stderr)
+    return [p for p in files if is_image(p)]
+
+
+def run_pairs(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mefgan_tf.fusion import load_fuser
+
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CommandError(f"{out_dir}: exists and is not a folder (with --pairs, -o names the output folder)")
+    check_output_extension(Path("x").with_suffix("." + args.format.lstrip(".")))
+    scenes = scene_folders(Path(args.pairs))
+    check_folder_writable(out_dir, out_dir)
+    fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
+    failed = []
+    for scene in tqdm(scenes, desc="scenes", unit="scene", disable=args.quiet):
+        out = out_dir / f"{scene.name}.{args.format.lstrip('.')}"
+        try:
+            fuse_files(fuser, scene_images(scene), out, args.bit_depth)
+        except CommandError as err:
+            failed.append(scene.name)
+            tqdm.write(f"mefgan fuse: {scene.name}: {err}", file=sys.stderr)
+    done = len(scenes) - len(failed)
+    print(f"fused {done} of {len(scenes)} scenes into {out_dir}")
+    if failed:
+        raise CommandError(f"{len(failed)} of {len(scenes)} scenes failed: {', '.join(failed)} (reasons above)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.pairs:
+        if args.images:
+            raise CommandError("give either IMAGE files or --pairs DIR, not both")
+        return run_pairs(args)
+    from mefgan_tf.fusion import load_fuser
+    from mefgan_tf.images import write_image
+
+    paths, out = [Path(p) for p in args.images], Path(args.out)
+    if len(paths) < 2:
+        raise CommandError(f"need at least two exposures to fuse, got {len(paths)}")
+    check_output_extension(out)
+    check_writable(out)
+    images, depth = read_exposures(paths)
+    fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
+    write_image(out, fuser(images), bit_depth=output_depth(depth, args.bit_depth))
+    print(f"fused {len(paths)} exposures into {out}")
+    return 0

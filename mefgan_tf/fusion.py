@@ -1,0 +1,269 @@
+"""Full-resolution fusion with bounded memory and exact results.
+
+The generator's only global part is its attention branch, which works at 1/8 resolution and is
+cheap to run on the whole image. Everything at full resolution (local block and merge block) is
+3x3 convolutions with a receptive radius of ``generator.FULL_RES_HALO`` pixels. So ``fuse_pair``:
+
+1. reflect-pads the pair once to a multiple of 8 (the output is cropped back to the input size);
+2. runs the attention branch on the whole padded image (16 maps at half resolution);
+3. runs the full-resolution blocks tile by tile, each tile grown by the halo (clipped at the
+   image border, where the network's own reflect padding then sees what untiled inference sees),
+   and keeps each tile's exact centre.
+
+More than two exposures are fused in turn, as the paper does: sorted by mean luminance, the two
+darkest first, then the result with the next brighter one, and so on; in every pair the brighter
+image (mean BT.601 luma) is the over-exposed input.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+import mefgan_tf
+from mefgan_tf.errors import CommandError
+from mefgan_tf.images import luminance
+
+# The generator shipped with the project (a mefgan-tf checkpoint folder).
+DEFAULT_MODEL = Path(mefgan_tf.__file__).resolve().parents[1] / "checkpoints" / "reference"
+SIZE_MULTIPLE = 8
+# Peak bytes per pixel of untiled full-resolution blocks on CPU (measured ~3.2 KB at 0.5-1 MP).
+BYTES_PER_PIXEL = 3400
+MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile size plans for
+# Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
+# so the automatic choice never exceeds this side even when memory would allow more.
+PREFERRED_TILE, MIN_TILE = 512, 64
+# Attention query rows held at once: a block of scores is ATTENTION_CHUNK x N floats.
+ATTENTION_CHUNK = 256
+
+FusePair = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def no_model_error(path: Path) -> CommandError:
+    if path == DEFAULT_MODEL:
+        return CommandError(
+            f"no shipped generator is present yet at {path}; pass --model with a mefgan-tf checkpoint "
+            "folder (from `mefgan train` or `mefgan import-tf1`) or an exported SavedModel"
+        )
+    return CommandError(f"{path}: no such model (expected a checkpoint folder/prefix or a SavedModel folder)")
+
+
+def resolve_model(path: str | os.PathLike | None) -> Path:
+    """The model path to use: ``path`` or the shipped generator; CommandError if it is absent."""
+    model = DEFAULT_MODEL if path is None else Path(path)
+    if not model.exists() and not Path(str(model) + ".index").exists():
+        raise no_model_error(model)
+    return model
+
+
+def is_saved_model(path: str | os.PathLike) -> bool:
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def padding_to_multiple(height: int, width: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+    """Rows and columns to add at the bottom and right to reach multiples of ``multiple``."""
+    return (-height) % multiple, (-width) % multiple
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
+    """Reflect-pad an (H, W, C) array at the bottom and right to multiples of ``multiple``."""
+    height, width = image.shape[:2]
+    if min(height, width) < multiple:
+        raise CommandError(f"image of {width}x{height} is too small: both sides must be at least {multiple} pixels")
+    pad_h, pad_w = padding_to_multiple(height, width, multiple)
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+
+
+def tile_grid(height: int, width: int, tile: int, halo: int) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+    """(core, expanded) boxes ``(top, bottom, left, right)`` covering the image; expanded = core +
+    halo, clipped at the border."""
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            expanded = (max(top - halo, 0), min(bottom + halo, height), max(left - halo, 0), min(right + halo, width))
+            yield (top, bottom, left, right), expanded
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (MemAvailable, else free pages)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def auto_tile(height: int, width: int, available: int | None = None) -> int | None:
+    """The tile side for a padded ``height`` x ``width`` image: ``PREFERRED_TILE``, or less where a
+    tile plus its halo would not fit in ``MEMORY_FRACTION`` of the available memory; None (untiled)
+    when one tile covers the image."""
+    from mefgan_tf.generator import FULL_RES_HALO
+
+    budget = MEMORY_FRACTION * (available_memory() if available is None else available)
+    fitting = int(math.sqrt(budget / BYTES_PER_PIXEL)) - 2 * FULL_RES_HALO
+    tile = max(MIN_TILE, min(PREFERRED_TILE, fitting // SIZE_MULTIPLE * SIZE_MULTIPLE))
+    return None if tile >= height and tile >= width else tile
+
+
+def check_tile(tile: int) -> int:
+    if tile < 2 * SIZE_MULTIPLE or tile % SIZE_MULTIPLE:
+        raise CommandError(f"--tile {tile}: the tile side must be a multiple of {SIZE_MULTIPLE}, at least {2 * SIZE_MULTIPLE}")
+    return tile
+
+
+def generator_stages(generator):
+    """A ``tf.Module`` with the generator's two inference stages as traced functions (see ``GeneratorStages``)."""
+    return stages_class()(generator)
+
+
+@functools.cache
+def stages_class():
+    """The ``GeneratorStages`` class (built on first use so that importing this module stays light)."""
+    import tensorflow as tf
+
+    from mefgan_tf.layers import upsample_nearest
+
+    x_spec = tf.TensorSpec([None, None, None, 6], tf.float32, name="x")
+    half_spec = tf.TensorSpec([None, None, None, 16], tf.float32, name="attention_half")
+
+    class GeneratorStages(tf.Module):
+        """``attention_half(x)``: the attention branch on the whole 6-channel input (H, W multiples
+        of 8) -> 16 maps at H/2 x W/2. ``fuse_tile(x, half)``: the full-resolution blocks on a
+        region of x (even offsets and sizes) given the matching region of the half-size maps."""
+
+        def __init__(self, generator) -> None:
+            super().__init__(name="mefgan")
+            self.generator = generator
+
+        @tf.function(input_signature=[x_spec])
+        def attention_half(self, x):
+            return self.generator.attention_features_half(x, training=False)
+
+        @tf.function(input_signature=[x_spec, half_spec])
+        def fuse_tile(self, x, half):
+            return self.generator.fuse_full_resolution(x, upsample_nearest(half), training=False)
+
+    return GeneratorStages
+
+
+def network_input(over: np.ndarray, under: np.ndarray) -> np.ndarray:
+    """The generator's 6-channel input [1, H', W', 6] (over first), reflect-padded to multiples of 8."""
+    return pad_to_multiple(np.concatenate([over, under], axis=-1).astype(np.float32))[None]
+
+
+def full_resolution(stages, x: np.ndarray, half: np.ndarray, tile: int | None = None, progress: bool = False) -> np.ndarray:
+    """The full-resolution blocks on the padded input ``x`` given the attention maps ``half``:
+    whole (``tile=None``) or in tiles of ``tile`` pixels grown by the halo. Returns [H', W', 3]."""
+    from tqdm import tqdm
+
+    from mefgan_tf.generator import FULL_RES_HALO
+
+    padded_h, padded_w = x.shape[1:3]
+    if tile is None or (tile >= padded_h and tile >= padded_w):
+        return stages.fuse_tile(x, half).numpy()[0]
+    fused = np.empty((padded_h, padded_w, 3), np.float32)
+    boxes = list(tile_grid(padded_h, padded_w, check_tile(tile), FULL_RES_HALO))
+    for (top, bottom, left, right), (e_top, e_bottom, e_left, e_right) in tqdm(
+        boxes, desc="tiles", unit="tile", leave=False, disable=not progress
+    ):
+        # Offsets and sizes are even (tiles are multiples of 8, the halo is 8), so the half-size
+        # attention maps slice exactly.
+        out = stages.fuse_tile(
+            x[:, e_top:e_bottom, e_left:e_right], half[:, e_top // 2 : e_bottom // 2, e_left // 2 : e_right // 2]
+        ).numpy()[0]
+        fused[top:bottom, left:right] = out[top - e_top : bottom - e_top, left - e_left : right - e_left]
+    return fused
+
+
+def fuse_pair(stages, over: np.ndarray, under: np.ndarray, tile: int | None = None, progress: bool = False) -> np.ndarray:
+    """Fuse one (over, under) pair of (H, W, 3) float32 [0, 1] arrays at full resolution.
+
+    ``tile=None`` runs the full-resolution blocks on the whole image; an int tiles them (same
+    result within float rounding).
+    """
+    height, width = over.shape[:2]
+    x = network_input(over, under)
+    half = stages.attention_half(x).numpy()
+    return full_resolution(stages, x, half, tile, progress)[:height, :width]
+
+
+def exposure_order(images: Sequence[np.ndarray]) -> list[int]:
+    """Indices of ``images`` from darkest to brightest (mean luminance; ties keep input order)."""
+    levels = [luminance(image) for image in images]
+    return sorted(range(len(images)), key=lambda i: levels[i])
+
+
+def check_exposures(images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> None:
+    """CommandError unless there are at least two RGB exposures of one size."""
+    names = list(names) if names is not None else [f"exposure {i + 1}" for i in range(len(images))]
+    if len(images) < 2:
+        raise CommandError(f"need at least two exposures to fuse, got {len(images)}")
+    sizes = [image.shape[:2] for image in images]
+    if len(set(sizes)) > 1:
+        listed = ", ".join(f"{n} {s[1]}x{s[0]}" for n, s in zip(names, sizes))
+        raise CommandError(f"exposures differ in size: {listed}")
+
+
+def fuse_exposures(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarray:
+    """Fuse any number (>= 2) of exposures in the documented order with ``pair(over, under)``."""
+    check_exposures(images)
+    ordered = [images[i] for i in exposure_order(images)]
+    fused = ordered[0]
+    for image in ordered[1:]:
+        over, under = (image, fused) if luminance(image) >= luminance(fused) else (fused, image)
+        fused = pair(over, under)
+    return fused
+
+
+def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = ATTENTION_CHUNK):
+    """The inference stages of a checkpoint (folder or prefix) or of a SavedModel from ``mefgan export``."""
+    model = resolve_model(path)
+    if is_saved_model(model):
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(model))
+        if not (hasattr(loaded, "attention_half") and hasattr(loaded, "fuse_tile")):
+            raise CommandError(f"{model}: SavedModel was not written by `mefgan export` (no fusion stages)")
+        return loaded
+    from mefgan_tf.checkpoint import load_generator
+
+    return generator_stages(load_generator(model, attention_chunk=attention_chunk))
+
+
+@dataclass
+class Fuser:
+    """Fuses a list of exposures with a model's stages. ``tile``: "auto", None (untiled) or a side."""
+
+    stages: object
+    tile: int | str | None = "auto"
+    progress: bool = False
+
+    def tile_for(self, height: int, width: int) -> int | None:
+        if self.tile != "auto":
+            return self.tile
+        pad_h, pad_w = padding_to_multiple(height, width)
+        return auto_tile(height + pad_h, width + pad_w)
+
+    def pair(self, over: np.ndarray, under: np.ndarray) -> np.ndarray:
+        return fuse_pair(self.stages, over, under, self.tile_for(*over.shape[:2]), self.progress)
+
+    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return fuse_exposures(self.pair, images)
+
+
+def load_fuser(path: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool = False) -> Fuser:
+    """A callable fusing a list of RGB float32 [0, 1] exposures (any order, one size) into one image.
+
+    ``path``: a mefgan-tf checkpoint folder/prefix or an exported SavedModel folder (default: the
+    shipped generator).
+    """
+    if tile not in ("auto", None):
+        check_tile(int(tile))
+    return Fuser(load_stages(path), tile, progress)

@@ -1,0 +1,146 @@
+"""`mefgan export`: a versioned SavedModel that TensorFlow Serving loads, with a float and a bytes signature."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_weights import load_tf1_weights, random_tf1_weights
+from mefgan_tf import fusion
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.cli import main
+from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.discriminator import build_discriminator
+from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
+from mefgan_tf.fusion import generator_stages, fuse_pair, load_fuser
+from mefgan_tf.generator import build_generator
+from mefgan_tf.images import to_uint8
+
+SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
+
+
+@pytest.fixture(scope="module")
+def generator():
+    g, d = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
+    load_tf1_weights(random_tf1_weights(g, d, seed=7), g, d)
+    return g
+
+
+@pytest.fixture(scope="module")
+def stages(generator):
+    return generator_stages(generator)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(generator, tmp_path_factory) -> Path:
+    return save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", generator)
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "mefgan" / "1"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(exported):
+    return tf.saved_model.load(str(exported))
+
+
+def pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((height // 4 + 1, width // 4 + 1, 3), dtype=np.float32), (width, height))
+    return np.clip(base * 1.8, 0, 1), base * 0.3
+
+
+def png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", to_uint8(image)[..., ::-1])[1].tobytes()
+
+
+def test_export_writes_a_versioned_savedmodel_with_both_signatures(exported, served):
+    assert exported.name == "1" and (exported / "saved_model.pb").is_file() and (exported / "variables").is_dir()
+    assert set(served.signatures) == {FLOAT_SIGNATURE, BYTES_SIGNATURE}
+    inputs = served.signatures[FLOAT_SIGNATURE].structured_input_signature[1]
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in inputs.items()} == {
+        "over": (tf.float32, [None, None, None, 3]),
+        "under": (tf.float32, [None, None, None, 3]),
+    }
+    assert set(served.signatures[BYTES_SIGNATURE].structured_input_signature[1]) == {"over_bytes", "under_bytes"}
+
+
+@pytest.mark.parametrize("height, width", [(37, 53), (40, 56), (9, 70)])
+def test_float_signature_fuses_any_size_like_in_process_fusion(served, stages, height, width):
+    over, under = pair(height, width)
+    fused = served.signatures[FLOAT_SIGNATURE](over=tf.constant(over[None]), under=tf.constant(under[None]))["fused"]
+    assert fused.shape == (1, height, width, 3)
+    np.testing.assert_allclose(fused.numpy()[0], fuse_pair(stages, over, under), atol=1e-5)
+
+
+def test_bytes_signature_turns_two_encoded_exposures_in_any_order_into_a_png_of_the_fusion(served, stages):
+    over, under = pair(37, 53, seed=1)
+    over8, under8 = to_uint8(over) / np.float32(255), to_uint8(under) / np.float32(255)
+    expected = to_uint8(fuse_pair(stages, over8.astype(np.float32), under8.astype(np.float32)))
+    call = served.signatures[BYTES_SIGNATURE]
+    for first, second in ((over, under), (under, over)):
+        result = call(over_bytes=tf.constant([png(first)]), under_bytes=tf.constant([png(second)]))
+        encoded = result["fused_png_bytes"].numpy()
+        assert encoded.shape == (1,) and encoded[0].startswith(b"\x89PNG")
+        decoded = tf.io.decode_png(encoded[0]).numpy()
+        assert np.abs(decoded.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(not SAVED_MODEL_CLI.exists(), reason="saved_model_cli not installed beside python")
+def test_saved_model_cli_runs_the_serving_signature(exported, stages, tmp_path):
+    over, under = pair(21, 30, seed=2)
+    np.save(tmp_path / "over.npy", over[None])
+    np.save(tmp_path / "under.npy", under[None])
+    command = [
+        str(SAVED_MODEL_CLI), "run", "--dir", str(exported), "--tag_set", "serve",
+        "--signature_def", FLOAT_SIGNATURE, "--inputs",
+        f"over={tmp_path / 'over.npy'};under={tmp_path / 'under.npy'}", "--outdir", str(tmp_path / "out"),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    fused = np.load(tmp_path / "out" / "fused.npy")
+    np.testing.assert_allclose(fused[0], fuse_pair(stages, over, under), atol=1e-5)
+
+
+def test_load_fuser_tiles_with_a_savedmodel_like_with_the_checkpoint(exported, checkpoint):
+    over, under = pair(45, 61, seed=3)
+    from_saved = load_fuser(exported, tile=16)([under, over])
+    from_checkpoint = load_fuser(checkpoint, tile=None)([over, under])
+    np.testing.assert_allclose(from_saved, from_checkpoint, atol=1e-4)
+
+
+def test_export_refuses_unnumbered_or_existing_version_folders(checkpoint, exported, tmp_path, capsys):
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "mefgan")]) == 1
+    assert "numbered version folder" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(exported)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert not (tmp_path / "mefgan").exists()
+
+
+def test_export_without_a_shipped_generator_says_so(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(fusion, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
+    assert main(["export", "--out", str(tmp_path / "export" / "1")]) == 1
+    assert "no shipped generator is present yet" in capsys.readouterr().err
+    assert not (tmp_path / "export").exists()
+
+
+def test_an_export_that_fails_midway_leaves_no_version_folder(monkeypatch, generator, tmp_path):
+    from mefgan_tf import export
+
+    def broken_save(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken_save)
+    with pytest.raises(RuntimeError):
+        export.export_saved_model(generator, tmp_path / "mefgan" / "1")
+    assert list((tmp_path / "mefgan").iterdir()) == []
+    shutil.rmtree(tmp_path / "mefgan")

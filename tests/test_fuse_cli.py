@@ -1,0 +1,178 @@
+"""`mefgan fuse`: any order, any size, common files, batch folders, one-line errors, no partial output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from model_weights import load_tf1_weights, random_tf1_weights
+from mefgan_tf import fusion
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.cli import main
+from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.discriminator import build_discriminator
+from mefgan_tf.fusion import generator_stages, fuse_exposures, fuse_pair
+from mefgan_tf.generator import build_generator
+from mefgan_tf.images import read_image, read_image_raw, to_float, write_image
+
+
+@pytest.fixture(scope="module")
+def generator():
+    g, d = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
+    load_tf1_weights(random_tf1_weights(g, d, seed=5), g, d)
+    return g
+
+
+@pytest.fixture(scope="module")
+def model(generator, tmp_path_factory) -> str:
+    return str(save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", generator))
+
+
+@pytest.fixture(scope="module")
+def stages(generator):
+    return generator_stages(generator)
+
+
+def scene(height: int = 37, width: int = 53, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.resize(rng.random((height // 4 + 1, width // 4 + 1, 3), dtype=np.float32), (width, height))
+
+
+def write_bracket(folder: Path, gains=(0.3, 1.8), ext: str = ".png", bit_depth: int = 8, seed: int = 0) -> list[Path]:
+    base = scene(seed=seed)
+    paths = []
+    for i, gain in enumerate(gains):
+        paths.append(write_image(folder / f"exposure{i}{ext}", np.clip(base * gain, 0, 1), bit_depth=bit_depth))
+    return paths
+
+
+def fuse(*args: str) -> int:
+    return main(["fuse", "-q", *map(str, args)])
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_two_exposures_in_either_order_fuse_to_an_image_of_exactly_the_input_size(model, stages, tmp_path):
+    under, over = write_bracket(tmp_path)
+    assert fuse(under, over, "-o", tmp_path / "a.png", "--model", model) == 0
+    assert fuse(over, under, "-o", tmp_path / "b.png", "--model", model) == 0
+    a, b = read_image_raw(tmp_path / "a.png"), read_image_raw(tmp_path / "b.png")
+    assert a.shape == (37, 53, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    expected = fuse_pair(stages, read_image(over), read_image(under))
+    assert np.abs(to_float(a) - expected).max() <= 0.5 / 255 + 1e-6
+
+
+def test_tile_option_gives_the_same_image_as_untiled_inference(model, tmp_path):
+    paths = write_bracket(tmp_path, ext=".tif", bit_depth=16)
+    assert fuse(*paths, "-o", tmp_path / "tiled.tif", "--model", model, "--tile", "16") == 0
+    assert fuse(*paths, "-o", tmp_path / "whole.tif", "--model", model, "--tile", "0") == 0
+    tiled, whole = read_image(tmp_path / "tiled.tif"), read_image(tmp_path / "whole.tif")
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+
+
+def test_sixteen_bit_inputs_give_a_sixteen_bit_output_unless_eight_bits_are_asked_for(model, tmp_path):
+    paths = write_bracket(tmp_path, ext=".png", bit_depth=16)
+    assert fuse(*paths, "-o", tmp_path / "deep.png", "--model", model) == 0
+    assert fuse(*paths, "-o", tmp_path / "flat.png", "--model", model, "--bit-depth", "8") == 0
+    assert fuse(*paths, "-o", tmp_path / "deep.jpg", "--model", model) == 0  # JPEG holds 8 bits
+    assert read_image_raw(tmp_path / "deep.png").dtype == np.uint16
+    assert read_image_raw(tmp_path / "flat.png").dtype == np.uint8
+    assert read_image_raw(tmp_path / "deep.jpg").dtype == np.uint8
+
+
+def test_jpeg_grey_and_alpha_inputs_are_read_as_rgb(model, stages, tmp_path):
+    base = (scene() * 255).astype(np.uint8)
+    grey = cv2.cvtColor(base, cv2.COLOR_RGB2GRAY) // 3
+    rgba = np.dstack([np.clip(base.astype(int) * 2, 0, 255).astype(np.uint8)[..., ::-1], np.full(grey.shape, 128, np.uint8)])
+    cv2.imwrite(str(tmp_path / "dark.png"), grey)
+    cv2.imwrite(str(tmp_path / "bright.png"), rgba)
+    cv2.imwrite(str(tmp_path / "mid.jpg"), base[..., ::-1])
+    paths = [tmp_path / "bright.png", tmp_path / "dark.png", tmp_path / "mid.jpg"]
+    assert fuse(*paths, "-o", tmp_path / "out.png", "--model", model) == 0
+    expected = fuse_exposures(lambda o, u: fuse_pair(stages, o, u), [read_image(p) for p in paths])
+    assert np.abs(read_image(tmp_path / "out.png") - expected).max() <= 0.5 / 255 + 1e-6
+
+
+def test_a_savedmodel_from_export_can_be_the_model(model, tmp_path):
+    paths = write_bracket(tmp_path)
+    export_dir = tmp_path / "export" / "1"
+    assert main(["export", "--checkpoint", model, "--out", str(export_dir)]) == 0
+    assert fuse(*paths, "-o", tmp_path / "ckpt.png", "--model", model) == 0
+    assert fuse(*paths, "-o", tmp_path / "saved.png", "--model", export_dir, "--tile", "16") == 0
+    np.testing.assert_array_equal(read_image_raw(tmp_path / "ckpt.png"), read_image_raw(tmp_path / "saved.png"))
+
+
+def test_pairs_mode_fuses_every_scene_folder_and_reports_each_one_it_cannot(model, tmp_path, capsys):
+    root = tmp_path / "scenes"
+    write_bracket(root / "beach", seed=1)
+    write_bracket(root / "house", gains=(0.2, 0.9, 1.7), ext=".jpg", seed=2)
+    write_bracket(root / "lonely", gains=(0.5,))
+    write_bracket(root / "Label", gains=(1.0,))  # SICE reference images
+    (root / "beach" / "notes.txt").write_text("shot at dusk")
+    out = tmp_path / "fused"
+    assert fuse("--pairs", root, "-o", out, "--model", model) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["beach.png", "house.png"]
+    assert read_image(out / "house.png").shape == (37, 53, 3)
+    err = capsys.readouterr().err
+    assert "lonely: need at least two exposures" in err
+    assert "skipping" in err and "Label" in err and "notes.txt" in err
+    assert err.strip().splitlines()[-1] == "mefgan fuse: error: 1 of 3 scenes failed: lonely (reasons above)"
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("sizes", "exposures differ in size"),
+        ("one", "need at least two exposures to fuse, got 1"),
+        ("unreadable", "not a readable image"),
+        ("missing", "cannot read"),
+        ("unwritable", "cannot write here"),
+        ("extension", "unknown image extension"),
+    ],
+)
+def test_bad_inputs_and_outputs_fail_on_one_line_without_writing_anything(model, tmp_path, capsys, case, message):
+    under, over = write_bracket(tmp_path)
+    out = tmp_path / "out.png"
+    inputs = [under, over]
+    if case == "sizes":
+        write_image(tmp_path / "small.png", scene(32, 48))
+        inputs = [under, tmp_path / "small.png"]
+    elif case == "one":
+        inputs = [under]
+    elif case == "unreadable":
+        (tmp_path / "broken.png").write_bytes(b"not a png")
+        inputs = [under, tmp_path / "broken.png"]
+    elif case == "missing":
+        inputs = [under, tmp_path / "nowhere.png"]
+    elif case == "unwritable":
+        (tmp_path / "file").write_text("")
+        out = tmp_path / "file" / "out.png"
+    elif case == "extension":
+        out = tmp_path / "out.xyz"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert fuse(*inputs, "-o", out, "--model", model) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mefgan fuse: error: ") and message in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not leftovers(tmp_path)
+
+
+def test_without_a_model_the_shipped_generator_is_used_or_its_absence_explained(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(fusion, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
+    paths = write_bracket(tmp_path)
+    assert fuse(*paths, "-o", tmp_path / "out.png") == 1
+    err = capsys.readouterr().err
+    assert "no shipped generator is present yet" in err and "--model" in err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_help_explains_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["fuse", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--pairs", "--model", "--tile", "--bit-depth", "--format", "checkpoints/reference", "default: auto"):
+        assert option in out

@@ -1,0 +1,172 @@
+"""Full-resolution fusion: exact tiling at any size, exposure ordering, bounded memory, load_fuser."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model_weights import load_tf1_weights, random_tf1_weights
+from mefgan_tf import fusion
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.discriminator import build_discriminator
+from mefgan_tf.errors import CommandError
+from mefgan_tf.fusion import (
+    auto_tile,
+    exposure_order,
+    fuse_exposures,
+    fuse_pair,
+    generator_stages,
+    load_fuser,
+    pad_to_multiple,
+    tile_grid,
+)
+from mefgan_tf.generator import FULL_RES_HALO, build_generator
+from mefgan_tf.images import luminance
+
+
+@pytest.fixture(scope="module")
+def generator():
+    """A generator with well-scaled random weights: outputs neither saturate nor vanish."""
+    g, d = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
+    load_tf1_weights(random_tf1_weights(g, d, seed=3), g, d)
+    return g
+
+
+@pytest.fixture(scope="module")
+def stages(generator):
+    return generator_stages(generator)
+
+
+def exposure_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scene = rng.random((height, width, 3), dtype=np.float32)
+    return np.clip(scene * 1.8, 0, 1), scene * 0.3
+
+
+@pytest.mark.parametrize("height, width, tile", [(40, 56, 16), (37, 53, 16), (37, 53, 24), (61, 45, 32)])
+def test_tiled_fusion_equals_untiled_at_sizes_that_are_not_multiples_of_the_tile(stages, height, width, tile):
+    over, under = exposure_pair(height, width)
+    whole = fuse_pair(stages, over, under, tile=None)
+    tiled = fuse_pair(stages, over, under, tile=tile)
+    assert whole.shape == tiled.shape == (height, width, 3)
+    assert whole.std() > 0.02  # a real image, not a saturated constant
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+
+
+def test_untiled_fusion_is_the_generator_on_the_reflect_padded_pair_cropped_back(generator, stages):
+    over, under = exposure_pair(37, 53, seed=1)
+    padded = generator((pad_to_multiple(over)[None], pad_to_multiple(under)[None]), training=False).numpy()[0]
+    assert padded.shape == (40, 56, 3)
+    np.testing.assert_allclose(fuse_pair(stages, over, under), padded[:37, :53], atol=1e-5)
+
+
+def test_padding_reflects_at_the_bottom_and_right_only():
+    image = np.arange(9 * 10, dtype=np.float32).reshape(9, 10, 1)
+    padded = pad_to_multiple(image)
+    assert padded.shape == (16, 16, 1)
+    np.testing.assert_array_equal(padded[:9, :10], image)
+    np.testing.assert_array_equal(padded[9, :10], image[7])  # reflect: row 9 mirrors row 7
+    np.testing.assert_array_equal(padded[:9, 10], image[:, 8])
+    with pytest.raises(CommandError, match="too small"):
+        pad_to_multiple(np.zeros((5, 40, 3), np.float32))
+
+
+def test_tile_cores_cover_every_pixel_once_and_halos_stay_inside_the_image():
+    count = np.zeros((40, 56), int)
+    for (top, bottom, left, right), (e_top, e_bottom, e_left, e_right) in tile_grid(40, 56, 16, FULL_RES_HALO):
+        count[top:bottom, left:right] += 1
+        assert e_top == max(top - FULL_RES_HALO, 0) and e_bottom == min(bottom + FULL_RES_HALO, 40)
+        assert e_left == max(left - FULL_RES_HALO, 0) and e_right == min(right + FULL_RES_HALO, 56)
+    assert (count == 1).all()
+
+
+def test_automatic_tile_fits_the_available_memory_and_covers_small_images_whole():
+    gib = 1 << 30
+    assert auto_tile(4000, 6000, available=24 * gib) == fusion.PREFERRED_TILE
+    assert auto_tile(400, 504, available=24 * gib) is None
+    small = auto_tile(4000, 6000, available=gib // 4)
+    assert fusion.MIN_TILE <= small < fusion.PREFERRED_TILE and small % 8 == 0
+    assert (small + 2 * FULL_RES_HALO) ** 2 * fusion.BYTES_PER_PIXEL <= fusion.MEMORY_FRACTION * gib // 4
+    assert auto_tile(4000, 6000, available=1) == fusion.MIN_TILE
+
+
+def test_exposures_are_ordered_by_mean_luminance():
+    levels = [0.7, 0.1, 0.4]
+    images = [np.full((8, 8, 3), v, np.float32) for v in levels]
+    assert exposure_order(images) == [1, 2, 0]
+
+
+def test_two_exposures_fuse_with_the_brighter_as_over_whatever_their_order():
+    dark, bright = np.full((8, 8, 3), 0.2, np.float32), np.full((8, 8, 3), 0.8, np.float32)
+    calls = []
+
+    def pair(over, under):
+        calls.append((luminance(over), luminance(under)))
+        return (over + under) / 2
+
+    fuse_exposures(pair, [dark, bright])
+    fuse_exposures(pair, [bright, dark])
+    assert calls == [pytest.approx((0.8, 0.2), abs=1e-3)] * 2
+
+
+def test_more_exposures_are_fused_in_turn_darkest_first_then_the_result_with_the_next_brighter():
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.9, 0.1, 0.5, 0.3)]
+    calls = []
+
+    def pair(over, under):
+        calls.append((round(luminance(over), 3), round(luminance(under), 3)))
+        return (over + under) / 2
+
+    fused = fuse_exposures(pair, images)
+    # (0.3 over 0.1) -> 0.2; (0.5 over 0.2) -> 0.35; (0.9 over 0.35) -> 0.625
+    assert calls == [(0.3, 0.1), (0.5, 0.2), (0.9, 0.35)]
+    assert luminance(fused) == pytest.approx(0.625, abs=1e-3)
+
+
+def test_fewer_than_two_or_differently_sized_exposures_are_refused():
+    with pytest.raises(CommandError, match="at least two"):
+        fuse_exposures(lambda o, u: o, [np.zeros((8, 8, 3), np.float32)])
+    with pytest.raises(CommandError, match="differ in size.*8x8.*16x8"):
+        fuse_exposures(lambda o, u: o, [np.zeros((8, 8, 3), np.float32), np.zeros((8, 16, 3), np.float32)])
+
+
+def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages(generator, stages, tmp_path):
+    checkpoint = save_model_checkpoint(tmp_path / "model", generator)
+    over, under = exposure_pair(37, 53, seed=2)
+    fuser = load_fuser(checkpoint, tile=16)
+    expected = fuse_pair(stages, over, under)
+    np.testing.assert_allclose(fuser([under, over]), expected, atol=1e-4)
+    np.testing.assert_allclose(fuser([over, under]), expected, atol=1e-4)
+
+
+def test_a_missing_shipped_generator_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(fusion, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
+    with pytest.raises(CommandError, match="no shipped generator is present yet.*--model"):
+        load_fuser()
+    with pytest.raises(CommandError, match="no such model"):
+        load_fuser(tmp_path / "elsewhere")
+
+
+def peak_rss_growth(action) -> int:
+    """Bytes by which the process's peak resident memory rises while ``action`` runs (Linux)."""
+
+    def field(name: str) -> int:
+        for line in open("/proc/self/status"):
+            if line.startswith(name):
+                return int(line.split()[1]) * 1024
+        raise KeyError(name)
+
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset the peak (VmHWM) to the current RSS
+    before = field("VmRSS:")
+    action()
+    return field("VmHWM:") - before
+
+
+def test_tiled_fusion_of_a_large_pair_keeps_peak_memory_far_below_untiled_needs(stages):
+    pytest.importorskip("resource")
+    over, under = exposure_pair(1024, 512, seed=4)
+    fuse_pair(stages, over[:64, :64], under[:64, :64], tile=32)  # trace first
+    growth = peak_rss_growth(lambda: fuse_pair(stages, over, under, tile=128))
+    untiled_need = 1024 * 512 * fusion.BYTES_PER_PIXEL
+    assert growth < untiled_need / 4, (growth, untiled_need)
