@@ -29,15 +29,7 @@ from mefgan_tf.config import MEFGANConfig  # noqa: E402
 from mefgan_tf.data import open_patches, split_channels  # noqa: E402
 from mefgan_tf.discriminator import build_discriminator  # noqa: E402
 from mefgan_tf.generator import build_generator  # noqa: E402
-from mefgan_tf.losses import (  # noqa: E402
-    content_loss,
-    d_loss,
-    generator_loss,
-    is_balance_batch,
-    learning_rate,
-    needs_extra_d,
-    needs_extra_g,
-)
+from mefgan_tf.losses import balanced_batch, content_loss, d_loss, generator_loss, learning_rate  # noqa: E402
 
 
 class Network:
@@ -144,23 +136,16 @@ class JaxTrainer:
         return out
 
     def measure(self, batch) -> tuple[float, float]:
+        """(mean D(fused), mean D(gt)), advancing state like the original's measuring run."""
         g, d = self.g, self.d
         g.state, d.state, d_real, d_fake = self._measure(g.trainable, g.state, d.trainable, d.state, batch)
-        return float(d_real), float(d_fake)
+        return float(d_fake), float(d_real)
 
     def train_batch(self, batch, index: int) -> dict:
         """D, then G; on every third batch the extra updates of the balancing rule."""
-        d, g = self.d_step(batch), self.g_step(batch)
-        n_d = n_g = 1
-        if is_balance_batch(index, self.config):
-            d_real, d_fake = self.measure(batch)
-            while needs_extra_d(d_fake, d_real, n_d, self.config):
-                d, n_d = self.d_step(batch), n_d + 1
-                d_real, d_fake = self.measure(batch)
-            while needs_extra_g(d_fake, d_real, n_g, self.config):
-                g, n_g = self.g_step(batch), n_g + 1
-                d_real, d_fake = self.measure(batch)
-        return {**{k: float(v) for k, v in {**d, **g}.items()}, "d_updates": n_d, "g_updates": n_g}
+        out = balanced_batch(index, lambda: self.d_step(batch), lambda: self.g_step(batch), lambda: self.measure(batch), self.config)
+        values = {k: float(v) for k, v in {**out.d_out, **out.g_out}.items()}
+        return {**values, "d_updates": out.d_updates, "g_updates": out.g_updates}
 
     def validation_content(self, patches: np.ndarray, batch_size: int) -> float:
         losses = [
