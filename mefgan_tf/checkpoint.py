@@ -5,14 +5,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 from mefgan_tf import __version__
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_path
+from mefgan_tf.files import atomic_dir, atomic_path
 
 CHECKPOINT_NAME = "ckpt"
 METADATA_FILE = "mefgan.json"
@@ -47,20 +45,12 @@ def save_model_checkpoint(out_dir: str | Path, generator, discriminator=None, st
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise CommandError(f"{out_dir}: folder exists and is not empty; choose a new --out")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes 0700
-    try:
+    with atomic_dir(out_dir) as tmp:
         step_var = tf.Variable(step, dtype=tf.int64, trainable=False)
         checkpoint = make_checkpoint(generator=generator, discriminator=discriminator, step=step_var)
         manager = tf.train.CheckpointManager(checkpoint, str(tmp), max_to_keep=1, checkpoint_name=CHECKPOINT_NAME)
         manager.save(checkpoint_number=step)
         write_metadata(tmp, generator.config, step=step)
-        if out_dir.exists():
-            out_dir.rmdir()
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import shutil
-import tempfile
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.files import atomic_dir
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
@@ -103,21 +102,14 @@ def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
     out = Path(out)
     check_version_folder(out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        with atomic_dir(out) as tmp:
+            module = serving_class()(generator)
+            signatures = {FLOAT_SIGNATURE: module.serve, BYTES_SIGNATURE: module.serve_bytes}
+            tf.saved_model.save(module, str(tmp), signatures=signatures)
+            (tmp / METADATA_FOLDER).mkdir()
+            write_metadata(tmp / METADATA_FOLDER, generator.config, source=source)
     except OSError as err:
         raise CommandError(f"{out}: cannot write ({err.strerror or err})") from None
-    try:
-        module = serving_class()(generator)
-        signatures = {FLOAT_SIGNATURE: module.serve, BYTES_SIGNATURE: module.serve_bytes}
-        tf.saved_model.save(module, str(tmp), signatures=signatures)
-        (tmp / METADATA_FOLDER).mkdir()
-        write_metadata(tmp / METADATA_FOLDER, generator.config, source=source)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

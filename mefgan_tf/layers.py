@@ -54,11 +54,16 @@ class ConvUnit(keras.layers.Layer):
     """The original ``unit``: reflect pad, conv (VALID), bias, [SN], [BN], [leaky ReLU 0.2].
 
     Weights: ``kernel`` [k, k, in, filters], ``bias`` [filters] (zeros, or truncated normal with
-    ``bias_stddev``), ``u`` [1, filters] (non-trainable
-    power-iteration vector, only with ``spectral_norm``), and a ``BatchNormalization`` sublayer
+    ``bias_stddev``), ``u`` [1, filters] (non-trainable power-iteration vector, only with
+    ``spectral_norm``), and a ``BatchNormalization`` sublayer
     (only with ``batch_norm``). ``u`` advances only when ``training=True``, so inference is
     deterministic and equals one call of the original graph.
     """
+
+    CONFIG_KEYS = (
+        "filters", "kernel_size", "strides", "padding", "spectral_norm", "batch_norm", "activation",
+        "kernel_stddev", "bias_stddev", "leaky_slope", "bn_momentum", "bn_epsilon",
+    )
 
     def __init__(
         self,
@@ -146,22 +151,7 @@ class ConvUnit(keras.layers.Layer):
         return (input_shape[0], size(input_shape[1]), size(input_shape[2]), self.filters)
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            padding=self.padding,
-            spectral_norm=self.spectral_norm,
-            batch_norm=self.batch_norm,
-            activation=self.activation,
-            kernel_stddev=self.kernel_stddev,
-            bias_stddev=self.bias_stddev,
-            leaky_slope=self.leaky_slope,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-        )
-        return config
+        return {**super().get_config(), **{key: getattr(self, key) for key in self.CONFIG_KEYS}}
 
 
 def attention_rows(query, key, value):

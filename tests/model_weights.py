@@ -31,3 +31,14 @@ def random_tf1_weights(generator, discriminator, seed: int = 0) -> dict[str, np.
 def load_tf1_weights(weights: dict[str, np.ndarray], generator, discriminator) -> None:
     for name, variable in variable_map(generator, discriminator).items():
         variable.assign(weights[name])
+
+
+def random_generator(seed: int, attention_chunk: int = 64):
+    """A built generator with well-scaled random weights: its outputs neither saturate nor vanish."""
+    from mefgan_tf.config import MEFGANConfig
+    from mefgan_tf.discriminator import build_discriminator
+    from mefgan_tf.generator import build_generator
+
+    generator, discriminator = build_generator(MEFGANConfig(attention_chunk=attention_chunk)), build_discriminator()
+    load_tf1_weights(random_tf1_weights(generator, discriminator, seed=seed), generator, discriminator)
+    return generator

@@ -23,7 +23,17 @@ def test_no_command_prints_help_and_fails(capsys):
     assert "COMMAND" in capsys.readouterr().out
 
 
-def test_import_tf1_has_its_own_help(capsys):
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_subcommand_has_its_own_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: mefgan {command}")
+    assert out.count("--") >= 2  # documents its options, not just -h
+
+
+def test_import_tf1_help_names_its_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["import-tf1", "--help"])
     out = capsys.readouterr().out

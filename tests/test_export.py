@@ -11,15 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_weights import load_tf1_weights, random_tf1_weights
+from model_weights import random_generator
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.config import MEFGANConfig
-from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
 from mefgan_tf.fusion import generator_stages, fuse_pair, load_fuser
-from mefgan_tf.generator import build_generator
 from mefgan_tf.images import to_uint8
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
@@ -27,9 +24,7 @@ SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
 
 @pytest.fixture(scope="module")
 def generator():
-    g, d = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
-    load_tf1_weights(random_tf1_weights(g, d, seed=7), g, d)
-    return g
+    return random_generator(seed=7)
 
 
 @pytest.fixture(scope="module")

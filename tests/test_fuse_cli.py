@@ -7,22 +7,17 @@ import cv2
 import numpy as np
 import pytest
 
-from model_weights import load_tf1_weights, random_tf1_weights
+from model_weights import random_generator
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.config import MEFGANConfig
-from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.fusion import generator_stages, fuse_exposures, fuse_pair
-from mefgan_tf.generator import build_generator
 from mefgan_tf.images import read_image, read_image_raw, to_float, write_image
 
 
 @pytest.fixture(scope="module")
 def generator():
-    g, d = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
-    load_tf1_weights(random_tf1_weights(g, d, seed=5), g, d)
-    return g
+    return random_generator(seed=5)
 
 
 @pytest.fixture(scope="module")

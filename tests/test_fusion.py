@@ -4,11 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model_weights import load_tf1_weights, random_tf1_weights
+from model_weights import random_generator
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
-from mefgan_tf.config import MEFGANConfig
-from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion import (
     auto_tile,
@@ -20,16 +18,13 @@ from mefgan_tf.fusion import (
     pad_to_multiple,
     tile_grid,
 )
-from mefgan_tf.generator import FULL_RES_HALO, build_generator
+from mefgan_tf.generator import FULL_RES_HALO
 from mefgan_tf.images import luminance
 
 
 @pytest.fixture(scope="module")
 def generator():
-    """A generator with well-scaled random weights: outputs neither saturate nor vanish."""
-    g, d = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
-    load_tf1_weights(random_tf1_weights(g, d, seed=3), g, d)
-    return g
+    return random_generator(seed=3)
 
 
 @pytest.fixture(scope="module")
