@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
 from typing import Sequence
 
 from mefgan_tf import __version__
@@ -41,6 +43,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run TensorFlow: its start-up chatter (oneDNN notes, CUDA probing) is hidden for them.
+TENSORFLOW_COMMANDS = {"train", "fuse", "export", "evaluate", "import-tf1", "demo"}
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe its devices with C++ log lines hidden; shown again if it fails."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _module(name: str):
     return importlib.import_module(COMMANDS[name][0])
 
@@ -52,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
+    if args.command in TENSORFLOW_COMMANDS:
+        import_tensorflow_quietly()
     try:
         return int(_module(args.command).run(args) or 0)
     except CommandError as err:

@@ -43,3 +43,14 @@ def test_import_tf1_help_names_its_arguments(capsys):
 def test_console_script_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "mefgan_tf.cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("mefgan-tf ")
+
+
+def test_a_user_error_is_one_line_on_stderr_without_tensorflow_chatter(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mefgan_tf.cli", "fuse", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "-o", str(tmp_path / "f.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"mefgan fuse: error: {tmp_path / 'a.jpg'}: cannot read (No such file or directory)"]
+    assert not (tmp_path / "f.png").exists()
