@@ -269,24 +269,8 @@ def image_grid(batch, fused, count: int = GRID_IMAGES) -> np.ndarray:
     return np.concatenate(list(rows), axis=0)[None]
 
 
-def _metadata(plugin: str) -> bytes:
-    """Summary metadata naming the TensorBoard plugin that displays a value."""
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = plugin
-    return metadata.SerializeToString()
-
-
 class RunLog:
-    """TensorBoard event files (chief only): the scalars in SPEC and image grids.
-
-    Written with the core ``tf.summary.write`` and the scalar/image plugin formats, so logging
-    works whether or not the ``tensorboard`` package is installed here.
-    """
-
-    SCALARS = _metadata("scalars")
-    IMAGES = _metadata("images")
+    """TensorBoard event files (chief only): the scalars in SPEC and image grids."""
 
     def __init__(self, directory: Path | None, config: MEFGANConfig):
         self.config = config
@@ -307,14 +291,9 @@ class RunLog:
                     "patches_per_second": patches_per_second,
                 })
                 for tag, value in scalars.items():
-                    tf.summary.write(tag, tf.constant(float(value), tf.float32), metadata=self.SCALARS)
+                    tf.summary.scalar(tag, float(value))
             if images is not None:
-                self.write_image("over | under | fused | gt", images[0])
-
-    def write_image(self, tag: str, image: np.ndarray) -> None:
-        png = tf.image.encode_png(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
-        tensor = tf.stack([tf.as_string(image.shape[1]), tf.as_string(image.shape[0]), png])
-        tf.summary.write(tag, tensor, metadata=self.IMAGES)
+                tf.summary.image("over | under | fused | gt", np.clip(images, 0.0, 1.0))
 
     def close(self) -> None:
         self.writer.flush()

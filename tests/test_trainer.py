@@ -1,5 +1,5 @@
 """The trainer runs the original recipe for real: balancing, clipping, the shared step counter and lr,
-exact resume after an interrupt, repeatable runs for a seed, and the NaN guard."""
+exact resume after an interrupt, repeatable runs for a seed, the NaN guard and the TensorBoard log."""
 from __future__ import annotations
 
 import h5py
@@ -13,7 +13,7 @@ from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
 from mefgan_tf.losses import learning_rate
 from mefgan_tf.pipeline import epoch_order, open_batches
-from mefgan_tf.trainer import Trainer, train
+from mefgan_tf.trainer import BatchResult, RunLog, Trainer, image_grid, train
 from test_pipeline import make_patches
 
 tf.config.experimental.enable_op_determinism()  # what `mefgan train` does for its seed
@@ -106,3 +106,20 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
         train(trainer, batches, tmp_path / "run", max_steps=4, progress=False)
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-2")
     assert not list((tmp_path / "run").glob("ckpt-3*"))
+
+
+def test_run_log_writes_every_spec_scalar_and_an_image_grid(tmp_path):
+    log = RunLog(tmp_path, MEFGANConfig(summary_every=1))
+    result = BatchResult(d_loss=1.3, g_loss=9.0, adversarial=0.7, content=0.02, mse=0.01, gradient=0.015,
+                         d_real=0.55, d_fake=0.45, d_updates=1, g_updates=2)
+    batch = np.random.default_rng(0).random((2, 8, 8, 9)).astype(np.float32)
+    log.write(3, result, lr=2e-4, patches_per_second=5.0, images=image_grid(batch, batch[..., :3]))
+    log.close()
+    tags = {}
+    for path in tmp_path.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags[value.tag] = (event.step, value.metadata.plugin_data.plugin_name)
+    for tag in ("loss/content", "loss/adversarial", "loss/discriminator", "D/real", "D/fake", "learning_rate"):
+        assert tags[tag] == (3, "scalars")
+    assert tags["over | under | fused | gt"] == (3, "images")
