@@ -5,7 +5,8 @@ This module runs the same recipe with the same pieces (the networks of ``generat
 ``discriminator.py``, the losses, schedule and balancing rule of ``losses.py``, every value from
 ``MEFGANConfig``) through Keras's stateless API and ``jax.jit``. Like ``trainer.py``, every call
 runs G and D with ``training=True`` (batch statistics; each spectral-norm ``u`` advances once per
-call) and D sees real and fused patches in one concatenated batch. It writes Keras weight files,
+call), the batch-norm moving statistics move only in the updates, and D sees real and fused patches
+in one concatenated batch. It writes Keras weight files,
 which ``mefgan_tf.checkpoint.import_keras_weights`` turns into a mefgan-tf checkpoint:
 
     KERAS_BACKEND=jax python -m mefgan_tf.jax_trainer --data train.h5 --val val.h5 --out DIR
@@ -29,6 +30,7 @@ from mefgan_tf.config import MEFGANConfig  # noqa: E402
 from mefgan_tf.data import open_patches, split_channels  # noqa: E402
 from mefgan_tf.discriminator import build_discriminator  # noqa: E402
 from mefgan_tf.generator import build_generator  # noqa: E402
+from mefgan_tf.layers import moving_statistics  # noqa: E402
 from mefgan_tf.losses import balanced_batch, content_loss, d_loss, generator_loss, learning_rate  # noqa: E402
 
 
@@ -41,6 +43,8 @@ class Network:
         self.trainable = [v.value for v in model.trainable_variables]
         self.state = [v.value for v in model.non_trainable_variables]
         self.opt = [v.value for v in optimizer.variables]
+        moving = {id(v) for v in moving_statistics(model)}
+        self.is_moving = [id(v) in moving for v in model.non_trainable_variables]
         self.lr_index = [v.name for v in optimizer.variables].index("learning_rate")
 
     def write_back(self) -> None:
@@ -111,8 +115,9 @@ class JaxTrainer:
         return g_tv, g_state, d_state, g_opt, {f"g_{k}": v for k, v in terms._asdict().items()}
 
     def _measure_fn(self, g_tv, g_state, d_tv, d_state, batch):
-        fused, g_state = self._fused(g_tv, g_state, batch)
-        d_real, d_fake, d_state = self._d_probs(d_tv, d_state, split_channels(batch)[2], fused)
+        fused, g_new = self._fused(g_tv, g_state, batch)
+        d_real, d_fake, d_new = self._d_probs(d_tv, d_state, split_channels(batch)[2], fused)
+        g_state, d_state = keep_moving(self.g, g_state, g_new), keep_moving(self.d, d_state, d_new)
         return g_state, d_state, ops.mean(d_real), ops.mean(d_fake)
 
     def _infer_fn(self, g_tv, g_state, batch):
@@ -153,6 +158,11 @@ class JaxTrainer:
             for i in range(0, len(patches) - batch_size + 1, batch_size)
         ]
         return float(np.mean(losses)) if losses else float("nan")
+
+
+def keep_moving(network: Network, old: list, new: list) -> list:
+    """``new`` state with the batch-norm moving statistics of ``old``: a measuring run moves only ``u``."""
+    return [o if moving else n for o, n, moving in zip(old, new, network.is_moving)]
 
 
 def to_float(patches: np.ndarray) -> np.ndarray:

@@ -34,6 +34,14 @@ def spectral_normalize(kernel, u):
     return kernel / sigma, ops.stop_gradient(u_new)
 
 
+MOVING_STATISTICS = ("moving_mean", "moving_variance")
+
+
+def moving_statistics(model: keras.Model) -> list:
+    """The batch-norm moving mean and variance variables of ``model`` (what only updates may move)."""
+    return [v for v in model.non_trainable_variables if v.name in MOVING_STATISTICS]
+
+
 def reflect_pad(x, pad: int = 1):
     """Reflect-pad the two spatial axes of an NHWC tensor."""
     return ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")

@@ -10,7 +10,9 @@ Which ``training=`` flags: the original runs G and D as one TF1 graph whose batc
 training mode and whose spectral-norm ``u`` vectors are reassigned on every run. So every call here
 (D update, G update, measurement) runs G and D with ``training=True``: batch statistics, and each
 ``u`` advances once per call (D sees real and fused patches in one concatenated batch, so its ``u``
-advances once, as in the original where both D outputs come from the same ``u``).
+advances once, as in the original where both D outputs come from the same ``u``). The batch-norm
+moving statistics move only in the two updates: the original attaches ``UPDATE_OPS`` to its two
+``minimize`` calls, so its measuring runs leave them alone, and ``_measure`` restores them.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from mefgan_tf.data import split_channels
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.errors import CommandError
 from mefgan_tf.generator import build_generator
+from mefgan_tf.layers import moving_statistics
 from mefgan_tf.losses import balanced_batch, d_loss_per_example, generator_loss_per_example, learning_rate
 from mefgan_tf.pipeline import PatchBatches
 
@@ -212,8 +215,13 @@ class Trainer:
         return {**self._global_means(out), "fused": fused}
 
     def _measure(self, batch):
+        """Mean D(fused) and D(gt) with batch statistics; BN moving statistics are left as they were."""
+        statistics = moving_statistics(self.generator) + moving_statistics(self.discriminator)
+        saved = [tf.identity(v) for v in statistics]
         out = self.strategy.run(self._measure_replica, args=(batch,))
         self._sync_statistics()
+        for variable, value in zip(statistics, saved):
+            variable.assign(value)
         return self._global_means(out)
 
     def train_batch(self, batch, index: int) -> tuple[BatchResult, tf.Tensor]:

@@ -123,3 +123,21 @@ def test_run_log_writes_every_spec_scalar_and_an_image_grid(tmp_path):
     for tag in ("loss/content", "loss/adversarial", "loss/discriminator", "D/real", "D/fake", "learning_rate"):
         assert tags[tag] == (3, "scalars")
     assert tags["over | under | fused | gt"] == (3, "images")
+
+
+def test_a_measuring_pass_leaves_every_moving_statistic_unchanged_but_advances_u(tmp_path):
+    from mefgan_tf.layers import moving_statistics
+
+    trainer, batches = new_trainer(make_patches(tmp_path / "p.h5", n=2))
+    batch = next(iter(trainer.distributed_batches(batches, 0, 0)))
+    statistics = moving_statistics(trainer.generator)
+    assert len(statistics) == 2 * 12  # mean and variance of the 12 batch-normalised units of G
+    u = [v for v in trainer.generator.non_trainable_variables if v.name == "u"]
+    before, u_before = [np.asarray(v) for v in statistics], [np.asarray(v) for v in u]
+    means = trainer.measure(batch)
+    assert 0.0 < float(means["d_fake"]) < 1.0 and 0.0 < float(means["d_real"]) < 1.0
+    for variable, value in zip(statistics, before, strict=True):
+        np.testing.assert_array_equal(np.asarray(variable), value)
+    assert all(not np.array_equal(np.asarray(v), b) for v, b in zip(u, u_before, strict=True))
+    trainer.g_step(batch)  # an update does move them, as the original's UPDATE_OPS do
+    assert any(not np.array_equal(np.asarray(v), b) for v, b in zip(statistics, before, strict=True))
