@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--scale", type=float, default=1.0, metavar="F",
                      help="resize factor applied to every image before cutting; SICE frames are up to 6000x4000, "
                      "and 0.25 gives a few hundred patches per scene (default: %(default)s)")
+    out.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                     help="leave out every scene whose folder or photo name matches this shell pattern (case "
+                     "ignored; repeatable), e.g. --exclude House to keep a public test sequence out of training")
     out.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
                      help="fraction of whole scenes held out into the validation file (default: %(default)s)")
     out.add_argument("--seed", type=int, default=0, metavar="N",
@@ -114,7 +118,23 @@ def collect_scenes(args: argparse.Namespace) -> tuple[list[Scene], list[str]]:
     if not sources:
         scenes = scan_sample_photos()
         sources = ["photos:skimage.data"]
-    return scenes, sources
+    return exclude_scenes(scenes, getattr(args, "exclude", [])), sources
+
+
+def scene_stem(scene: Scene) -> str:
+    """The scene's own folder or photo name, without its source prefix and extension."""
+    return Path(scene.name.split(":", 1)[-1]).stem
+
+
+def exclude_scenes(scenes: list[Scene], patterns: list[str]) -> list[Scene]:
+    """``scenes`` without those whose name matches one of the shell ``patterns`` (case-insensitive)."""
+    def excluded(scene: Scene) -> bool:
+        return any(fnmatch.fnmatch(scene_stem(scene).lower(), p.lower()) for p in patterns)
+
+    kept = [scene for scene in scenes if not excluded(scene)]
+    if scenes and not kept:
+        raise CommandError(f"--exclude {' '.join(patterns)}: every one of the {len(scenes)} scene(s) is excluded")
+    return kept
 
 
 def split_scenes(count: int, fraction: float, seed: int) -> set[int]:
@@ -140,6 +160,7 @@ def file_attrs(args: argparse.Namespace, sources: list[str], options: LoadOption
         "scale": args.scale,
         "seed": args.seed,
         "val_fraction": args.val_fraction,
+        "exclude": list(args.exclude),
         "ev_range": np.asarray(options.exposure.ev_range, np.float64),
         "shot_noise": options.exposure.shot_noise,
         "read_noise": options.exposure.read_noise,

@@ -63,6 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mixed-precision", action="store_true", help="compute in bfloat16 on CPU, float16 with loss scaling on GPU (default: float32)"
     )
+    parser.add_argument(
+        "--init-generator", metavar="PATH",
+        help="start G from this mefgan-tf checkpoint (e.g. checkpoints/reference) instead of random weights, to "
+        "fine-tune it on your data; D starts fresh. Only for a new run: a resumed run continues from its own checkpoint",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -169,9 +174,12 @@ def run(args: argparse.Namespace) -> int:
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same losses (no measurable cost on CPU)
     trainer = Trainer(config, len(batches), strategy, precision)
+    init = saved_init_generator(out) if resuming else args.init_generator
+    if args.init_generator and not resuming:
+        initialize_generator(trainer, args.init_generator)
     out.mkdir(parents=True, exist_ok=True)
     if chief:
-        write_metadata(out, config, data=str(args.data), patches=len(batches.patches))
+        write_metadata(out, config, data=str(args.data), patches=len(batches.patches), init_generator=init)
     directory = out if chief else out / f"worker-{index}"
     describe(config, batches, strategy, precision, out, resuming, args.quiet)
     report = train(trainer, batches, directory, args.max_steps, is_chief=chief, progress=not args.quiet)
@@ -182,6 +190,21 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def initialize_generator(trainer, path: str) -> None:
+    """Copy the generator weights of the checkpoint ``path`` into the trainer's G (D stays fresh)."""
+    from mefgan_tf.checkpoint import load_generator
+
+    source = load_generator(path)
+    with trainer.strategy.scope():
+        for variable, value in zip(trainer.generator.weights, source.weights, strict=True):
+            variable.assign(value)
+
+
+def saved_init_generator(out: Path) -> str | None:
+    """The ``--init-generator`` a run folder was started from (recorded in its metadata)."""
+    return json.loads((out / METADATA_FILE).read_text()).get("init_generator")
 
 
 def check_data(out: Path, batches, resuming: bool) -> None:

@@ -373,3 +373,17 @@ def test_help_shows_every_option_with_its_default(capsys):
 def test_patch_grid_is_regular_and_inside_the_image():
     assert patch_grid(96, 128, 48, 40) == [(0, 0), (0, 40), (0, 80), (40, 0), (40, 40), (40, 80)]
     assert patch_grid(47, 128, 48, 40) == []
+
+
+def test_exclude_leaves_matching_scenes_out_of_every_split(tmp_path):
+    for name in ("House", "house2", "Beach", "Forest"):
+        make_sice_scene(tmp_path / "sice", name, seed=len(name))
+    out = tmp_path / "p.h5"
+    summary = build(parse("--sice", str(tmp_path / "sice"), "--out", str(out), "--exclude", "HOUSE*",
+                          "--val-fraction", "0.5"))
+    names = patches_of(out)[1] + patches_of(tmp_path / "p_val.h5")[1]
+    assert summary.scenes == {"train": 1, "val": 1} and not any("ouse" in n for n in names)
+    with h5py.File(out, "r") as f:
+        assert list(f.attrs["exclude"]) == ["HOUSE*"]
+    with pytest.raises(CommandError, match="every one of the 4 scene"):
+        build(parse("--sice", str(tmp_path / "sice"), "--out", str(tmp_path / "q.h5"), "--exclude", "*"))

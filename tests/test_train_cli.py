@@ -125,3 +125,31 @@ def test_sigkill_mid_run_keeps_a_valid_checkpoint_and_the_run_resumes_from_it(tm
 
     assert main(["train", "--data", str(data), "--out", str(out), "--max-steps", str(batches_done + 1), "--quiet"]) == 0
     assert tf.train.latest_checkpoint(str(out)).endswith(f"ckpt-{batches_done + 1}")
+
+
+def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tmp_path):
+    from mefgan_tf.checkpoint import load_generator
+
+    data = str(make_patches(tmp_path / "p.h5", n=2))
+    run = tmp_path / "run"
+    flags = ["--data", data, "--batch-size", "1", "--max-steps", "1", "--seed", "3", "--quiet"]
+    # a vanishing learning rate: after one step G still holds the weights it started from
+    assert main(["train", *flags, "--out", str(run), "--learning-rate", "1e-12", "--init-generator",
+                 os.path.join(REPO, "checkpoints", "reference")]) == 0
+    reference = load_generator(os.path.join(REPO, "checkpoints", "reference"))
+    tuned = load_generator(run)
+    for got, want in zip(tuned.trainable_weights, reference.trainable_weights, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+    assert json.loads((run / "mefgan.json").read_text())["init_generator"].endswith("reference")
+    assert main(["train", *flags, "--out", str(tmp_path / "fresh")]) == 0
+    fresh = load_generator(tmp_path / "fresh")
+    assert not np.allclose(np.asarray(fresh.trainable_weights[0]), np.asarray(reference.trainable_weights[0]))
+
+
+def test_init_generator_that_is_not_a_checkpoint_is_a_one_line_error(capsys, tmp_path):
+    data = str(make_patches(tmp_path / "p.h5", n=2))
+    assert main(["train", "--data", data, "--out", str(tmp_path / "run"), "--batch-size", "1", "--quiet",
+                 "--init-generator", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "nothing: no such checkpoint folder or prefix" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()

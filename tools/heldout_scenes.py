@@ -1,8 +1,9 @@
 """Rebuild the reference model's held-out validation scenes as an evaluation folder.
 
-    python tools/heldout_scenes.py --brackets DIR --photos DIR --val-fraction 0.1 --seed 0 --out DIR
+    python tools/heldout_scenes.py --brackets DIR --exclude House --val-fraction 0.15 --seed 0 --out DIR
 
-Uses the same scene list, seeded split and exposure simulation as `mefgan patches`, and writes each
+Pass the same sources, --exclude, --val-fraction and --seed as to `mefgan patches`. Uses the same
+scene list, seeded split and exposure simulation as `mefgan patches`, and writes each
 held-out scene as `<scene>/over.png`, `<scene>/under.png` plus `Label/<scene>.png` (its ground truth:
 the photo, or the bracket's Mertens fusion), the layout `mefgan evaluate` reads.
 """
@@ -21,6 +22,7 @@ def main() -> None:
     parser.add_argument("--sice", action="append", default=[])
     parser.add_argument("--brackets", action="append", default=[])
     parser.add_argument("--photos", action="append", default=[])
+    parser.add_argument("--exclude", action="append", default=[])
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
