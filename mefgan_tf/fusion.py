@@ -4,7 +4,8 @@ The generator's only global part is its attention branch, which works at 1/8 res
 cheap to run on the whole image. Everything at full resolution (local block and merge block) is
 3x3 convolutions with a receptive radius of ``generator.FULL_RES_HALO`` pixels. So ``fuse_pair``:
 
-1. reflect-pads the pair once to a multiple of 8 (the output is cropped back to the input size);
+1. reflect-pads the pair once to a multiple of 8 (the output is cropped back to the input size;
+   ``crop_to_multiple`` gives the original's way instead, for ``--original-io``);
 2. runs the attention branch on the whole padded image (16 maps at half resolution);
 3. runs the full-resolution blocks tile by tile, each tile grown by the halo (clipped at the
    image border, where the network's own reflect padding then sees what untiled inference sees),
@@ -77,6 +78,15 @@ def pad_to_multiple(image: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndar
         raise CommandError(f"image of {width}x{height} is too small: both sides must be at least {multiple} pixels")
     pad_h, pad_w = padding_to_multiple(height, width, multiple)
     return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+
+
+def crop_to_multiple(image: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
+    """The top-left part of an (H, W, ...) array whose sides are multiples of ``multiple``: what the
+    original's ``generate.py`` fuses (it drops up to ``multiple - 1`` rows and columns)."""
+    height, width = image.shape[:2]
+    if min(height, width) < multiple:
+        raise CommandError(f"image of {width}x{height} is too small: both sides must be at least {multiple} pixels")
+    return image[: height // multiple * multiple, : width // multiple * multiple]
 
 
 def tile_grid(height: int, width: int, tile: int, halo: int) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:

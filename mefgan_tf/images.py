@@ -3,13 +3,19 @@
 Every reader returns RGB float32 in [0, 1] (H, W, 3): grey images are expanded, alpha is dropped,
 EXIF orientation is applied, and 8- and 16-bit files keep their precision. Writers pick the format
 from the extension and never leave a half-written file.
+
+The ``*_original`` functions are the I/O of the authors' test scripts (``generate.py``), for
+like-for-like comparisons: ``scipy.misc.imread`` (PIL, no EXIF rotation) and ``scipy.misc.imsave``
+(``bytescale``, then PIL at its defaults: JPEG quality 75).
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_path
@@ -18,6 +24,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", "
 SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
 # ITU-R BT.601 luma, the weights of MATLAB's rgb2gray and of the original's gradient loss.
 LUMA_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
+ORIGINAL_JPEG_QUALITY = 75  # PIL's default, which scipy.misc.imsave used
 
 
 def is_image(path: str | Path) -> bool:
@@ -32,9 +39,16 @@ def read_image_raw(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, np.uint8)
     except OSError as err:
         raise CommandError(f"{path}: cannot read ({err.strerror or err})") from None
+    return decode_image_raw(data, path)
+
+
+def decode_image_raw(data: bytes | np.ndarray, name: str | Path = "image") -> np.ndarray:
+    """RGB uint8 or uint16 array (H, W, 3) of an encoded image, orientation applied; CommandError
+    naming ``name`` if it cannot be decoded."""
+    data = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
-        raise CommandError(f"{path}: not a readable image")
+        raise CommandError(f"{name}: not a readable image")
     if image.dtype not in (np.uint8, np.uint16):
         image = np.clip(image.astype(np.float32), 0.0, 1.0)
         image = np.round(image * 65535.0).astype(np.uint16)
@@ -96,6 +110,73 @@ def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> Path
     try:
         with atomic_path(path) as tmp:
             encoded.tofile(tmp)
+    except OSError as err:
+        raise CommandError(f"{path}: cannot write ({err.strerror or err})") from None
+    return path
+
+
+def read_image_original_raw(path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) as the original's ``scipy.misc.imread`` gives it: decoded by PIL, EXIF
+    orientation not applied. (Other modes than RGB, which the original could not fuse, are
+    converted to RGB by PIL.)"""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+            return np.array(rgb, np.uint8)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
+        raise CommandError(f"{path}: cannot read ({err.strerror or err})") from None
+    except (OSError, ValueError):
+        raise CommandError(f"{path}: not a readable image") from None
+
+
+def bytescale(data: np.ndarray) -> np.ndarray:
+    """scipy's ``bytescale`` at its defaults: uint8 is returned unchanged; anything else is stretched
+    by its own minimum and maximum over all channels jointly to 0-255 (a constant image gives 0),
+    then ``(x + 0.5)`` is truncated to uint8.
+
+    Float arrays are computed in their own precision with the scale rounded to it first, as NumPy
+    1.x (the original's) did for ``float32_array * (255.0 / float32_scalar)``.
+    """
+    data = np.asarray(data)
+    if data.dtype == np.uint8:
+        return data
+    if not np.issubdtype(data.dtype, np.floating):
+        data = data.astype(np.float64)
+    dtype = data.dtype.type
+    cmin, cmax = data.min(), data.max()
+    cscale = cmax - cmin
+    scale = dtype(255.0 / float(cscale if cscale != 0 else 1))
+    scaled = (data - cmin) * scale
+    return (scaled.clip(0, 255) + dtype(0.5)).astype(np.uint8)
+
+
+def pil_format(path: str | Path) -> str:
+    """PIL's format name for the extension of ``path`` (``JPEG`` for .jpg); CommandError if unknown."""
+    ext = Path(path).suffix.lower()
+    formats = Image.registered_extensions()
+    if ext not in IMAGE_EXTENSIONS or ext not in formats:
+        raise CommandError(f"{path}: unknown image extension {Path(path).suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})")
+    return formats[ext]
+
+
+def encode_image_original(image: np.ndarray, ext: str = ".jpg") -> bytes:
+    """``image`` (float or uint8 RGB) encoded as ``scipy.misc.imsave`` would write it to a file with
+    extension ``ext``: ``bytescale``, then PIL at its defaults (JPEG: quality 75, 4:2:0)."""
+    fmt = pil_format(Path("image").with_suffix(ext))
+    buffer = io.BytesIO()
+    options = {"quality": ORIGINAL_JPEG_QUALITY} if fmt == "JPEG" else {}
+    Image.fromarray(np.ascontiguousarray(bytescale(image)), "RGB").save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def write_image_original(path: str | Path, image: np.ndarray) -> Path:
+    """Write ``image`` atomically as the original's ``scipy.misc.imsave`` did (``encode_image_original``)."""
+    path = Path(path)
+    encoded = encode_image_original(image, path.suffix)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(encoded)
     except OSError as err:
         raise CommandError(f"{path}: cannot write ({err.strerror or err})") from None
     return path

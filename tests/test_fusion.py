@@ -10,6 +10,7 @@ from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion import (
     auto_tile,
+    crop_to_multiple,
     exposure_order,
     fuse_exposures,
     fuse_pair,
@@ -64,6 +65,16 @@ def test_padding_reflects_at_the_bottom_and_right_only():
     np.testing.assert_array_equal(padded[:9, 10], image[:, 8])
     with pytest.raises(CommandError, match="too small"):
         pad_to_multiple(np.zeros((5, 40, 3), np.float32))
+
+
+def test_crop_keeps_the_top_left_multiple_of_8_as_the_original_does():
+    image = np.arange(23 * 17 * 3).reshape(23, 17, 3)
+    cropped = crop_to_multiple(image)
+    assert cropped.shape == (16, 16, 3)
+    np.testing.assert_array_equal(cropped, image[:16, :16])
+    assert crop_to_multiple(image[:16, :16]).shape == (16, 16, 3)  # multiples of 8 stay whole
+    with pytest.raises(CommandError, match="too small"):
+        crop_to_multiple(np.zeros((7, 40, 3)))
 
 
 def test_tile_cores_cover_every_pixel_once_and_halos_stay_inside_the_image():
