@@ -3,6 +3,10 @@
 Inputs may come in any order and any size (see ``fusion.py`` for the order in which more than two
 exposures are fused and for the exact tiled inference). Nothing is written unless the fusion
 succeeds, and every problem is one line naming the file.
+
+``--original-io`` swaps the I/O for that of the authors' ``generate.py`` (see ``images.py``):
+inputs cropped at the top-left to multiples of 8 instead of padded, no EXIF rotation, output
+min-max stretched by ``bytescale`` and written by PIL (JPEG at quality 75).
 """
 from __future__ import annotations
 
@@ -58,8 +62,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "format (PNG, TIFF) allows it (default: %(default)s)",
     )
     parser.add_argument(
-        "--format", default="png", metavar="EXT",
-        help="with --pairs: extension of the fused images (default: %(default)s)",
+        "--format", metavar="EXT",
+        help="with --pairs: extension of the fused images (default: png; jpg with --original-io)",
+    )
+    parser.add_argument(
+        "--original-io", action="store_true",
+        help="the authors' test-time I/O, for like-for-like comparisons with their results: inputs read "
+        "by PIL without EXIF rotation and cropped at the top-left to multiples of 8 (the output is up to "
+        "7 rows/columns smaller), output min-max stretched to 0-255 (scipy's bytescale) and written "
+        "8-bit by PIL, as JPEG at quality 75 for .jpg (other extensions keep their format)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -84,11 +95,13 @@ def output_depth(input_depth: int, bit_depth: str) -> int:
     return input_depth if bit_depth == "auto" else int(bit_depth)
 
 
-def check_output_extension(path: Path) -> None:
-    from mefgan_tf.images import IMAGE_EXTENSIONS
+def check_output_extension(path: Path, original_io: bool = False) -> None:
+    from mefgan_tf.images import IMAGE_EXTENSIONS, pil_format
 
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise CommandError(f"{path}: unknown image extension {path.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})")
+    if original_io:
+        pil_format(path)
 
 
 def read_exposures(paths: list[Path]):
@@ -104,12 +117,34 @@ def read_exposures(paths: list[Path]):
     return [to_float(image) for image in raw], depth
 
 
-def fuse_files(fuser, paths: list[Path], out: Path, bit_depth: str) -> Path:
-    """Read, fuse and write one scene."""
-    from mefgan_tf.images import write_image
+def read_exposures_original(paths: list[Path]):
+    """(float images, 8) of a scene's files, read and cropped as the original's ``generate.py`` does."""
+    from mefgan_tf.fusion import check_exposures, crop_to_multiple
+    from mefgan_tf.images import read_image_original_raw, to_float
 
-    images, depth = read_exposures(paths)
-    return write_image(out, fuser(images), bit_depth=output_depth(depth, bit_depth))
+    raw = [read_image_original_raw(path) for path in paths]
+    check_exposures(raw, [str(path) for path in paths])
+    return [to_float(crop_to_multiple(image)) for image in raw], 8
+
+
+def write_fused(out: Path, fused, input_depth: int, bit_depth: str, original_io: bool) -> Path:
+    """Write a fused float image: ours (``write_image``) or as the original does (``write_image_original``)."""
+    from mefgan_tf.images import write_image, write_image_original
+
+    if original_io:
+        return write_image_original(out, fused)
+    return write_image(out, fused, bit_depth=output_depth(input_depth, bit_depth))
+
+
+def fuse_files(fuser, paths: list[Path], out: Path, bit_depth: str, original_io: bool = False) -> Path:
+    """Read, fuse and write one scene (with ``original_io``, the way the original does)."""
+    images, depth = read_exposures_original(paths) if original_io else read_exposures(paths)
+    return write_fused(out, fuser(images), depth, bit_depth, original_io)
+
+
+def check_original_io(args: argparse.Namespace) -> None:
+    if args.original_io and args.bit_depth == "16":
+        raise CommandError("--original-io writes 8-bit images (scipy's bytescale); drop --bit-depth 16")
 
 
 def scene_folders(root: Path) -> list[Path]:
@@ -146,15 +181,16 @@ def run_pairs(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise CommandError(f"{out_dir}: exists and is not a folder (with --pairs, -o names the output folder)")
-    check_output_extension(Path("x").with_suffix("." + args.format.lstrip(".")))
+    ext = (args.format or ("jpg" if args.original_io else "png")).lstrip(".")
+    check_output_extension(Path("x").with_suffix("." + ext), args.original_io)
     scenes = scene_folders(Path(args.pairs))
     check_folder_writable(out_dir, out_dir)
     fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
     failed = []
     for scene in tqdm(scenes, desc="scenes", unit="scene", disable=args.quiet):
-        out = out_dir / f"{scene.name}.{args.format.lstrip('.')}"
+        out = out_dir / f"{scene.name}.{ext}"
         try:
-            fuse_files(fuser, scene_images(scene), out, args.bit_depth)
+            fuse_files(fuser, scene_images(scene), out, args.bit_depth, args.original_io)
         except CommandError as err:
             failed.append(scene.name)
             tqdm.write(f"mefgan fuse: {scene.name}: {err}", file=sys.stderr)
@@ -166,20 +202,20 @@ def run_pairs(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_original_io(args)
     if args.pairs:
         if args.images:
             raise CommandError("give either IMAGE files or --pairs DIR, not both")
         return run_pairs(args)
     from mefgan_tf.fusion import load_fuser
-    from mefgan_tf.images import write_image
 
     paths, out = [Path(p) for p in args.images], Path(args.out)
     if len(paths) < 2:
         raise CommandError(f"need at least two exposures to fuse, got {len(paths)}")
-    check_output_extension(out)
+    check_output_extension(out, args.original_io)
     check_writable(out)
-    images, depth = read_exposures(paths)
+    images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
     fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
-    write_image(out, fuser(images), bit_depth=output_depth(depth, args.bit_depth))
+    write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
     print(f"fused {len(paths)} exposures into {out}")
     return 0

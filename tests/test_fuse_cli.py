@@ -11,8 +11,8 @@ from model_weights import random_generator
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import generator_stages, fuse_exposures, fuse_pair
-from mefgan_tf.images import read_image, read_image_raw, to_float, write_image
+from mefgan_tf.fusion import generator_stages, fuse_exposures, fuse_pair, load_fuser
+from mefgan_tf.images import bytescale, read_image, read_image_raw, to_float, write_image
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +165,63 @@ def test_without_a_model_the_shipped_generator_is_used_or_its_absence_explained(
     assert not (tmp_path / "out.png").exists()
 
 
+def test_original_io_fuses_the_top_left_multiple_of_8_and_stretches_the_result(model, stages, tmp_path):
+    under, over = write_bracket(tmp_path)  # 53 x 37: not multiples of 8
+    assert fuse(under, over, "-o", tmp_path / "orig.png", "--model", model, "--original-io") == 0
+    written = read_image_raw(tmp_path / "orig.png")
+    assert written.shape == (32, 48, 3) and written.dtype == np.uint8
+    assert written.min() == 0 and written.max() == 255
+    crop = [read_image(p)[:32, :48] for p in (under, over)]
+    np.testing.assert_array_equal(written, bytescale(load_fuser(model, tile=None)(crop)))
+    # and the same as the generator on the crop, within the float rounding of two code paths
+    direct = bytescale(fuse_pair(stages, crop[1], crop[0]))
+    assert np.abs(written.astype(int) - direct).max() <= 1 and np.mean(written == direct) > 0.99
+    # the default pipeline keeps the whole image and does not stretch
+    assert fuse(under, over, "-o", tmp_path / "ours.png", "--model", model) == 0
+    ours = read_image_raw(tmp_path / "ours.png")
+    assert ours.shape == (37, 53, 3) and (ours.min() > 0 or ours.max() < 255)
+
+
+def test_original_io_writes_a_quality_75_jpeg_like_scipy_imsave(model, tmp_path):
+    from PIL import Image
+
+    under, over = write_bracket(tmp_path)
+    assert fuse(under, over, "-o", tmp_path / "orig.jpg", "--model", model, "--original-io") == 0
+    crop = [read_image(p)[:32, :48] for p in (under, over)]
+    reference = tmp_path / "reference.jpg"
+    Image.fromarray(bytescale(load_fuser(model, tile=None)(crop))).save(reference, quality=75)
+    with Image.open(tmp_path / "orig.jpg") as written, Image.open(reference) as expected:
+        assert written.format == "JPEG" and written.size == (48, 32)
+        assert written.quantization == expected.quantization
+        np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+    assert (tmp_path / "orig.jpg").read_bytes() == reference.read_bytes()
+
+
+def test_original_io_with_pairs_writes_jpegs_unless_a_format_is_given(model, tmp_path):
+    root = tmp_path / "scenes"
+    write_bracket(root / "beach", seed=1)
+    write_bracket(root / "house", gains=(0.2, 0.9, 1.7), seed=2)
+    assert fuse("--pairs", root, "-o", tmp_path / "jpg", "--model", model, "--original-io") == 0
+    assert sorted(p.name for p in (tmp_path / "jpg").iterdir()) == ["beach.jpg", "house.jpg"]
+    assert fuse("--pairs", root, "-o", tmp_path / "png", "--model", model, "--original-io", "--format", "png") == 0
+    beach = read_image_raw(tmp_path / "png" / "beach.png")
+    assert beach.shape == (32, 48, 3) and beach.min() == 0 and beach.max() == 255
+    single = tmp_path / "single.png"
+    assert fuse(*sorted((root / "beach").iterdir()), "-o", single, "--model", model, "--original-io") == 0
+    np.testing.assert_array_equal(beach, read_image_raw(single))
+
+
+def test_original_io_refuses_sixteen_bits(model, tmp_path, capsys):
+    under, over = write_bracket(tmp_path)
+    assert fuse(under, over, "-o", tmp_path / "out.png", "--model", model, "--original-io", "--bit-depth", "16") == 1
+    assert "--original-io writes 8-bit images" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_help_explains_every_option_with_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["fuse", "--help"])
     out = capsys.readouterr().out
-    for option in ("--pairs", "--model", "--tile", "--bit-depth", "--format", "checkpoints/reference", "default: auto"):
+    for option in ("--pairs", "--model", "--tile", "--bit-depth", "--format", "checkpoints/reference", "default: auto",
+                   "--original-io", "bytescale"):
         assert option in out
