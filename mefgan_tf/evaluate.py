@@ -13,6 +13,12 @@ Methods are built-in baselines (``mertens``, ``average``), folders of already-fu
 (``NAME=folder:PATH``, ``PATH/<scene>.<ext>``) or trained models (``NAME=model:PATH``). Every
 method fuses (or is scored on) the same under/over pair.
 
+A model can also be run with the authors' test-time I/O (``NAME=model-original-io:PATH``, or
+``--original-io`` for every ``model:`` method), so that it is scored like their published results:
+sources read by PIL without EXIF rotation and cropped at the top-left to multiples of 8, the fused
+image stretched by ``bytescale`` and passed through a quality-75 JPEG, as ``generate.py`` writes
+it; the sources and ground truth it is scored against are cropped the same way.
+
 A fused image up to 7 rows/columns smaller than its sources is scored against the sources'
 top-left crop of its size: the original MEF-GAN code crops its inputs to multiples of 8, so its
 results are that much smaller. Any other size difference, a missing image or an unreadable file
@@ -37,7 +43,17 @@ from mefgan_tf import metrics
 from mefgan_tf.baselines import BASELINES
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_path
-from mefgan_tf.images import is_image, luminance, read_image_uint8, to_float, to_uint8
+from mefgan_tf.fusion import crop_to_multiple
+from mefgan_tf.images import (
+    decode_image_raw,
+    encode_image_original,
+    is_image,
+    luminance,
+    read_image_original_raw,
+    read_image_uint8,
+    to_float,
+    to_uint8,
+)
 
 MAX_CROP = 8  # a fused image may be up to MAX_CROP - 1 pixels smaller than its sources
 FLAT_NAME = re.compile(r"^([uo])(\d+)$", re.IGNORECASE)
@@ -123,9 +139,13 @@ class LoadedScene:
     note: str = ""
 
 
-def load_scene(scene: Scene) -> LoadedScene:
-    """Read a scene; the darkest exposure is ``under``, the brightest ``over``. CommandError if unusable."""
-    images = [read_image_uint8(p) for p in scene.exposures]
+def load_scene(scene: Scene, original_io: bool = False) -> LoadedScene:
+    """Read a scene; the darkest exposure is ``under``, the brightest ``over``. CommandError if unusable.
+
+    ``original_io``: read every file as the original's ``generate.py`` does (``read_image_original_raw``).
+    """
+    read = read_image_original_raw if original_io else read_image_uint8
+    images = [read(p) for p in scene.exposures]
     sizes = {im.shape[:2] for im in images}
     if len(sizes) != 1:
         raise CommandError(f"exposures differ in size: {', '.join(_size(s) for s in sorted(sizes))}")
@@ -133,7 +153,7 @@ def load_scene(scene: Scene) -> LoadedScene:
     under, over = images[order[0]], images[order[-1]]
     gt, note = None, ""
     if scene.gt is not None:
-        gt = read_image_uint8(scene.gt)
+        gt = read(scene.gt)
         if gt.shape[:2] != under.shape[:2]:
             note = f"ground truth {_size(gt.shape)} differs from the exposures' {_size(under.shape)}: not used"
             gt = None
@@ -154,10 +174,15 @@ class Method:
     target: str
     fuse: Fuser | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    original_io: bool = False  # a model run with the original's test-time I/O
+
+
+MODEL_ORIGINAL_IO = "model-original-io"
 
 
 def parse_method(spec: str) -> Method:
-    """``mertens``, ``average``, ``[NAME=]mertens``, ``NAME=folder:PATH`` or ``NAME=model:PATH``."""
+    """``mertens``, ``average``, ``[NAME=]mertens``, ``NAME=folder:PATH``, ``NAME=model:PATH`` or
+    ``NAME=model-original-io:PATH``."""
     name, sep, rest = spec.partition("=")
     if not sep:
         name, rest = "", spec
@@ -167,8 +192,8 @@ def parse_method(spec: str) -> Method:
             known = ", ".join(BASELINES)
             raise CommandError(f"--method {spec!r}: unknown method (built-ins: {known}; or NAME=folder:PATH, NAME=model:PATH)")
         return Method(name or rest, "builtin", rest, fuse=BASELINES[rest])
-    if kind not in ("folder", "model") or not target:
-        raise CommandError(f"--method {spec!r}: expected NAME=folder:PATH or NAME=model:PATH")
+    if kind not in ("folder", "model", MODEL_ORIGINAL_IO) or not target:
+        raise CommandError(f"--method {spec!r}: expected NAME=folder:PATH, NAME=model:PATH or NAME={MODEL_ORIGINAL_IO}:PATH")
     path = Path(target)
     if not path.exists():
         raise CommandError(f"--method {spec!r}: {path} not found")
@@ -176,7 +201,8 @@ def parse_method(spec: str) -> Method:
         if not path.is_dir():
             raise CommandError(f"--method {spec!r}: {path} is not a folder")
         return Method(name or path.name, kind, target, files=_by_stem(path))
-    return Method(name or path.stem, kind, target, fuse=_load_model(spec, path))
+    original_io = kind == MODEL_ORIGINAL_IO
+    return Method(name or path.stem, "model", target, fuse=_load_model(spec, path), original_io=original_io)
 
 
 def _load_model(spec: str, path: Path) -> Fuser:
@@ -187,8 +213,15 @@ def _load_model(spec: str, path: Path) -> Fuser:
     return load_fuser(path)
 
 
-def parse_methods(specs: Sequence[str]) -> list[Method]:
+def parse_methods(specs: Sequence[str], original_io: bool = False) -> list[Method]:
+    """The methods of ``specs``; ``original_io`` gives every model the original's test-time I/O."""
     methods = [parse_method(s) for s in specs]
+    if original_io:
+        models = [m for m in methods if m.kind == "model"]
+        if not models:
+            raise CommandError("--original-io applies to model methods (NAME=model:PATH); none given")
+        for method in models:
+            method.original_io = True
     names = [m.name for m in methods]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -197,14 +230,20 @@ def parse_methods(specs: Sequence[str]) -> list[Method]:
 
 
 # ---------------------------------------------------------------------------------------- scoring
+def shrunk_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(rows, columns) after ``shrink``."""
+    if not max_side or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Downscale (area interpolation) so that the longer side is at most ``max_side``."""
-    h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side:
+    rows, cols = shrunk_size(*image.shape[:2], max_side)
+    if (rows, cols) == image.shape[:2]:
         return image
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -225,7 +264,7 @@ class SceneScorer:
 
     def __init__(self, scene: LoadedScene, max_side: int | None):
         self.scene, self.max_side = scene, max_side
-        self._sources: dict[tuple, tuple[metrics.Sources, np.ndarray | None]] = {}
+        self._sources: dict[tuple | str, tuple[metrics.Sources, np.ndarray | None]] = {}
 
     def _prepared(self, rows: int, cols: int) -> tuple[metrics.Sources, np.ndarray | None]:
         """Sources (and ground truth) cropped to rows x cols, then shrunk: kept per size."""
@@ -234,6 +273,15 @@ class SceneScorer:
             crop = [None if im is None else shrink(im[:rows, :cols], self.max_side) for im in (s.over, s.under, s.gt)]
             self._sources[rows, cols] = (metrics.Sources(crop[0], crop[1]), crop[2])
         return self._sources[rows, cols]
+
+    def _prepared_original(self) -> tuple[metrics.Sources, np.ndarray | None]:
+        """Sources (and ground truth) shrunk, then cropped at the top-left to multiples of 8, as the
+        original's ``generate.py`` crops its inputs."""
+        if "original" not in self._sources:
+            s = self.scene
+            crop = [None if im is None else crop_to_multiple(shrink(im, self.max_side)) for im in (s.over, s.under, s.gt)]
+            self._sources["original"] = (metrics.Sources(crop[0], crop[1]), crop[2])
+        return self._sources["original"]
 
     def score(self, name: str, method: Method) -> Row:
         h, w = self.scene.under.shape[:2]
@@ -249,6 +297,11 @@ class SceneScorer:
             row.cropped = f"{h - fh}x{w - fw}"
             sources, gt = self._prepared(fh, fw)
             fused = shrink(fused, self.max_side)
+        elif method.original_io:
+            sources, gt = self._prepared_original()
+            fused = self._fuse_original(method, sources)
+            rows, cols = shrunk_size(h, w, self.max_side)
+            row.cropped = f"{rows - fused.shape[0]}x{cols - fused.shape[1]}"
         else:
             sources, gt = self._prepared(h, w)
             fused = self._fuse(method, sources)
@@ -263,6 +316,15 @@ class SceneScorer:
         if fused.shape[:2] != sources.shape:
             raise CommandError(f"method {method.name} returned {_size(fused.shape)} for sources {_size(sources.shape)}")
         return to_uint8(fused)
+
+    @staticmethod
+    def _fuse_original(method: Method, sources: metrics.Sources) -> np.ndarray:
+        """The method's fused image as the original's ``generate.py`` would write it and a reader
+        would read it back: bytescaled, a quality-75 JPEG."""
+        fused = method.fuse([to_float(sources.under), to_float(sources.over)])
+        if fused.shape[:2] != sources.shape:
+            raise CommandError(f"method {method.name} returned {_size(fused.shape)} for sources {_size(sources.shape)}")
+        return decode_image_raw(encode_image_original(fused, ".jpg"), f"method {method.name}")
 
 
 def _skip(row: Row, reason: str) -> Row:
@@ -291,15 +353,19 @@ def _score_scene(scene: Scene, methods: list[Method], max_side: int | None) -> l
         loaded = load_scene(scene)
     except CommandError as err:
         return [_skip(Row(scene.name, m.name), str(err)) for m in methods]
-    scorer = SceneScorer(loaded, max_side)
+    scorers = {False: SceneScorer(loaded, max_side)}
     rows = []
     for method in methods:
         try:
+            if method.original_io and True not in scorers:  # the sources as the original reads them
+                scorers[True] = SceneScorer(load_scene(scene, original_io=True), max_side)
+            scorer = scorers[method.original_io]
             row = scorer.score(scene.name, method)
+            note = scorer.scene.note
         except CommandError as err:
-            row = _skip(Row(scene.name, method.name), str(err))
-        if loaded.note:
-            row.reason = "; ".join(filter(None, [row.reason, loaded.note]))
+            row, note = _skip(Row(scene.name, method.name), str(err)), loaded.note
+        if note:
+            row.reason = "; ".join(filter(None, [row.reason, note]))
         rows.append(row)
     return rows
 
@@ -322,7 +388,8 @@ def summarise(rows: list[Row], methods: list[Method]) -> dict:
             table[method.name][metric] = {"mean": mean, "std": std, "n": n}
     skipped = [{"scene": r.scene, "method": r.method, "reason": r.reason} for r in rows if r.status != "ok"]
     notes = sorted({f"scene {r.scene}: {r.reason}" for r in rows if r.status == "ok" and r.reason})
-    return {"metrics": names, "methods": table, "skipped": skipped, "notes": notes}
+    original_io = [m.name for m in methods if m.original_io]
+    return {"metrics": names, "methods": table, "skipped": skipped, "notes": notes, "original_io": original_io}
 
 
 def _fmt(value: float) -> str:
@@ -370,6 +437,9 @@ METRIC_NOTES = (
 )
 
 
+ORIGINAL_IO_NOTE = "inputs cropped to multiples of 8, output min-max stretched and saved as JPEG quality 75"
+
+
 def summary_markdown(summary: dict) -> str:
     names = summary["metrics"]
     lines = ["| Method | n | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
@@ -378,6 +448,8 @@ def summary_markdown(summary: dict) -> str:
         cells = [f"{_num(s['mean'])} ± {_num(s['std'])}" if s["n"] else "–" for s in table.values()]
         lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± standard deviation over scenes. " + METRIC_NOTES, ""]
+    if summary["original_io"]:
+        lines += [f"With the original's test-time I/O ({ORIGINAL_IO_NOTE}): {', '.join(summary['original_io'])}.", ""]
     skipped = summary["skipped"]
     listed = "; ".join(f"scene {s['scene']} / {s['method']}: {s['reason']}" for s in skipped)
     lines.append(f"Skipped ({len(skipped)}): {listed}" if skipped else "Skipped: none.")
@@ -422,7 +494,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="one subfolder of exposures per scene, or uN/oN image pairs (the original test_imgs layout)")
     parser.add_argument("--method", action="append", required=True, metavar="SPEC",
                         help="repeatable: mertens | average | NAME=folder:PATH (fused images named <scene>.<ext>) "
-                             "| NAME=model:PATH (checkpoint or SavedModel)")
+                             "| NAME=model:PATH (checkpoint or SavedModel) | NAME=model-original-io:PATH (a model "
+                             "with the authors' test-time I/O, see --original-io)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="writes per_image.csv, summary.csv, summary.json, summary.md and metrics.png here")
     parser.add_argument("--gt", type=Path, metavar="DIR",
@@ -430,13 +503,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resize-max", type=int, metavar="PIXELS",
                         help="shrink every image of a scene identically so its longer side is at most PIXELS "
                              "(after the crop rule; faster, but the numbers are not the full-resolution ones)")
+    parser.add_argument("--original-io", action="store_true",
+                        help="run every model: method with the authors' test-time I/O, as `mefgan fuse "
+                             "--original-io` writes it, to compare like for like with their results: sources "
+                             "read by PIL without EXIF rotation and cropped at the top-left to multiples of 8, "
+                             "fused image min-max stretched (scipy's bytescale) and passed through a quality-75 "
+                             "JPEG; it is scored against sources and ground truth cropped the same way "
+                             "(model-original-io: does this for one method)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resize_max is not None and args.resize_max < 2 * metrics.WINDOW:
         raise CommandError(f"--resize-max {args.resize_max}: must be at least {2 * metrics.WINDOW}")
-    methods = parse_methods(args.method)
+    methods = parse_methods(args.method, args.original_io)
     scenes = find_scenes(args.scenes, args.gt)
     rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet)
     summary = summarise(rows, methods)
@@ -444,7 +524,7 @@ def run(args: argparse.Namespace) -> int:
     write_per_image(out / "per_image.csv", rows, summary["metrics"] or metrics.METRIC_NAMES)
     write_summary_csv(out / "summary.csv", summary)
     options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
-               "resize_max": args.resize_max}
+               "resize_max": args.resize_max, "original_io": args.original_io}
     write_summary_json(out / "summary.json", summary, options)
     markdown = summary_markdown(summary)
     with atomic_path(out / "summary.md") as tmp:

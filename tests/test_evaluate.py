@@ -15,7 +15,14 @@ from mefgan_tf import metrics
 from mefgan_tf.baselines import average
 from mefgan_tf.cli import main
 from mefgan_tf.evaluate import Scene, load_scene
-from mefgan_tf.images import read_image_uint8, to_float, to_uint8, write_image
+from mefgan_tf.images import (
+    decode_image_raw,
+    encode_image_original,
+    read_image_uint8,
+    to_float,
+    to_uint8,
+    write_image,
+)
 
 OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png"]
 
@@ -170,6 +177,70 @@ def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
     assert seen == [tmp_path / "ckpt"]
     gan, avg = _read_csv(out / "per_image.csv")
     assert gan["method"] == "gan" and gan["MEF_SSIM"] == avg["MEF_SSIM"]
+
+
+def _odd_sized_scenes(root, count=2):
+    """SICE layout at 61 x 45, not multiples of 8: the original pipeline crops to 56 x 40."""
+    for i in range(count):
+        truth = _truth(i, shape=(45, 61))
+        under, over = _exposures(truth)
+        write_image(root / f"scene{i}" / "a.png", over)
+        write_image(root / f"scene{i}" / "b.png", under)
+        write_image(root / "Label" / f"scene{i}.png", truth)
+    return root
+
+
+def test_original_io_scores_the_bytescaled_jpeg_against_cropped_sources(tmp_path, monkeypatch):
+    def load_fuser(path):
+        return lambda images: average(images) * 0.5 + 0.1  # a dull image that bytescale stretches
+
+    monkeypatch.setitem(sys.modules, "mefgan_tf.fusion", types.SimpleNamespace(load_fuser=load_fuser))
+    scenes, out = _odd_sized_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
+    (tmp_path / "ckpt").mkdir()
+    assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--original-io", "--out", out) == 0
+    (row,) = _read_csv(out / "per_image.csv")
+    assert row["status"] == "ok" and row["size"] == "56x40" and row["cropped_rows_x_cols"] == "5x5"
+    loaded = load_scene(Scene("scene0", sorted((scenes / "scene0").iterdir()), scenes / "Label" / "scene0.png"))
+    over, under, gt = (image[:40, :56] for image in (loaded.over, loaded.under, loaded.gt))
+    fused = decode_image_raw(encode_image_original(load_fuser(None)([to_float(under), to_float(over)]), ".jpg"))
+    assert fused.min() <= 2 and fused.max() >= 253  # stretched, then JPEG
+    expected = metrics.all_metrics(over, under, fused, gt)
+    assert np.isnan(expected["MEF_SSIM"]) and row["MEF_SSIM"] == ""  # too small for three scales
+    for name, value in expected.items():
+        if name != "MEF_SSIM":
+            assert float(row[name]) == pytest.approx(value, rel=1e-5), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["original_io"] == ["gan"] and summary["options"]["original_io"] is True
+    assert "With the original's test-time I/O" in (out / "summary.md").read_text()
+
+
+def test_model_original_io_scores_exactly_what_fuse_original_io_writes(tmp_path):
+    from model_weights import random_generator
+
+    from mefgan_tf.checkpoint import save_model_checkpoint
+
+    model = save_model_checkpoint(tmp_path / "model", random_generator(seed=5))
+    scenes, fused, out = _odd_sized_scenes(tmp_path / "scenes"), tmp_path / "fused", tmp_path / "out"
+    assert main(["fuse", "-q", "--pairs", str(scenes), "-o", str(fused), "--model", str(model), "--original-io"]) == 0
+    methods = [f"files=folder:{fused}", f"orig=model-original-io:{model}", f"ours=model:{model}"]
+    assert _run(scenes, *[a for m in methods for a in ("--method", m)], "--out", out) == 0
+    rows = {(r["scene"], r["method"]): r for r in _read_csv(out / "per_image.csv")}
+    for scene in ("scene0", "scene1"):
+        files, orig, ours = (rows[scene, m] for m in ("files", "orig", "ours"))
+        assert files["size"] == orig["size"] == "56x40" and ours["size"] == "61x45"
+        assert files["cropped_rows_x_cols"] == orig["cropped_rows_x_cols"] == "5x5"
+        scores = [name for name in metrics.METRIC_NAMES if orig[name]]
+        assert "PSNR_I" in scores and "MEF_SSIM_SS" in scores
+        assert all(files[name] == orig[name] for name in scores)
+        assert any(ours[name] != orig[name] for name in scores)
+    assert json.loads((out / "summary.json").read_text())["original_io"] == ["orig"]
+
+
+def test_original_io_needs_a_model_method(tmp_path, capsys):
+    scenes = _folder_scenes(tmp_path / "scenes", count=1)
+    assert _run(scenes, "--method", "average", "--original-io", "--out", tmp_path / "out") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mefgan evaluate: error:") and "--original-io applies to model methods" in err
 
 
 @pytest.mark.parametrize(
