@@ -509,7 +509,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "read by PIL without EXIF rotation and cropped at the top-left to multiples of 8, "
                              "fused image min-max stretched (scipy's bytescale) and passed through a quality-75 "
                              "JPEG; it is scored against sources and ground truth cropped the same way "
-                             "(model-original-io: does this for one method)")
+                             "(NAME=model-original-io:PATH does this for one method only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
 
 
