@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "tqdm>=4.66",
     "matplotlib>=3.8",
     "pyyaml>=6.0",
+    "fastapi>=0.110",
+    "uvicorn>=0.29",
 ]
 
 setup(
@@ -28,9 +30,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["mefgan_tf", "mefgan_tf.*", "data_prep", "data_prep.*"]),
-    package_data={"mefgan_tf": ["VERSION"]},
+    package_data={"mefgan_tf": ["VERSION", "web/*.html"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8.0"]},
+    extras_require={"test": ["pytest>=8.0", "httpx>=0.27", "selenium>=4.20"]},
     entry_points={"console_scripts": ["mefgan=mefgan_tf.cli:main"]},
     license="MIT",
 )

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mefgan_tf.train_cli", "train the GAN (original recipe, resumable, multi-GPU/worker)"),
     "fuse": ("mefgan_tf.fuse_cli", "fuse exposures at full resolution with a trained generator"),
     "export": ("mefgan_tf.export", "write a SavedModel of the generator for TensorFlow Serving"),
+    "serve": ("mefgan_tf.serve", "serve fusion over TensorFlow Serving's REST API, with a web page"),
     "evaluate": ("mefgan_tf.evaluate", "score fusion methods with the paper's and MEFB's metrics"),
     "import-tf1": ("mefgan_tf.tf1", "convert the authors' TF1 checkpoint into a mefgan-tf checkpoint"),
     "demo": ("mefgan_tf.demo", "fuse a generated sample pair with the shipped generator"),
@@ -44,7 +45,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 # Commands that run TensorFlow: its start-up chatter (oneDNN notes, CUDA probing) is hidden for them.
-TENSORFLOW_COMMANDS = {"train", "fuse", "export", "evaluate", "import-tf1", "demo"}
+TENSORFLOW_COMMANDS = {"train", "fuse", "export", "serve", "evaluate", "import-tf1", "demo"}
 
 
 def import_tensorflow_quietly() -> None:

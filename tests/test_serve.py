@@ -1,0 +1,345 @@
+"""`mefgan serve`: TensorFlow Serving's REST API on a real server, with real inference on tiny images."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from model_weights import random_generator
+from serve_helpers import b64, decode_png, encode, exposure_pair, running
+
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.cli import main
+from mefgan_tf.fusion import Fuser, generator_stages
+from mefgan_tf.images import to_float, to_uint8
+from mefgan_tf.serve import Limits, create_app
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # benchmarks/ is beside the package, not installed with it
+    sys.path.insert(0, str(REPO))
+from benchmarks.bench_serve import readme_example, readme_request, same_form
+
+PREDICT = "/v1/models/mefgan:predict"
+MAX_BODY = 200_000
+MAX_PIXELS = 100_000
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return random_generator(seed=11)
+
+
+@pytest.fixture(scope="module")
+def fuser(generator) -> Fuser:
+    return Fuser(generator_stages(generator))
+
+
+@pytest.fixture(scope="module")
+def server(fuser):
+    limits = Limits(max_body_bytes=MAX_BODY, max_pixels=MAX_PIXELS, timeout_s=60)
+    with running(create_app(fuser, limits=limits)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, timeout=60) as client:
+        yield client
+
+
+def files_of(*images: np.ndarray, ext: str = ".png") -> list[bytes]:
+    return [encode(image, ext) for image in images]
+
+
+def decoded(data: bytes) -> np.ndarray:
+    """The float image the server fuses for an encoded file (8-bit round trip)."""
+    import cv2
+
+    return to_float(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1].copy())
+
+
+def fuse_images_body(*files: bytes) -> dict:
+    instance = {"over_bytes": b64(files[0]), "under_bytes": b64(files[1])} if len(files) == 2 else {"exposures_bytes": [b64(f) for f in files]}
+    return {"signature_name": "fuse_images", "instances": [instance]}
+
+
+# --- status and metadata -------------------------------------------------------------------
+
+
+def test_status_has_tensorflow_servings_shape_at_both_paths(client):
+    expected = {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    for path in ("/v1/models/mefgan", "/v1/models/mefgan/versions/1"):
+        response = client.get(path)
+        assert response.status_code == 200 and response.json() == expected
+
+
+def test_metadata_lists_both_signatures_as_exported(client):
+    for path in ("/v1/models/mefgan/metadata", "/v1/models/mefgan/versions/1/metadata"):
+        body = client.get(path).json()
+        assert body["model_spec"] == {"name": "mefgan", "signature_name": "", "version": "1"}
+        defs = body["metadata"]["signature_def"]["signature_def"]
+        assert set(defs) == {"serving_default", "fuse_images"}
+        assert {k: v["dtype"] for k, v in defs["serving_default"]["inputs"].items()} == {"over": "DT_FLOAT", "under": "DT_FLOAT"}
+        assert [d["size"] for d in defs["serving_default"]["inputs"]["over"]["tensor_shape"]["dim"]] == ["-1", "-1", "-1", "3"]
+        assert set(defs["fuse_images"]["inputs"]) == {"over_bytes", "under_bytes"}
+        assert set(defs["fuse_images"]["outputs"]) == {"fused_png_bytes"}
+
+
+@pytest.mark.parametrize(
+    "method, path, status, message",
+    [
+        ("GET", "/v1/models/other", 404, "Servable not found for request: Latest(other)"),
+        ("GET", "/v1/models/mefgan/versions/2", 404, "Servable not found for request: Specific(mefgan, 2)"),
+        ("POST", "/v1/models/mefgan/versions/7:predict", 404, "Servable not found for request: Specific(mefgan, 7)"),
+        ("POST", "/v1/models/mefgan:classify", 400, '":classify" is not supported: this model answers ":predict" only (it has no classification or regression signature)'),
+        ("PUT", "/v1/models/mefgan:predict", 405, "PUT is not allowed on /v1/models/mefgan:predict"),
+        ("GET", "/nothing/here", 404, "no such endpoint: GET /nothing/here"),
+    ],
+)
+def test_unknown_models_versions_and_endpoints_answer_in_tensorflow_servings_error_form(client, method, path, status, message):
+    response = client.request(method, path, json={})
+    assert response.status_code == status and response.json() == {"error": message}
+
+
+# --- fuse_images ---------------------------------------------------------------------------
+
+
+def test_fuse_images_answers_a_png_equal_to_in_process_fusion_in_either_order(client, fuser):
+    over, under = exposure_pair(24, 40, seed=1)
+    files = files_of(over, under)
+    expected = to_uint8(fuser([decoded(f) for f in files]))
+    for body in (fuse_images_body(*files), fuse_images_body(*files[::-1])):
+        response = client.post(PREDICT, json=body)
+        assert response.status_code == 200, response.text
+        (prediction,) = response.json()["predictions"]
+        assert set(prediction) == {"b64"}
+        np.testing.assert_array_equal(decode_png(prediction), expected)
+
+
+def test_fuse_images_columnar_batch_answers_outputs_and_jpeg_works(client, fuser):
+    pairs = [exposure_pair(16, 24, seed=s) for s in (2, 3)]
+    jpegs = [files_of(*pair, ext=".jpg") for pair in pairs]
+    body = {"signature_name": "fuse_images", "inputs": {"over_bytes": [b64(f[0]) for f in jpegs], "under_bytes": [b64(f[1]) for f in jpegs]}}
+    response = client.post("/v1/models/mefgan/versions/1:predict", json=body)
+    assert response.status_code == 200, response.text
+    outputs = response.json()["outputs"]
+    assert len(outputs) == 2
+    for output, files in zip(outputs, jpegs):
+        np.testing.assert_array_equal(decode_png(output), to_uint8(fuser([decoded(f) for f in files])))
+
+
+def test_three_exposures_through_the_exposures_bytes_extension(client, fuser):
+    over, under = exposure_pair(16, 16, seed=4)
+    files = files_of(over, under, (over + under) / 2)
+    response = client.post(PREDICT, json=fuse_images_body(*files))
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(decode_png(response.json()["predictions"][0]), to_uint8(fuser([decoded(f) for f in files])))
+
+
+def test_the_readme_example_works_as_written(client, server):
+    url, body = readme_request(files_of(*exposure_pair(16, 16, seed=5)), server)
+    assert url == f"{server}{PREDICT}"
+    answer = client.post(url, json=body).json()
+    assert same_form(answer, json.loads(readme_example()[2])), answer
+
+
+# --- serving_default -------------------------------------------------------------------------
+
+
+def test_serving_default_row_and_columnar_formats_equal_in_process_fusion(client, fuser):
+    over, under = exposure_pair(9, 12, seed=6)
+    expected = fuser.pair(over, under)
+    row = client.post(PREDICT, json={"instances": [{"over": over.tolist(), "under": under.tolist()}]})
+    assert row.status_code == 200, row.text
+    np.testing.assert_array_equal(np.float32(row.json()["predictions"]), expected[None])
+    columnar = client.post(PREDICT, json={"signature_name": "serving_default", "inputs": {"over": [over.tolist()], "under": [under.tolist()]}})
+    assert columnar.status_code == 200, columnar.text
+    np.testing.assert_array_equal(np.float32(columnar.json()["outputs"]), expected[None])
+
+
+def test_a_tiled_server_gives_the_untiled_result(fuser):
+    over, under = exposure_pair(40, 56, seed=7)
+    with running(create_app(Fuser(fuser.stages, tile=16), warmup=False)) as url:
+        response = httpx.post(url + PREDICT, json={"inputs": {"over": [over.tolist()], "under": [under.tolist()]}}, timeout=60)
+    np.testing.assert_allclose(np.float32(response.json()["outputs"][0]), Fuser(fuser.stages, tile=None).pair(over, under), atol=1e-5)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+GOOD = encode(exposure_pair(16, 16)[0])
+WIDE, TALL = encode(exposure_pair(16, 24)[0]), encode(exposure_pair(24, 16)[1])
+TINY = encode(exposure_pair(5, 7)[0])
+PIXEL = [[[0.5, 0.5, 0.5]] * 8] * 8
+
+
+def bytes_body(over, under) -> dict:
+    return {"signature_name": "fuse_images", "instances": [{"over_bytes": over, "under_bytes": under}]}
+
+
+def float_body(over, under=PIXEL) -> dict:
+    return {"instances": [{"over": over, "under": under}]}
+
+
+BAD_REQUESTS = {
+    "not JSON": (b"{instances", "request body is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+    "not base64": (bytes_body({"b64": "not base64!"}, b64(GOOD)), "instances[0].over_bytes is not valid base64"),
+    "not an image": (bytes_body(b64(GOOD), b64(b"GIF? no, plain text")), "instances[0].under_bytes is not a readable image (expected JPEG, PNG, TIFF, BMP or WebP)"),
+    "not b64 object": (bytes_body("abc", b64(GOOD)), 'instances[0].over_bytes must be {"b64": "<base64 JPEG/PNG>"}'),
+    "different sizes": (bytes_body(b64(WIDE), b64(TALL)), "instances[0]: exposures differ in size: instances[0].over_bytes 24x16, instances[0].under_bytes 16x24"),
+    "one exposure": (
+        {"signature_name": "fuse_images", "instances": [{"exposures_bytes": [b64(GOOD)]}]},
+        "instances[0]: need at least two exposures to fuse, got 1",
+    ),
+    "missing input": (
+        {"signature_name": "fuse_images", "instances": [{"over_bytes": b64(GOOD)}]},
+        'instances[0]: missing input "under_bytes" (fuse_images takes over_bytes and under_bytes, or exposures_bytes)',
+    ),
+    "too small image": (bytes_body(b64(TINY), b64(TINY)), "instances[0].over_bytes: image of 7x5 is too small: both sides must be at least 8 pixels"),
+    "too small floats": (float_body([[[0.5, 0.5, 0.5]] * 7] * 5, [[[0.5, 0.5, 0.5]] * 7] * 5), "instances[0].over: image of 7x5 is too small: both sides must be at least 8 pixels"),
+    "above one": (float_body([[[1.5, 0.5, 0.5]] * 8] * 8), "instances[0].over: values must be in [0, 1], found 1.5"),
+    "negative": (float_body(PIXEL, [[[0.5, -0.25, 0.5]] * 8] * 8), "instances[0].under: values must be in [0, 1], found -0.25"),
+    "NaN": (json.dumps(float_body([[[float("nan"), 0.5, 0.5]] * 8] * 8)).encode(), "instances[0].over: values must be in [0, 1], found NaN"),
+    "not numbers": (float_body([[["a", "b", "c"]] * 8] * 8), "instances[0].over must be a [H, W, 3] array of numbers, got something else"),
+    "wrong shape": (float_body([[0.5, 0.5, 0.5, 0.5]] * 8), "instances[0].over must be a [H, W, 3] array of numbers, got shape [8, 4]"),
+    "wrong signature": (
+        {"signature_name": "classify", "instances": [{}]},
+        'signature_name "classify" not found (this model has serving_default and fuse_images)',
+    ),
+    "no instances": ({"signature_name": "fuse_images"}, 'request must have either "instances" (row format) or "inputs" (columnar format), not both or neither'),
+    "empty instances": ({"instances": []}, '"instances" must be a non-empty list'),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_is_a_400_with_one_clear_line(client, case):
+    body, message = BAD_REQUESTS[case]
+    response = client.post(PREDICT, content=body if isinstance(body, bytes) else json.dumps(body).encode())
+    assert response.status_code == 400
+    assert response.json() == {"error": message}
+
+
+def test_too_large_bodies_and_images_are_413(client):
+    response = client.post(PREDICT, content=b" " * (MAX_BODY + 1000))
+    assert response.status_code == 413
+    assert response.json() == {"error": "request body is larger than this server's limit of 0.191 MB (mefgan serve --max-body-mb)"}
+
+    def chunks():  # no Content-Length: the limit is found while reading
+        for _ in range(3):
+            yield b" " * (MAX_BODY // 2)
+
+    response = client.post(PREDICT, content=chunks())
+    assert response.status_code == 413 and "larger than this server's limit" in response.json()["error"]
+    big = encode(np.full((400, 300, 3), 0.5, np.float32))  # 120,000 pixels, a small file
+    response = client.post(PREDICT, json=bytes_body(b64(big), b64(big)))
+    assert response.status_code == 413
+    assert response.json() == {"error": "instances[0].over_bytes is larger than this server's limit of 0.1 megapixels"}
+
+
+# --- queue, deadline, page, command ----------------------------------------------------------
+
+
+class GatedFuser(Fuser):
+    """A real fuser that waits for ``gate`` before each fusion, so tests can hold the worker busy."""
+
+    def __init__(self, stages) -> None:
+        super().__init__(stages)
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def pair(self, over, under):
+        self.entered.set()
+        self.gate.wait(30)
+        return super().pair(over, under)
+
+
+def post_in_thread(url: str, body: dict) -> tuple[threading.Thread, list]:
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(httpx.post(url, json=body, timeout=60)))
+    thread.start()
+    return thread, result
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_loses_nothing(fuser):
+    gated = GatedFuser(fuser.stages)
+    body = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=8)))
+    app = create_app(gated, queue_size=1, warmup=False)
+    with running(app) as url:
+        first, first_result = post_in_thread(url + PREDICT, body)
+        assert gated.entered.wait(30)  # the worker holds the first request
+        second, second_result = post_in_thread(url + PREDICT, body)  # waits in the queue
+        deadline = time.monotonic() + 30
+        while app.state.queue.held < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        third = httpx.post(url + PREDICT, json=body, timeout=60)
+        assert third.status_code == 503
+        assert int(third.headers["Retry-After"]) >= 1
+        assert re.fullmatch(r"server busy: 2 requests are being fused or waiting; retry in \d+ s", third.json()["error"])
+        gated.gate.set()
+        first.join(60)
+        second.join(60)
+        assert [first_result[0].status_code, second_result[0].status_code] == [200, 200]
+        assert first_result[0].json() == second_result[0].json()
+        assert httpx.post(url + PREDICT, json=body, timeout=60).status_code == 200
+
+
+def test_a_request_past_its_deadline_is_504_and_frees_its_slot_when_the_job_ends(fuser):
+    gated = GatedFuser(fuser.stages)
+    body = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=9)))
+    with running(create_app(gated, queue_size=0, limits=Limits(timeout_s=0.5), warmup=False)) as url:
+        response = httpx.post(url + PREDICT, json=body, timeout=60)
+        assert response.status_code == 504
+        assert response.json() == {"error": "request took longer than this server's limit of 0.5 s (mefgan serve --timeout)"}
+        assert httpx.post(url + PREDICT, json=body, timeout=60).status_code == 503  # the job still runs
+        gated.gate.set()
+        deadline = time.monotonic() + 30
+        while (status := httpx.post(url + PREDICT, json=body, timeout=60).status_code) == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status == 200
+
+
+def test_the_page_is_served_and_talks_to_predict(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '"/v1/models/mefgan:predict"' in page and 'type="file"' in page and "<progress" in page
+
+
+def test_serve_with_a_missing_model_is_one_line(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such model" in err
+
+
+def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sigterm(generator, fuser, tmp_path):
+    checkpoint = save_model_checkpoint(tmp_path / "run", generator)
+    command = [sys.executable, "-m", "mefgan_tf.cli", "serve", "--model", str(checkpoint), "--port", "0", "--quiet"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not (lines and "listening on" in lines[-1]):
+            line = process.stdout.readline()
+            assert line, f"server exited: {process.stderr.read()[-2000:]}"
+            lines.append(line)
+        url = re.search(r"(http://\S+?)/ ", lines[-1]).group(1)
+        assert httpx.get(url + "/v1/models/mefgan").json()["model_version_status"][0]["state"] == "AVAILABLE"
+        files = files_of(*exposure_pair(384, 384, seed=10))
+        running_request, result = post_in_thread(url + PREDICT, fuse_images_body(*files))
+        time.sleep(1.0)  # the request is being fused (about 2 s on a 2-core CPU)
+        process.send_signal(signal.SIGTERM)
+        running_request.join(60)
+        assert result and result[0].status_code == 200
+        np.testing.assert_allclose(decode_png(result[0].json()["predictions"][0]), to_uint8(fuser([decoded(f) for f in files])), atol=1)
+        assert process.wait(timeout=30) == 0
+        assert "mefgan serve: stopped (SIGTERM)" in process.stdout.read()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url + "/v1/models/mefgan")
+    finally:
+        if process.poll() is None:
+            process.kill()
