@@ -18,8 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep.patches import PatchWriter, cut_patches
+from data_prep.references import CANDIDATES, REFERENCES
 from data_prep.sources import (
-    LoadOptions, Scene, SkippedScene, scan_brackets, scan_photos, scan_sample_photos, scan_sice,
+    Loaded, LoadOptions, Scene, SkippedScene, scan_brackets, scan_photos, scan_sample_photos, scan_sice,
 )
 from data_prep.synth import ExposureModel
 from mefgan_tf import __version__
@@ -54,6 +55,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--brackets", action="append", default=[], metavar="DIR",
                      help="folder of aligned exposure brackets, one sub-folder per scene; the ground truth is the "
                      "Mertens exposure fusion of the whole bracket")
+    src.add_argument("--reference", choices=tuple(REFERENCES), default="mertens",
+                     help="ground truth of --brackets scenes: 'mertens' is the Mertens exposure fusion of the whole "
+                     "bracket; 'best' makes several candidates from the whole bracket (" + ", ".join(CANDIDATES) +
+                     ") and keeps, per scene, the one with the highest MEF-SSIM against all its frames, as SICE "
+                     "picked its labels among many methods (slower; the choice is recorded per scene) "
+                     "(default: %(default)s)")
+    src.add_argument("--extra-pairs", type=float, default=None, metavar="STOPS",
+                     help="--brackets augmentation: besides (brightest, darkest), also cut (second brightest, "
+                     "darkest) and (brightest, second darkest) where their exposure gap, estimated from the "
+                     "frames, is at least STOPS (default: off)")
     src.add_argument("--photos", action="append", default=[], metavar="DIR",
                      help="folder of well-exposed photos; under- and over-exposures are simulated")
     out = parser.add_argument_group("output")
@@ -101,6 +112,7 @@ def validate(args: argparse.Namespace) -> None:
         (args.photo_variants is None or args.photo_variants >= 1,
          f"--photo-variants {args.photo_variants}: must be at least 1"),
         (args.shot_noise >= 0 and args.read_noise >= 0, "--shot-noise and --read-noise must not be negative"),
+        (args.extra_pairs is None or args.extra_pairs > 0, f"--extra-pairs {args.extra_pairs}: must be positive"),
     ]
     for ok, message in checks:
         if not ok:
@@ -165,6 +177,8 @@ def file_attrs(args: argparse.Namespace, sources: list[str], options: LoadOption
         "shot_noise": options.exposure.shot_noise,
         "read_noise": options.exposure.read_noise,
         "photo_variants": options.photo_variants,
+        "reference": options.reference,
+        "extra_pairs_ev": -1.0 if options.extra_pairs_ev is None else options.extra_pairs_ev,
     }
 
 
@@ -175,12 +189,14 @@ def skip(scene: Scene, reason: str, args: argparse.Namespace, summary: Summary, 
     bar.write(f"mefgan patches: warning: skipped: {reason}", file=sys.stderr)
 
 
-def add_scene(scene: Scene, stacks: list[np.ndarray], writer: PatchWriter, args: argparse.Namespace) -> int:
+def add_scene(scene: Scene, loaded: Loaded, writer: PatchWriter, args: argparse.Namespace) -> int:
     """Cut and append every stack of ``scene``; the number of patches written."""
     before = len(writer)
-    for image in stacks:
+    for image in loaded.stacks:
         for batch in cut_patches(image, args.size, args.stride):
             writer.add(scene.name, batch)
+    if loaded.note:
+        writer.note(scene.name, loaded.note)
     return len(writer) - before
 
 
@@ -191,16 +207,16 @@ def process(scenes: list[Scene], held_out: set[int], writers: dict[str, PatchWri
         for index, scene in enumerate(bar):
             split = "val" if index in held_out else "train"
             try:
-                stacks = scene.load(options)
+                loaded = scene.load(options)
             except SkippedScene as err:
                 skip(scene, str(err), args, summary, bar)
                 continue
-            height, width = stacks[0].shape[:2]
+            height, width = loaded.stacks[0].shape[:2]
             if min(height, width) < args.size:
                 skip(scene, f"{scene.name}: {width}x{height} after --scale {args.scale} is smaller than "
                      f"--size {args.size}", args, summary, bar)
                 continue
-            summary.patches[split] += add_scene(scene, stacks, writers[split], args)
+            summary.patches[split] += add_scene(scene, loaded, writers[split], args)
             summary.scenes[split] += 1
 
 
@@ -211,7 +227,7 @@ def build(args: argparse.Namespace) -> Summary:
     sample = not (args.sice or args.brackets or args.photos)
     variants = args.photo_variants or (SAMPLE_VARIANTS if sample else 1)
     exposure = ExposureModel(tuple(args.ev_range), args.shot_noise, args.read_noise)
-    options = LoadOptions(args.scale, args.seed, variants, exposure)
+    options = LoadOptions(args.scale, args.seed, variants, exposure, args.reference, args.extra_pairs)
     scenes, sources = collect_scenes(args)
     if sample:
         print("mefgan patches: no source given: building the sample set from scikit-image's bundled photos "

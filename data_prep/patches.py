@@ -8,6 +8,8 @@ File format (read by ``mefgan_tf.data``):
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,6 +45,7 @@ class PatchWriter:
         )
         self.scene = self.file.create_dataset("scene", shape=(0,), maxshape=(None,), chunks=(4096,), dtype=np.int32)
         self.scene_names: list[str] = []
+        self.notes: dict[str, str] = {}
         for key, value in {"format": FORMAT, "layout": LAYOUT, **attrs}.items():
             self.file.attrs[key] = value
 
@@ -61,10 +64,16 @@ class PatchWriter:
         self.scene.resize(stop, axis=0)
         self.scene[start:stop] = len(self.scene_names) - 1
 
+    def note(self, scene: str, text: str) -> None:
+        """Record how ``scene`` was made (kept as the JSON attribute ``scene_notes``)."""
+        self.notes[scene] = text
+
     def close(self) -> None:
-        """Write the scene names and the counts, and close the file."""
+        """Write the scene names, notes and counts, and close the file."""
         if not self.file:
             return
+        if self.notes:
+            self.file.attrs["scene_notes"] = json.dumps(self.notes)
         self.file.create_dataset("scenes", data=np.array(self.scene_names, dtype=object), dtype=h5py.string_dtype())
         self.file.attrs["patches"] = len(self)
         self.file.attrs["scene_count"] = len(self.scene_names)

@@ -6,6 +6,7 @@ order. A scene that cannot be used raises ``SkippedScene`` with a message naming
 """
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from data_prep.references import REFERENCES, exposure_pairs
 from data_prep.synth import ExposureModel, exposure_pair
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_image, luminance, read_image_uint8
@@ -36,6 +38,16 @@ class LoadOptions:
     seed: int = 0
     photo_variants: int = 1
     exposure: ExposureModel = field(default_factory=ExposureModel)
+    reference: str = "mertens"  # a key of references.REFERENCES: how a bracket's ground truth is made
+    extra_pairs_ev: float | None = None  # also pair nearer frames of a bracket this many stops apart
+
+
+@dataclass
+class Loaded:
+    """A loaded scene: its stacks, and a note on how its reference was made (brackets)."""
+
+    stacks: list[np.ndarray]
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,9 +55,9 @@ class Scene:
     """One scene: a unique ``name`` and a loader returning its stacks."""
 
     name: str
-    loader: Callable[[LoadOptions], list[np.ndarray]]
+    loader: Callable[[LoadOptions], Loaded]
 
-    def load(self, options: LoadOptions) -> list[np.ndarray]:
+    def load(self, options: LoadOptions) -> Loaded:
         return self.loader(options)
 
 
@@ -149,7 +161,7 @@ def sice_parts(root: Path) -> list[Path]:
     return parts
 
 
-def load_sice(folder: Path, label: Path | None, label_dir: Path, options: LoadOptions) -> list[np.ndarray]:
+def load_sice(folder: Path, label: Path | None, label_dir: Path, options: LoadOptions) -> Loaded:
     frames = list_images(folder)
     require_frames(folder, frames)
     if label is None:
@@ -157,7 +169,7 @@ def load_sice(folder: Path, label: Path | None, label_dir: Path, options: LoadOp
     over, under, shape = brightest_and_darkest(frames, options.scale)
     gt = read_frame(label)
     check_same_size(label, gt, frames[0], shape)
-    return [stack(over, under, resize(gt, options.scale))]
+    return Loaded([stack(over, under, resize(gt, options.scale))])
 
 
 def scan_sice(root: str | Path) -> list[Scene]:
@@ -181,13 +193,7 @@ def scan_sice(root: str | Path) -> list[Scene]:
 # ---- brackets ------------------------------------------------------------------------------------
 
 
-def fuse_mertens(frames: list[np.ndarray]) -> np.ndarray:
-    """Exposure fusion (Mertens et al.) of RGB uint8 frames: RGB uint8."""
-    fused = cv2.createMergeMertens().process([np.ascontiguousarray(f[..., ::-1]) for f in frames])
-    return np.round(np.clip(fused[..., ::-1], 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def load_bracket(folder: Path, options: LoadOptions) -> list[np.ndarray]:
+def load_bracket(folder: Path, options: LoadOptions) -> Loaded:
     paths = list_images(folder)
     require_frames(folder, paths)
     frames, shape = [], ()
@@ -196,9 +202,11 @@ def load_bracket(folder: Path, options: LoadOptions) -> list[np.ndarray]:
         shape = image.shape if i == 0 else shape
         check_same_size(path, image, paths[0], shape)
         frames.append(resize(image, options.scale))
-    lum = [luminance(f) for f in frames]
-    gt = fuse_mertens(frames)
-    return [stack(frames[int(np.argmax(lum))], frames[int(np.argmin(lum))], gt)]
+    reference = REFERENCES[options.reference](frames)
+    pairs = exposure_pairs(frames, options.extra_pairs_ev)
+    scored = "" if math.isnan(reference.score) else f" (MEF-SSIM {reference.score:.4f} against the bracket)"
+    stacks = [stack(frames[over], frames[under], reference.image) for over, under in pairs]
+    return Loaded(stacks, f"reference {reference.method}{scored}, {len(pairs)} pair(s)")
 
 
 def scan_brackets(root: str | Path) -> list[Scene]:
@@ -220,14 +228,14 @@ def photo_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def load_photo(path: Path, name: str, options: LoadOptions) -> list[np.ndarray]:
+def load_photo(path: Path, name: str, options: LoadOptions) -> Loaded:
     photo = resize(read_frame(path), options.scale)
     rng = photo_rng(options.seed, name)
     stacks = []
     for _ in range(options.photo_variants):
         over, under, _ = exposure_pair(photo, options.exposure, rng)
         stacks.append(stack(over, under, photo))
-    return stacks
+    return Loaded(stacks)
 
 
 def photo_scenes(paths: list[Path], prefix: str, root: Path) -> list[Scene]:
@@ -266,5 +274,5 @@ def scan_sample_photos() -> list[Scene]:
     return photo_scenes(paths, "photos:skimage.data/", root)
 
 
-def _bind(func: Callable, *args) -> Callable[[LoadOptions], list[np.ndarray]]:
+def _bind(func: Callable, *args) -> Callable[[LoadOptions], Loaded]:
     return lambda options: func(*args, options)

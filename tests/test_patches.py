@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import cv2
@@ -14,7 +15,8 @@ from conftest import shared_path
 from data_prep import build as build_mod
 from data_prep.build import build, configure
 from data_prep.patches import patch_grid
-from data_prep.sources import fuse_mertens, resize
+from data_prep.references import mertens as fuse_mertens
+from data_prep.sources import resize
 from data_prep.synth import ExposureModel, expose, linear_to_srgb, srgb_to_linear
 from mefgan_tf import __version__
 from mefgan_tf.cli import main
@@ -387,3 +389,57 @@ def test_exclude_leaves_matching_scenes_out_of_every_split(tmp_path):
         assert list(f.attrs["exclude"]) == ["HOUSE*"]
     with pytest.raises(CommandError, match="every one of the 4 scene"):
         build(parse("--sice", str(tmp_path / "sice"), "--out", str(tmp_path / "q.h5"), "--exclude", "*"))
+
+
+# ---- bracket references and extra pairs --------------------------------------------------------
+
+
+def camera_bracket(seed: int, evs: tuple[float, ...]) -> list[np.ndarray]:
+    """Noise-free captures of one scene at the given stops (sRGB uint8, clipped like a sensor)."""
+    linear = srgb_to_linear(texture(seed) / 255.0)
+    model = ExposureModel(shot_noise=0.0, read_noise=0.0)
+    return [expose(linear, ev, model, np.random.default_rng(0)) for ev in evs]
+
+
+def test_exposure_times_are_estimated_from_the_frames():
+    from data_prep.references import exposure_times
+
+    times = exposure_times(camera_bracket(3, (-2.0, 0.0, 1.0)))
+    np.testing.assert_allclose(times, [1.0, 4.0, 8.0], rtol=0.08)
+
+
+def test_best_reference_keeps_the_candidate_with_the_highest_mef_ssim_against_the_bracket():
+    from data_prep.references import CANDIDATES, BracketScorer, best_reference
+
+    frames = camera_bracket(4, (-3.0, -1.0, 1.0, 3.0))
+    best = best_reference(frames)
+    score = BracketScorer(sorted(frames, key=luminance))
+    scores = {name: score(make(sorted(frames, key=luminance))) for name, make in CANDIDATES.items()}
+    assert best.method == max(scores, key=scores.get) and best.score == pytest.approx(max(scores.values()))
+    assert best.image.shape == frames[0].shape and best.image.dtype == np.uint8
+    assert 0.5 < best.score <= 1.0
+
+
+def test_reference_best_and_extra_pairs_from_the_command_line(tmp_path):
+    frames = camera_bracket(5, (-3.0, -1.0, 1.0, 3.0))  # 2 stops apart: the nearer pairs are 4 stops apart
+    for i, image in enumerate(frames):
+        save(tmp_path / "br" / "Hall" / f"{i + 1}.png", image)
+    plain, extra, far = tmp_path / "plain.h5", tmp_path / "extra.h5", tmp_path / "far.h5"
+    build(parse("--brackets", str(tmp_path / "br"), "--out", str(plain), "--reference", "best"))
+    build(parse("--brackets", str(tmp_path / "br"), "--out", str(extra), "--reference", "best", "--extra-pairs", "3.5"))
+    build(parse("--brackets", str(tmp_path / "br"), "--out", str(far), "--extra-pairs", "4.5"))
+    (data, _, _), (more, _, _) = patches_of(plain), patches_of(extra)
+    assert len(data) == 6 and len(more) == 18 and len(patches_of(far)[0]) == 6
+    np.testing.assert_array_equal(more[:6], data)  # the main pair first, then the extra pairs
+    np.testing.assert_array_equal(more[6, ..., 0:3], frames[2][:48, :48])  # second brightest over the darkest
+    np.testing.assert_array_equal(more[6, ..., 3:6], frames[0][:48, :48])
+    np.testing.assert_array_equal(more[12, ..., 3:6], frames[1][:48, :48])  # the brightest over the second darkest
+    with h5py.File(plain, "r") as f:
+        assert f.attrs["reference"] == "best"
+        note = json.loads(f.attrs["scene_notes"])["brackets:br/Hall"]
+    assert note.startswith("reference ") and "MEF-SSIM" in note and note.endswith("1 pair(s)")
+
+
+def test_extra_pairs_must_be_positive(tmp_path):
+    with pytest.raises(CommandError, match="--extra-pairs -1.0: must be positive"):
+        build(parse("--out", str(tmp_path / "p.h5"), "--extra-pairs", "-1"))

@@ -32,7 +32,7 @@ def main() -> None:
     for index in sorted(split_scenes(len(scenes), args.val_fraction, args.seed)):
         scene = scenes[index]
         name = Path(scene.name).stem
-        stacked = scene.load(options)[0]
+        stacked = scene.load(options).stacks[0]
         write_image(args.out / name / "over.png", stacked[..., 0:3])
         write_image(args.out / name / "under.png", stacked[..., 3:6])
         write_image(args.out / "Label" / f"{name}.png", stacked[..., 6:9])

@@ -1,0 +1,162 @@
+"""Reference images for exposure brackets, the way SICE made its labels.
+
+SICE's reference for each scene is the best of 13 fusion and HDR methods' outputs on the whole
+bracket. ``best_reference`` does the same automatically: it makes several candidates from all the
+frames (Mertens exposure fusion with three weightings; a Debevec radiance map, from exposure
+times estimated from the frames, with Reinhard and Drago tone mapping) and keeps the one
+with the highest MEF-SSIM against the whole bracket. ``mertens_reference`` is the plain default.
+Frames are RGB uint8 of one size, in any order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from data_prep.synth import srgb_to_linear
+from mefgan_tf.images import luminance
+from mefgan_tf.metrics import MefReference, rgb2gray
+
+# Frames' pixels trusted for exposure ratios: neither in the noise floor nor near clipping.
+WELL_EXPOSED = (20, 235)
+MIN_RATIO_PIXELS = 500
+DEFAULT_STEP = 2.0  # one stop between frames when too few pixels tell the ratio
+SCORE_SIDE = 600  # candidates are scored on frames shrunk to this longest side
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference image (RGB uint8), the candidate it came from and its MEF-SSIM against the bracket."""
+
+    image: np.ndarray
+    method: str
+    score: float
+
+
+def by_exposure(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The frames from darkest to brightest by mean luminance."""
+    return sorted(frames, key=luminance)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float RGB in [0, 1] (NaN and Inf become 0 and 1) to uint8."""
+    clean = np.nan_to_num(np.asarray(image, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.round(np.clip(clean, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _bgr(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(f[..., ::-1]) for f in frames]
+
+
+def mertens(frames: Sequence[np.ndarray], contrast: float = 1.0, saturation: float = 1.0,
+            exposure: float = 1.0) -> np.ndarray:
+    """Mertens exposure fusion (OpenCV) of RGB uint8 frames with the given weight exponents."""
+    fused = cv2.createMergeMertens(contrast, saturation, exposure).process(_bgr(frames))
+    return to_uint8(fused[..., ::-1])
+
+
+def exposure_ratio(darker: np.ndarray, brighter: np.ndarray) -> float:
+    """How many times more light ``brighter`` caught: median ratio of linear values over pixels
+    well exposed in both (``DEFAULT_STEP`` when too few are)."""
+    lo, hi = WELL_EXPOSED
+    mask = (darker >= lo) & (darker <= hi) & (brighter >= lo) & (brighter <= hi)
+    if int(mask.sum()) < MIN_RATIO_PIXELS:
+        return DEFAULT_STEP
+    ratio = srgb_to_linear(brighter[mask] / 255.0) / np.maximum(srgb_to_linear(darker[mask] / 255.0), 1e-6)
+    return float(max(np.median(ratio), 1.05))
+
+
+def exposure_times(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Relative exposure times of frames ordered darkest first (the darkest is 1)."""
+    steps = [exposure_ratio(a, b) for a, b in zip(frames[:-1], frames[1:])]
+    return np.cumprod([1.0, *steps]).astype(np.float32)
+
+
+def radiance_map(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Debevec's HDR radiance map (BGR float32) with the camera response calibrated from the frames
+    and estimated exposure times. (Robertson's was tried too: ten times slower and never chosen.)"""
+    times = exposure_times(frames)
+    bgr = _bgr(frames)
+    response = cv2.createCalibrateDebevec().process(bgr, times)
+    return cv2.createMergeDebevec().process(bgr, times, response)
+
+
+def tone_mapped(frames: Sequence[np.ndarray], tonemap: str) -> np.ndarray:
+    """Debevec's radiance map tone-mapped by Reinhard or Drago (gamma 2.2) to RGB uint8."""
+    hdr = radiance_map(frames)
+    hdr = hdr / max(float(np.percentile(hdr, 99.5)), 1e-6)
+    mapper = cv2.createTonemapReinhard(2.2) if tonemap == "reinhard" else cv2.createTonemapDrago(2.2)
+    return to_uint8(mapper.process(np.ascontiguousarray(hdr, np.float32))[..., ::-1])
+
+
+CANDIDATES: dict[str, Callable[[Sequence[np.ndarray]], np.ndarray]] = {
+    "mertens": mertens,
+    "mertens-exposure": lambda f: mertens(f, exposure=2.0),
+    "mertens-contrast": lambda f: mertens(f, contrast=2.0),
+    "debevec-reinhard": lambda f: tone_mapped(f, "reinhard"),
+    "debevec-drago": lambda f: tone_mapped(f, "drago"),
+}
+
+
+def shrink(image: np.ndarray, side: int = SCORE_SIDE) -> np.ndarray:
+    scale = side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class BracketScorer:
+    """MEF-SSIM (single scale) of candidate references against every frame of a bracket."""
+
+    def __init__(self, frames: Sequence[np.ndarray]):
+        self.reference = MefReference(np.stack([rgb2gray(shrink(f)) for f in frames]))
+
+    def __call__(self, candidate: np.ndarray) -> float:
+        return float(np.mean(self.reference.quality_map(rgb2gray(shrink(candidate)))))
+
+
+def mertens_reference(frames: Sequence[np.ndarray]) -> Reference:
+    """The Mertens fusion of the whole bracket (unscored)."""
+    return Reference(mertens(frames), "mertens", float("nan"))
+
+
+def best_reference(frames: Sequence[np.ndarray]) -> Reference:
+    """The candidate with the highest MEF-SSIM against the whole bracket; failing candidates drop out."""
+    ordered = by_exposure(frames)
+    score = BracketScorer(ordered)
+    best: Reference | None = None
+    for name, make in CANDIDATES.items():
+        try:
+            image = make(ordered)
+        except cv2.error:
+            continue
+        candidate = Reference(image, name, score(image))
+        if best is None or candidate.score > best.score:
+            best = candidate
+    assert best is not None  # Mertens never fails on equally sized frames
+    return best
+
+
+REFERENCES: dict[str, Callable[[Sequence[np.ndarray]], Reference]] = {
+    "mertens": mertens_reference,
+    "best": best_reference,
+}
+
+
+def exposure_pairs(frames: Sequence[np.ndarray], extra_min_ev: float | None = None) -> list[tuple[int, int]]:
+    """(over, under) indices into ``frames``: the brightest with the darkest, and with
+    ``extra_min_ev`` also (second brightest, darkest) and (brightest, second darkest) where
+    their estimated exposure gap is at least that many stops."""
+    order = sorted(range(len(frames)), key=lambda i: luminance(frames[i]))
+    pairs = [(order[-1], order[0])]
+    if extra_min_ev is None or len(frames) < 3:
+        return pairs
+    times = exposure_times([frames[i] for i in order])
+    stops = np.log2(times)
+    for bright, dark in ((len(order) - 2, 0), (len(order) - 1, 1)):
+        if stops[bright] - stops[dark] >= extra_min_ev:
+            pairs.append((order[bright], order[dark]))
+    return pairs
