@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
+from mefgan_tf.fusion import Fuser
 from mefgan_tf.images import to_uint8
 
 
@@ -57,3 +58,16 @@ def decode_png(value: dict[str, str]) -> np.ndarray:
     """RGB uint8 of a ``{"b64": PNG}`` answer."""
     data = np.frombuffer(base64.b64decode(value["b64"]), np.uint8)
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+class GatedFuser(Fuser):
+    """A real fuser that waits for ``gate`` before each fusion, so tests can hold the worker busy."""
+
+    def __init__(self, stages) -> None:
+        super().__init__(stages)
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def pair(self, over, under):
+        self.entered.set()
+        self.gate.wait(30)
+        return super().pair(over, under)

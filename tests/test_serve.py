@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from model_weights import random_generator
-from serve_helpers import b64, decode_png, encode, exposure_pair, running
+from serve_helpers import GatedFuser, b64, decode_png, encode, exposure_pair, running
 
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
@@ -244,19 +244,6 @@ def test_too_large_bodies_and_images_are_413(client):
 
 
 # --- queue, deadline, page, command ----------------------------------------------------------
-
-
-class GatedFuser(Fuser):
-    """A real fuser that waits for ``gate`` before each fusion, so tests can hold the worker busy."""
-
-    def __init__(self, stages) -> None:
-        super().__init__(stages)
-        self.entered, self.gate = threading.Event(), threading.Event()
-
-    def pair(self, over, under):
-        self.entered.set()
-        self.gate.wait(30)
-        return super().pair(over, under)
 
 
 def post_in_thread(url: str, body: dict) -> tuple[threading.Thread, list]:
