@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo patches train export bench clean
+.PHONY: install test demo patches train export serve bench browser-deps clean
 
 install: $(STAMP)
 
@@ -31,8 +31,22 @@ train: install
 export: install
 	$(BIN)/mefgan export --out export/mefgan/1 $(EXPORT_ARGS)
 
+serve: install
+	$(BIN)/mefgan serve $(SERVE_ARGS)
+
 bench: install
 	$(BIN)/python -m benchmarks.run --out bench/report.json
+
+# Headless Chromium and its driver from Debian, for the page's browser test (skipped without them).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		echo "browser-deps: $$(/usr/bin/chromium --version 2>/dev/null) and chromedriver already installed"; \
+	else \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null && \
+		echo "browser-deps: installed $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache demo export bench/*.json
