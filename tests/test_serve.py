@@ -20,7 +20,7 @@ from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.fusion import Fuser, generator_stages
 from mefgan_tf.images import to_float, to_uint8
-from mefgan_tf.serve import Limits, create_app
+from mefgan_tf.serve import Limits, create_app, served_model
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is beside the package, not installed with it
@@ -296,6 +296,17 @@ def test_the_page_is_served_and_talks_to_predict(client):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     page = response.text
     assert '"/v1/models/mefgan:predict"' in page and 'type="file"' in page and "<progress" in page
+
+
+def test_the_served_version_is_the_savedmodel_folders_number_or_the_newest_in_a_base_folder(tmp_path):
+    for version in ("1", "3", "12"):
+        (tmp_path / "mefgan" / version).mkdir(parents=True)
+        (tmp_path / "mefgan" / version / "saved_model.pb").touch()
+    (tmp_path / "mefgan" / "20").mkdir()  # not a SavedModel: ignored, as TensorFlow Serving does
+    assert served_model(str(tmp_path / "mefgan")) == (tmp_path / "mefgan" / "12", "12")
+    assert served_model(str(tmp_path / "mefgan" / "3")) == (tmp_path / "mefgan" / "3", "3")
+    (tmp_path / "run").mkdir()
+    assert served_model(str(tmp_path / "run")) == (tmp_path / "run", "1")
 
 
 def test_serve_with_a_missing_model_is_one_line(tmp_path, capsys):
