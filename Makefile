@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): setup.py mefgan_tf/VERSION
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,jax]"
 	touch $(STAMP)
 
 test: install

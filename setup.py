@@ -32,7 +32,11 @@ setup(
     packages=find_packages(include=["mefgan_tf", "mefgan_tf.*", "data_prep", "data_prep.*"]),
     package_data={"mefgan_tf": ["VERSION", "web/*.html"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8.0", "httpx>=0.27", "selenium>=4.20"]},
+    extras_require={
+        "test": ["pytest>=8.0", "httpx>=0.27", "selenium>=4.20"],
+        # Keras's JAX backend: mefgan_tf.jax_trainer on accelerator hosts without TensorFlow
+        "jax": ["jax>=0.4.30"],
+    },
     entry_points={"console_scripts": ["mefgan=mefgan_tf.cli:main"]},
     license="MIT",
 )

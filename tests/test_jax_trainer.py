@@ -1,0 +1,63 @@
+"""The JAX-backend trainer (the one that made the shipped generator) runs the recipe on the CPU.
+
+Keras fixes its backend when it is first imported, and this test process runs TensorFlow, so the
+JAX trainer runs in a subprocess with ``KERAS_BACKEND=jax`` and reports what it saw as JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("jax", reason="the JAX trainer needs the [jax] extra (make test installs it)")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = """
+import json
+import keras
+import numpy as np
+from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.jax_trainer import JaxTrainer, to_float
+
+rng = np.random.default_rng(0)
+gt = rng.uniform(0.2, 0.8, (2, 18, 18, 3)).repeat(8, 1).repeat(8, 2)
+batch = to_float((np.concatenate([np.clip(gt * 1.6, 0, 1), gt * 0.4, gt], -1) * 255).round().astype(np.uint8))
+trainer = JaxTrainer(MEFGANConfig(batch_size=2, seed=1), batches_per_epoch=4)
+moving = trainer.g.is_moving
+before = [np.asarray(s).copy() for s in trainer.g.state]
+d_fake, d_real = trainer.measure(batch)
+after = [np.asarray(s) for s in trainer.g.state]
+measured = {
+    "moving_count": int(sum(moving)),
+    "moving_kept": all(np.array_equal(a, b) for a, b, m in zip(after, before, moving) if m),
+    "u_advanced": all(not np.array_equal(a, b) for a, b, m in zip(after, before, moving) if not m),
+    "probs": [d_fake, d_real],
+}
+result = trainer.train_batch(batch, 1)
+updated = [np.asarray(s) for s in trainer.g.state]
+measured.update(
+    backend=keras.backend.backend(),
+    step=trainer.step,
+    result=result,
+    moving_updated=any(not np.array_equal(a, b) for a, b, m in zip(updated, after, moving) if m),
+)
+print(json.dumps(measured))
+"""
+
+
+def test_jax_trainer_measures_without_moving_bn_statistics_and_trains_a_batch():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax"
+    assert out["moving_count"] == 24 and out["moving_kept"] and out["u_advanced"]
+    assert all(0.0 < p < 1.0 for p in out["probs"])
+    # batch 1 is not a balancing batch: one D and one G update on the shared step counter
+    assert out["step"] == 2 and out["result"]["d_updates"] == 1 and out["result"]["g_updates"] == 1
+    assert out["moving_updated"]
+    assert out["result"]["g_total"] > 0 and 0 < out["result"]["d_real"] < 1
