@@ -88,6 +88,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     syn.add_argument("--ev-range", type=float, nargs=2, default=[1.0, 3.0], metavar=("LO", "HI"),
                      help="exposure offsets in stops, drawn uniformly for the under and for the over image "
                      "(default: 1.0 3.0)")
+    syn.add_argument("--camera", action="store_true",
+                     help="make the pairs look like real camera brackets: a random camera response curve per "
+                     "pair instead of sRGB's, and JPEG compression (quality 75-95); use with e.g. --ev-range 1 4 "
+                     "(default: off)")
     syn.add_argument("--photo-variants", type=int, default=None, metavar="K",
                      help=f"exposure pairs per photo (default: 1; {SAMPLE_VARIANTS} for the sample set)")
     syn.add_argument("--shot-noise", type=float, default=0.0005, metavar="A",
@@ -176,6 +180,7 @@ def file_attrs(args: argparse.Namespace, sources: list[str], options: LoadOption
         "ev_range": np.asarray(options.exposure.ev_range, np.float64),
         "shot_noise": options.exposure.shot_noise,
         "read_noise": options.exposure.read_noise,
+        "camera": options.exposure.camera,
         "photo_variants": options.photo_variants,
         "reference": options.reference,
         "extra_pairs_ev": -1.0 if options.extra_pairs_ev is None else options.extra_pairs_ev,
@@ -226,7 +231,7 @@ def build(args: argparse.Namespace) -> Summary:
     args.stride = args.stride or args.size // 2
     sample = not (args.sice or args.brackets or args.photos)
     variants = args.photo_variants or (SAMPLE_VARIANTS if sample else 1)
-    exposure = ExposureModel(tuple(args.ev_range), args.shot_noise, args.read_noise)
+    exposure = ExposureModel(tuple(args.ev_range), args.shot_noise, args.read_noise, args.camera)
     options = LoadOptions(args.scale, args.seed, variants, exposure, args.reference, args.extra_pairs)
     scenes, sources = collect_scenes(args)
     if sample:

@@ -4,12 +4,23 @@ The photo is taken to linear light, scaled by 2^-EV (under) or 2^+EV (over), cli
 sensor's white level, given Poisson-Gaussian noise (shot noise with variance ``shot * signal``
 plus read noise of standard deviation ``read``), clipped again, encoded back to sRGB and
 quantised to 8 bits.
+
+With ``camera=True`` the capture looks more like a real camera bracket: each pair gets its own
+camera response curve (a gamma drawn from ``CAMERA_GAMMA`` blended with an S-shaped contrast
+curve, instead of the one sRGB curve) and is JPEG-compressed at a quality drawn from
+``CAMERA_JPEG_QUALITY``, after the same clipping and sensor noise.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+import cv2
 import numpy as np
+
+CAMERA_GAMMA = (1.8, 2.6)  # range of the response curves' gamma
+CAMERA_CONTRAST = (0.0, 0.5)  # weight of the S-curve blended into them
+CAMERA_JPEG_QUALITY = (75, 95)
 
 
 @dataclass(frozen=True)
@@ -19,6 +30,7 @@ class ExposureModel:
     ev_range: tuple[float, float] = (1.0, 3.0)
     shot_noise: float = 0.0005
     read_noise: float = 0.001
+    camera: bool = False  # random camera response curve and JPEG compression per pair
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -33,12 +45,31 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
-def expose(linear: np.ndarray, ev: float, model: ExposureModel, rng: np.random.Generator) -> np.ndarray:
-    """One simulated capture of ``linear`` at ``ev`` stops: uint8 sRGB."""
+def camera_response(gamma: float, contrast: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A monotonic response curve from linear [0, 1] to encoded [0, 1]: ``x^(1/gamma)`` blended
+    with ``contrast`` of the smoothstep S-curve applied to it."""
+
+    def respond(x: np.ndarray) -> np.ndarray:
+        y = np.clip(np.asarray(x, np.float32), 0.0, 1.0) ** np.float32(1.0 / gamma)
+        return ((1.0 - contrast) * y + contrast * y * y * (3.0 - 2.0 * y)).astype(np.float32)
+
+    return respond
+
+
+def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (RGB uint8) after JPEG compression at ``quality``, as a camera writes it."""
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    assert ok
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def expose(linear: np.ndarray, ev: float, model: ExposureModel, rng: np.random.Generator,
+           respond: Callable[[np.ndarray], np.ndarray] = linear_to_srgb) -> np.ndarray:
+    """One simulated capture of ``linear`` at ``ev`` stops, encoded by ``respond``: uint8."""
     signal = np.clip(linear * np.float32(2.0**ev), 0.0, 1.0)
     std = np.sqrt(model.shot_noise * signal + model.read_noise**2)
-    noisy = signal + std * rng.standard_normal(signal.shape, dtype=np.float32)
-    return np.round(linear_to_srgb(noisy) * 255.0).astype(np.uint8)
+    noisy = np.clip(signal + std * rng.standard_normal(signal.shape, dtype=np.float32), 0.0, 1.0)
+    return np.round(respond(noisy) * 255.0).astype(np.uint8)
 
 
 def exposure_pair(
@@ -48,6 +79,12 @@ def exposure_pair(
     linear = srgb_to_linear(photo.astype(np.float32) / 255.0)
     low, high = model.ev_range
     ev_over, ev_under = rng.uniform(low, high, size=2)
-    over = expose(linear, float(ev_over), model, rng)
-    under = expose(linear, -float(ev_under), model, rng)
+    if not model.camera:
+        over = expose(linear, float(ev_over), model, rng)
+        under = expose(linear, -float(ev_under), model, rng)
+        return over, under, (float(ev_over), float(ev_under))
+    respond = camera_response(float(rng.uniform(*CAMERA_GAMMA)), float(rng.uniform(*CAMERA_CONTRAST)))
+    quality = int(rng.integers(CAMERA_JPEG_QUALITY[0], CAMERA_JPEG_QUALITY[1] + 1))
+    over = jpeg_round_trip(expose(linear, float(ev_over), model, rng, respond), quality)
+    under = jpeg_round_trip(expose(linear, -float(ev_under), model, rng, respond), quality)
     return over, under, (float(ev_over), float(ev_under))

@@ -443,3 +443,34 @@ def test_reference_best_and_extra_pairs_from_the_command_line(tmp_path):
 def test_extra_pairs_must_be_positive(tmp_path):
     with pytest.raises(CommandError, match="--extra-pairs -1.0: must be positive"):
         build(parse("--out", str(tmp_path / "p.h5"), "--extra-pairs", "-1"))
+
+
+def test_camera_response_curves_are_monotonic_and_span_black_to_white():
+    from data_prep.synth import camera_response
+
+    x = np.linspace(0, 1, 1001, dtype=np.float32)
+    for gamma, contrast in ((1.8, 0.0), (2.2, 0.25), (2.6, 0.5)):
+        y = camera_response(gamma, contrast)(x)
+        assert y[0] == 0.0 and y[-1] == pytest.approx(1.0) and np.all(np.diff(y) >= 0)
+    assert camera_response(2.4, 0.0)(np.float32(0.5)) == pytest.approx(0.5 ** (1 / 2.4))
+
+
+def test_camera_brackets_clip_highlights_and_carry_jpeg_compression(tmp_path):
+    photo = texture(31)
+    save(tmp_path / "ph" / "p1.png", photo)
+    common = ["--photos", str(tmp_path / "ph"), "--photo-variants", "2", "--ev-range", "3", "4", "--seed", "2"]
+    plain, camera, again = tmp_path / "plain.h5", tmp_path / "camera.h5", tmp_path / "again.h5"
+    build(parse(*common, "--out", str(plain)))
+    build(parse(*common, "--camera", "--out", str(camera)))
+    build(parse(*common, "--camera", "--out", str(again)))
+    data = patches_of(camera)[0]
+    np.testing.assert_array_equal(data, patches_of(again)[0])  # same seed, same brackets
+    assert not np.array_equal(data[..., :6], patches_of(plain)[0][..., :6])
+    over, under = data[..., 0:3].astype(float), data[..., 3:6].astype(float)
+    assert under.mean() < 0.5 * photo.mean() and over.mean() > 1.3 * photo.mean()
+    assert (data[..., 0:3] >= 254).mean() > 0.2  # 3-4 stops over: highlights clip
+    # JPEG's 8x8 blocks: pixel steps across block borders exceed those inside blocks
+    rows = np.abs(np.diff(under, axis=2)).mean(axis=(0, 1, 3))
+    assert rows[7::8].mean() > rows[np.arange(len(rows)) % 8 != 7].mean()
+    with h5py.File(camera, "r") as f:
+        assert bool(f.attrs["camera"])
