@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -315,6 +316,12 @@ def test_serve_with_a_missing_model_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "no such model" in err
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sigterm(generator, fuser, tmp_path):
     checkpoint = save_model_checkpoint(tmp_path / "run", generator)
     command = [sys.executable, "-m", "mefgan_tf.cli", "serve", "--model", str(checkpoint), "--port", "0", "--quiet"]
@@ -327,9 +334,13 @@ def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sig
             lines.append(line)
         url = re.search(r"(http://\S+?)/ ", lines[-1]).group(1)
         assert httpx.get(url + "/v1/models/mefgan").json()["model_version_status"][0]["state"] == "AVAILABLE"
-        files = files_of(*exposure_pair(384, 384, seed=10))
+        files = files_of(*exposure_pair(512, 512, seed=10))
+        idle = cpu_seconds(process.pid)
         running_request, result = post_in_thread(url + PREDICT, fuse_images_body(*files))
-        time.sleep(1.0)  # the request is being fused (about 2 s on a 2-core CPU)
+        deadline = time.monotonic() + 30
+        while cpu_seconds(process.pid) < idle + 0.5 and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the server is busy with the request (about 3 s of fusion on 2 cores)
+        assert running_request.is_alive(), "the request finished before SIGTERM: use a larger image"
         process.send_signal(signal.SIGTERM)
         running_request.join(60)
         assert result and result[0].status_code == 200
