@@ -173,14 +173,15 @@ def float_image(value: Any, where: str, rank: int, limits: Limits) -> np.ndarray
     return images
 
 
-def check_sizes(images: dict[str, np.ndarray], where: str) -> None:
-    """Exposures of one scene: two or more, one size."""
+def scene(images: dict[str, np.ndarray], where: str) -> list[np.ndarray]:
+    """The exposures of one scene (named in messages by their keys), checked: two or more, one size."""
     if len(images) < 2:
         raise RequestError(f"{where}: need at least two exposures to fuse, got {len(images)}")
     sizes = {name: image.shape[:2] for name, image in images.items()}
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{name} {w}x{h}" for name, (h, w) in sizes.items())
         raise RequestError(f"{where}: exposures differ in size: {listed}")
+    return list(images.values())
 
 
 def check_inputs(names: set[str], signature: str, where: str) -> None:
@@ -211,7 +212,7 @@ def parse_instance(instance: Any, signature: str, where: str, limits: Limits) ->
         raise RequestError(f"{where} must be an object of named inputs")
     check_inputs(set(instance), signature, where)
     if signature == FLOAT_SIGNATURE:
-        images = {name: float_image(instance[name], f"{where}.{name}", 3, limits) for name in ("over", "under")}
+        images = {f"{where}.{name}": float_image(instance[name], f"{where}.{name}", 3, limits) for name in ("over", "under")}
     elif EXPOSURES_INPUT in instance:
         images = exposures_list(instance[EXPOSURES_INPUT], f"{where}.{EXPOSURES_INPUT}", limits)
     else:
@@ -219,8 +220,7 @@ def parse_instance(instance: Any, signature: str, where: str, limits: Limits) ->
             f"{where}.{name}": decode_exposure(decode_b64(instance[name], f"{where}.{name}"), f"{where}.{name}", limits)
             for name in ("over_bytes", "under_bytes")
         }
-    check_sizes(images, where)
-    return list(images.values())
+    return scene(images, where)
 
 
 def parse_columns(inputs: Any, signature: str, limits: Limits) -> list[list[np.ndarray]]:
@@ -235,8 +235,8 @@ def parse_columns(inputs: Any, signature: str, limits: Limits) -> list[list[np.n
         if not isinstance(scenes, list) or not scenes:
             raise RequestError(f'inputs.{EXPOSURES_INPUT} must be a non-empty list of lists of {{"b64": ...}} images')
         return [
-            list(check_scene(exposures_list(scene, f"inputs.{EXPOSURES_INPUT}[{i}]", limits), f"inputs.{EXPOSURES_INPUT}[{i}]"))
-            for i, scene in enumerate(scenes)
+            scene(exposures_list(images, f"inputs.{EXPOSURES_INPUT}[{i}]", limits), f"inputs.{EXPOSURES_INPUT}[{i}]")
+            for i, images in enumerate(scenes)
         ]
     else:
         columns = {}
@@ -252,14 +252,9 @@ def parse_columns(inputs: Any, signature: str, limits: Limits) -> list[list[np.n
         raise RequestError(f"inputs: {' and '.join(columns)} have different batch sizes ({len(first)} and {len(second)})")
     names = list(columns)
     return [
-        list(check_scene({f"inputs.{names[0]}[{i}]": a, f"inputs.{names[1]}[{i}]": b}, f"inputs[{i}]"))
+        scene({f"inputs.{names[0]}[{i}]": a, f"inputs.{names[1]}[{i}]": b}, f"inputs[{i}]")
         for i, (a, b) in enumerate(zip(first, second))
     ]
-
-
-def check_scene(images: dict[str, np.ndarray], where: str) -> list[np.ndarray]:
-    check_sizes(images, where)
-    return list(images.values())
 
 
 def parse_predict(body: bytes, limits: Limits) -> Prediction:
@@ -303,11 +298,11 @@ def encode_png(image: np.ndarray) -> bytes:
 def answer(fuser, prediction: Prediction) -> bytes:
     """The JSON answer to ``prediction``: every scene fused with ``fuser``."""
     results: list[Any] = []
-    for scene in prediction.scenes:
+    for exposures in prediction.scenes:
         if prediction.signature == FLOAT_SIGNATURE:
-            results.append(fuser.pair(scene[0], scene[1]).tolist())  # used as named, like the SavedModel
+            results.append(fuser.pair(exposures[0], exposures[1]).tolist())  # used as named, like the SavedModel
         else:
-            results.append({"b64": base64.b64encode(encode_png(fuser(scene))).decode("ascii")})
+            results.append({"b64": base64.b64encode(encode_png(fuser(exposures))).decode("ascii")})
     key = "outputs" if prediction.columnar else "predictions"
     return json.dumps({key: results}, separators=(",", ":")).encode()
 

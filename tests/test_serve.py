@@ -205,6 +205,14 @@ BAD_REQUESTS = {
     ),
     "too small image": (bytes_body(b64(TINY), b64(TINY)), "instances[0].over_bytes: image of 7x5 is too small: both sides must be at least 8 pixels"),
     "too small floats": (float_body([[[0.5, 0.5, 0.5]] * 7] * 5, [[[0.5, 0.5, 0.5]] * 7] * 5), "instances[0].over: image of 7x5 is too small: both sides must be at least 8 pixels"),
+    "float sizes differ": (
+        float_body(PIXEL, [[[0.5, 0.5, 0.5]] * 8] * 9),
+        "instances[0]: exposures differ in size: instances[0].over 8x8, instances[0].under 8x9",
+    ),
+    "columnar batch sizes differ": (
+        {"inputs": {"over": [PIXEL], "under": [PIXEL, PIXEL]}},
+        "inputs: over and under have different batch sizes (1 and 2)",
+    ),
     "above one": (float_body([[[1.5, 0.5, 0.5]] * 8] * 8), "instances[0].over: values must be in [0, 1], found 1.5"),
     "negative": (float_body(PIXEL, [[[0.5, -0.25, 0.5]] * 8] * 8), "instances[0].under: values must be in [0, 1], found -0.25"),
     "NaN": (json.dumps(float_body([[[float("nan"), 0.5, 0.5]] * 8] * 8)).encode(), "instances[0].over: values must be in [0, 1], found NaN"),
