@@ -133,3 +133,18 @@ def test_the_page_shows_the_servers_error_for_exposures_of_different_sizes(brows
     wait_for(browser, "return document.getElementById('status').classList.contains('error') && document.getElementById('progress').hidden")
     status = browser.execute_script("return document.getElementById('status').textContent")
     assert status == "Error: instances[0]: exposures differ in size: instances[0].over_bytes 64x43, instances[0].under_bytes 48x32"
+
+
+def test_the_page_fuses_three_exposures_through_exposures_bytes(browser, server, demo_pair, fuser, tmp_path):
+    from mefgan_tf.images import read_image
+    from mefgan_tf.samples import sample_photo
+
+    middle = write_image(tmp_path / "middle.png", sample_photo("chelsea", max_side=64))
+    paths = (*demo_pair, middle)
+    upload(browser, server, *paths)
+    wait_for(browser, "return document.getElementById('status').textContent.startsWith('Fused 3 exposures')")
+    width, height, data = browser.execute_script(READ_FUSED)
+    pixels = np.array(data, np.uint8).reshape(height, width, 4)[..., :3]
+    expected = to_uint8(fuser([read_image(p) for p in paths]))
+    assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= 1
+    assert browser.execute_script("return document.getElementById('before-choice').options.length") == 3
