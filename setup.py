@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0",
     "fastapi>=0.110",
     "uvicorn>=0.29",
+    "ai-edge-litert>=2.3",
 ]
 
 setup(
