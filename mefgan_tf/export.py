@@ -1,4 +1,5 @@
-"""`mefgan export`: a SavedModel of the generator for TensorFlow Serving.
+"""`mefgan export`: a SavedModel of the generator for TensorFlow Serving (or, with ``--tflite``, a
+LiteRT file for devices: see ``mefgan_tf.tflite``).
 
 The SavedModel has two signatures:
 
@@ -122,22 +123,76 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         required=True,
-        metavar="DIR",
-        help="new numbered version folder in TensorFlow Serving's layout, e.g. export/mefgan/1",
+        metavar="PATH",
+        help="new numbered version folder in TensorFlow Serving's layout, e.g. export/mefgan/1; "
+        "with --tflite, the .tflite file to write",
     )
     parser.add_argument(
         "--attention-chunk",
         type=int,
         default=None,
         metavar="N",
-        help="attention query rows computed at once in the served graph (default: the model config's value)",
+        help="attention query rows computed at once in the exported graph "
+        "(default: the model config's value; with --tflite, 256)",
     )
+    parser.add_argument(
+        "--tflite",
+        action="store_true",
+        help="write a LiteRT (TFLite) model for devices instead: over, under float32 [1, H, W, 3] in [0, 1], "
+        "H and W multiples of 8 (the caller pads and crops)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=("none", "float16", "int8"),
+        default=None,
+        help="with --tflite: float16 weights, or int8 weights and activations (post-training, calibrated) "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="DIR",
+        help="with --quantize int8: exposure pairs to calibrate on (uN/oN files or one folder per scene; "
+        "default: pairs made from the bundled demo photos)",
+    )
+
+
+def check_tflite_options(args: argparse.Namespace) -> None:
+    """CommandError for option combinations that do not go together (before any model is loaded)."""
+    if not args.tflite:
+        if args.quantize is not None or args.calibration is not None:
+            given = "--quantize" if args.quantize is not None else "--calibration"
+            raise CommandError(f"{given} applies to LiteRT exports only; add --tflite")
+        return
+    if args.calibration is not None:
+        if args.quantize != "int8":
+            raise CommandError("--calibration is used by --quantize int8 only")
+        if not Path(args.calibration).is_dir():
+            raise CommandError(f"--calibration {args.calibration}: no such folder")
+
+
+def run_tflite(args: argparse.Namespace) -> int:
+    from mefgan_tf import tflite
+    from mefgan_tf.checkpoint import load_generator
+    from mefgan_tf.fusion import resolve_model
+
+    out = Path(args.out)
+    tflite.check_tflite_path(out)
+    chunk = tflite.check_chunk(tflite.DEFAULT_CHUNK if args.attention_chunk is None else args.attention_chunk)
+    generator = load_generator(resolve_model(args.checkpoint))
+    quantize = args.quantize or "none"
+    tflite.export_tflite(generator, out, quantize, args.calibration, chunk)
+    size = out.stat().st_size / 2**20
+    print(f"LiteRT model written to {out} ({size:.1f} MiB, quantization: {quantize}; signatures: {', '.join(tflite.SIGNATURES)})")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from mefgan_tf.checkpoint import load_generator
     from mefgan_tf.fusion import resolve_model
 
+    check_tflite_options(args)
+    if args.tflite:
+        return run_tflite(args)
     out = Path(args.out)
     check_version_folder(out)
     model = resolve_model(args.checkpoint)

@@ -1,0 +1,269 @@
+"""`mefgan export --tflite`: the generator as a LiteRT (TFLite) flatbuffer for phones and edge devices.
+
+The file has three signatures, all float32 in [0, 1] with dynamic height and width:
+
+- ``serving_default``: ``over``, ``under`` [1, H, W, 3] -> ``fused`` [1, H, W, 3]: the whole generator.
+  H and W must be multiples of 8; padding (e.g. reflect, as ``fusion.pad_to_multiple``) and the
+  crop back are the caller's.
+- ``attention_half``: ``x`` [1, H, W, 6] (over | under on channels) -> ``attention_half``
+  [1, H/2, W/2, 16]: the global attention branch, run once on the whole picture.
+- ``fuse_tile``: ``x`` [1, h, w, 6] and the matching ``attention_half`` [1, h/2, w/2, 16] ->
+  ``fused`` [1, h, w, 3]: the full-resolution blocks on one tile (even offsets and sizes). Tiles
+  grown by ``generator.FULL_RES_HALO`` pixels and cropped back give the untiled result exactly
+  (``fusion.full_resolution`` shows how), so large photos fuse in bounded memory.
+
+The attention runs one block of query rows at a time (a WHILE loop with a static block of
+``chunk`` rows), so its memory is ``chunk`` x N scores rather than N x N.
+
+Quantization: ``float16`` stores the weights as float16 (half the file; CPUs compute in float32);
+``int8`` is full post-training integer quantization of weights and activations, calibrated on
+exposure pairs made from the bundled demo photos or read from a folder; its inputs and outputs
+stay float32.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mefgan_tf.errors import CommandError
+from mefgan_tf.files import atomic_path
+
+QUANTIZATIONS = ("none", "float16", "int8")
+FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE = "serving_default", "attention_half", "fuse_tile"
+SIGNATURES = (FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE)
+DEFAULT_CHUNK = 256  # attention query rows per block: a block of scores is chunk x N floats
+CALIBRATION_SIDE = 256  # calibration pairs are centre crops of this side (all one size)
+
+Pair = tuple[np.ndarray, np.ndarray]  # (over, under) float32 [H, W, 3] in [0, 1]
+
+
+def upsample2(x):
+    """Nearest-neighbour x2 as one RESIZE_NEAREST_NEIGHBOR op (same values as ``layers.upsample_nearest``)."""
+    import tensorflow as tf
+
+    return tf.image.resize(x, 2 * tf.shape(x)[1:3], method="nearest")
+
+
+def blocked_attention(layer, x, chunk: int):
+    """``layers.SelfAttention`` on a [1, h, w, C] tensor, ``chunk`` query rows per loop step.
+
+    The block has a static size (queries are zero-padded to whole blocks), which LiteRT's WHILE
+    lowering needs; the result equals the layer's own."""
+    import tensorflow as tf
+
+    from mefgan_tf.layers import attention_rows
+
+    shape = tf.shape(x)
+    height, width, channels = shape[1], shape[2], x.shape[-1]
+
+    def flat(t):
+        return tf.reshape(t, [1, -1, t.shape[-1]])
+
+    key, query, value = flat(layer.f(x)), flat(layer.g(x)), flat(layer.h(x))
+    n = height * width
+    blocks = (n + chunk - 1) // chunk
+    padded = tf.reshape(tf.pad(query, [[0, 0], [0, blocks * chunk - n], [0, 0]]), [-1, chunk, query.shape[-1]])
+    out = tf.map_fn(
+        lambda q: attention_rows(q[None], key, value)[0],
+        padded,
+        fn_output_signature=tf.TensorSpec([chunk, channels], tf.float32),
+    )
+    out = tf.reshape(out, [1, -1, channels])[:, :n]
+    return layer.gamma * tf.reshape(out, [1, height, width, channels]) + x
+
+
+def attention_half(generator, x, chunk: int):
+    """``Generator.attention_features_half`` written with LiteRT-friendly upsampling and attention."""
+    import tensorflow as tf
+
+    y = generator.encoder_conv1(x)
+    y = tf.nn.max_pool2d(y, 2, 2, "VALID")
+    y = blocked_attention(generator.attention, generator.encoder_conv2(y), chunk)
+    y = generator.decoder_conv1(upsample2(y))
+    return generator.decoder_conv2(upsample2(y))
+
+
+@functools.cache
+def lite_module_class():
+    """``LiteModule``: the three signatures as traced functions over one generator (built on first use)."""
+    import tensorflow as tf
+
+    def spec(channels: int, name: str) -> tf.TensorSpec:
+        return tf.TensorSpec([1, None, None, channels], tf.float32, name=name)
+
+    class LiteModule(tf.Module):
+        def __init__(self, generator, chunk: int) -> None:
+            super().__init__(name="mefgan_lite")
+            self.generator, self.chunk = generator, chunk
+            # The backing tf.Variables, tracked directly: the converter then freezes them into
+            # constants (and folds spectral and batch normalisation into the convolutions).
+            self.tf_variables = [v.value for v in generator.weights]
+
+        def fused(self, x, half):
+            g = self.generator
+            return g.merge(g.local_features(x), upsample2(half))
+
+        @tf.function(input_signature=[spec(3, "over"), spec(3, "under")])
+        def fuse(self, over, under):
+            x = tf.concat([over, under], axis=-1)
+            return {"fused": self.fused(x, attention_half(self.generator, x, self.chunk))}
+
+        @tf.function(input_signature=[spec(6, "x")])
+        def attention(self, x):
+            return {"attention_half": attention_half(self.generator, x, self.chunk)}
+
+        @tf.function(input_signature=[spec(6, "x"), spec(16, "attention_half")])
+        def fuse_tile(self, x, attention_half):
+            return {"fused": self.fused(x, attention_half)}
+
+        def signatures(self) -> dict:
+            return {FUSE_SIGNATURE: self.fuse, ATTENTION_SIGNATURE: self.attention, TILE_SIGNATURE: self.fuse_tile}
+
+    return LiteModule
+
+
+def centre_square(image: np.ndarray, side: int) -> np.ndarray:
+    """The central square of ``image`` (uint8 RGB), area-resized to ``side`` x ``side``."""
+    import cv2
+
+    height, width = image.shape[:2]
+    short = min(height, width)
+    top, left = (height - short) // 2, (width - short) // 2
+    return cv2.resize(image[top : top + short, left : left + short], (side, side), interpolation=cv2.INTER_AREA)
+
+
+def calibration_pairs(folder: str | os.PathLike | None = None, side: int = CALIBRATION_SIDE) -> list[Pair]:
+    """(over, under) float32 pairs for int8 calibration, each a centre square of ``side`` pixels.
+
+    ``folder``: scenes as ``mefgan evaluate`` reads them (uN/oN pairs, or one subfolder of
+    exposures per scene; darkest and brightest are used); None: the bundled demo photos."""
+    if side % 8 or side < 16:
+        raise CommandError(f"calibration side {side}: must be a multiple of 8, at least 16")
+    if folder is None:
+        from mefgan_tf.samples import SAMPLE_IMAGES, sample_pair
+
+        raw = [sample_pair(name)[::-1] for name in SAMPLE_IMAGES]
+    else:
+        from mefgan_tf.evaluate import find_scenes, load_scene
+
+        scenes = [s for s in find_scenes(Path(folder), None) if s.problem is None]
+        if not scenes:
+            raise CommandError(f"{folder}: no usable exposure pairs for calibration")
+        raw = [(loaded.over, loaded.under) for loaded in map(load_scene, scenes)]
+    return [tuple(centre_square(im, side).astype(np.float32) / np.float32(255) for im in pair) for pair in raw]
+
+
+def representative_dataset(module, pairs: Sequence[Pair]) -> Iterator[tuple[str, dict]]:
+    """(signature, inputs) samples covering all three signatures, as the converter's calibrator takes them."""
+    for over, under in pairs:
+        over, under = over[None], under[None]
+        x = np.concatenate([over, under], axis=-1)
+        half = module.attention(x)["attention_half"].numpy()
+        yield FUSE_SIGNATURE, {"over": over, "under": under}
+        yield ATTENTION_SIGNATURE, {"x": x}
+        yield TILE_SIGNATURE, {"x": x, "attention_half": half}
+
+
+def check_chunk(chunk: int) -> int:
+    if chunk < 1:
+        raise CommandError(f"--attention-chunk {chunk}: must be a positive number of rows")
+    return chunk
+
+
+def convert_generator(
+    generator, quantize: str = "none", pairs: Sequence[Pair] | None = None, chunk: int = DEFAULT_CHUNK
+) -> bytes:
+    """The generator as a LiteRT flatbuffer; ``pairs`` calibrate ``int8`` (default: the demo photos)."""
+    import tensorflow as tf
+
+    if quantize not in QUANTIZATIONS:
+        raise CommandError(f"--quantize {quantize}: choose from {', '.join(QUANTIZATIONS)}")
+    module = lite_module_class()(generator, check_chunk(chunk))
+    with tempfile.TemporaryDirectory(prefix="mefgan-tflite-") as saved:
+        tf.saved_model.save(module, saved, signatures=module.signatures())
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(SIGNATURES))
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            samples = list(calibration_pairs() if pairs is None else pairs)
+            converter.representative_dataset = lambda: representative_dataset(module, samples)
+        with warnings.catch_warnings():
+            # The calibrator runs tf.lite.Interpreter internally, which warns of its own deprecation.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
+            return converter.convert()
+
+
+def check_tflite_path(out: Path) -> None:
+    if out.suffix != ".tflite":
+        raise CommandError(f"{out}: a LiteRT model file must end in .tflite")
+    if out.is_dir():
+        raise CommandError(f"{out}: is a folder; --out names the .tflite file to write")
+
+
+def export_tflite(
+    generator,
+    out: str | os.PathLike,
+    quantize: str = "none",
+    calibration: str | os.PathLike | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> Path:
+    """Write the generator as a ``.tflite`` file at ``out``, complete or not at all."""
+    out = Path(out)
+    check_tflite_path(out)
+    pairs = calibration_pairs(calibration, CALIBRATION_SIDE) if quantize == "int8" else None
+    data = convert_generator(generator, quantize, pairs, chunk)
+    try:
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(data)
+    except OSError as err:
+        raise CommandError(f"{out}: cannot write ({err.strerror or err})") from None
+    return out
+
+
+def check_size(height: int, width: int) -> None:
+    if height % 8 or width % 8 or min(height, width) < 8:
+        raise CommandError(f"{width}x{height}: the LiteRT model takes sides that are multiples of 8 (pad first)")
+
+
+class LiteModel:
+    """A ``.tflite`` file from ``export_tflite`` run by LiteRT (``ai_edge_litert``) on the CPU.
+
+    ``fuse(over, under)`` runs ``serving_default`` on [H, W, 3] float32 arrays; ``attention_half``
+    and ``fuse_tile`` make it a ``fusion`` stages object, so ``fusion.fuse_pair(model, over,
+    under, tile)`` pads, tiles and crops exactly as with a checkpoint."""
+
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        content = model if isinstance(model, bytes) else None
+        path = None if content is not None else str(model)
+        if path is not None and not Path(path).is_file():
+            raise CommandError(f"{path}: no such .tflite file")
+        self.interpreter = Interpreter(model_path=path, model_content=content, num_threads=num_threads)
+        self.runners = {key: self.interpreter.get_signature_runner(key) for key in SIGNATURES}
+
+    def fuse(self, over: np.ndarray, under: np.ndarray) -> np.ndarray:
+        """The whole generator on one pair of [H, W, 3] float32 arrays (sides multiples of 8)."""
+        check_size(*over.shape[:2])
+        inputs = {"over": over[None].astype(np.float32), "under": under[None].astype(np.float32)}
+        return self.runners[FUSE_SIGNATURE](**inputs)["fused"][0]
+
+    def attention_half(self, x: np.ndarray):
+        import tensorflow as tf
+
+        check_size(*x.shape[1:3])
+        return tf.constant(self.runners[ATTENTION_SIGNATURE](x=np.asarray(x, np.float32))["attention_half"])
+
+    def fuse_tile(self, x: np.ndarray, half: np.ndarray):
+        import tensorflow as tf
+
+        inputs = {"x": np.asarray(x, np.float32), "attention_half": np.asarray(half, np.float32)}
+        return tf.constant(self.runners[TILE_SIGNATURE](**inputs)["fused"])

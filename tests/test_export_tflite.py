@@ -1,0 +1,158 @@
+"""`mefgan export --tflite`: a LiteRT model of the generator, float32, float16 and int8, against the SavedModel."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from model_weights import random_generator
+
+from mefgan_tf import tflite
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.cli import main
+from mefgan_tf.errors import CommandError
+from mefgan_tf.export import FLOAT_SIGNATURE, export_saved_model
+from mefgan_tf.fusion import fuse_pair
+from mefgan_tf.images import to_uint8
+
+# |TFLite - SavedModel| on the pairs below with the random generator (seed 7), measured max / mean:
+# float32 4.8e-7 / 9.3e-8, float16 7.9e-5 / 3.9e-5, int8 (calibrated on other pairs) 7.3e-3 / 1.5e-3.
+# The bounds leave about 3x headroom.
+TOLERANCE = {"none": 2e-6, "float16": 3e-4, "int8": 0.025}
+MEAN_TOLERANCE = {"none": 3e-7, "float16": 1.2e-4, "int8": 0.005}
+
+
+def pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((height // 4 + 1, width // 4 + 1, 3), dtype=np.float32), (width, height))
+    return np.clip(base * 1.8, 0, 1), base * 0.3
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return random_generator(seed=7)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(generator, tmp_path_factory) -> Path:
+    return save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", generator)
+
+
+@pytest.fixture(scope="module")
+def served(generator, tmp_path_factory):
+    out = export_saved_model(generator, tmp_path_factory.mktemp("export") / "1")
+    return tf.saved_model.load(str(out)).signatures[FLOAT_SIGNATURE]
+
+
+@pytest.fixture(scope="module")
+def calibration_dir(tmp_path_factory) -> Path:
+    """Two uN/oN pairs, unlike the test pairs."""
+    folder = tmp_path_factory.mktemp("calibration")
+    for i in (1, 2):
+        over, under = pair(40, 56, seed=10 + i)
+        cv2.imwrite(str(folder / f"o{i}.png"), to_uint8(over)[..., ::-1])
+        cv2.imwrite(str(folder / f"u{i}.png"), to_uint8(under)[..., ::-1])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, calibration_dir, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("tflite")
+    files = {}
+    for quantize in tflite.QUANTIZATIONS:
+        out = folder / f"mefgan_{quantize}.tflite"
+        extra = ["--calibration", str(calibration_dir)] if quantize == "int8" else []
+        args = ["export", "--tflite", "--checkpoint", str(checkpoint), "--out", str(out), "--quantize", quantize]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tflite, "CALIBRATION_SIDE", 48)  # small calibration crops keep the test quick
+            assert main(args + extra) == 0
+        files[quantize] = out
+    return files
+
+
+def saved_model_fuse(served, over: np.ndarray, under: np.ndarray) -> np.ndarray:
+    return served(over=tf.constant(over[None]), under=tf.constant(under[None]))["fused"].numpy()[0]
+
+
+@pytest.mark.parametrize("quantize", tflite.QUANTIZATIONS)
+def test_each_variant_runs_any_multiple_of_8_within_its_measured_tolerance(exported, served, quantize):
+    model = tflite.LiteModel(exported[quantize], num_threads=1)
+    assert set(model.interpreter.get_signature_list()) == set(tflite.SIGNATURES)
+    for height, width, seed in ((32, 48, 1), (40, 24, 2)):  # one interpreter, two sizes
+        over, under = pair(height, width, seed)
+        fused = model.fuse(over, under)
+        expected = saved_model_fuse(served, over, under)
+        assert fused.shape == (height, width, 3) and fused.dtype == np.float32
+        difference = np.abs(fused - expected)
+        assert difference.max() <= TOLERANCE[quantize] and difference.mean() <= MEAN_TOLERANCE[quantize]
+
+
+def test_quantized_files_are_smaller(exported):
+    sizes = {q: path.stat().st_size for q, path in exported.items()}
+    assert sizes["int8"] < sizes["float16"] < sizes["none"]
+    assert sizes["float16"] < 0.6 * sizes["none"] and sizes["int8"] < 0.35 * sizes["none"]
+
+
+def test_attention_and_tile_signatures_fuse_a_padded_tiled_pair_like_the_savedmodel(exported, served):
+    model = tflite.LiteModel(exported["none"], num_threads=1)
+    over, under = pair(37, 53, seed=3)
+    np.testing.assert_allclose(fuse_pair(model, over, under, tile=16), saved_model_fuse(served, over, under), atol=1e-5)
+
+
+def test_int8_calibrates_on_the_bundled_demo_photos_by_default(generator):
+    pairs = tflite.calibration_pairs(side=32)
+    assert len(pairs) == 3 and all(o.shape == u.shape == (32, 32, 3) for o, u in pairs)
+    assert all(o.mean() > u.mean() for o, u in pairs)
+    model = tflite.LiteModel(tflite.convert_generator(generator, "int8", pairs), num_threads=1)
+    assert model.fuse(*pair(16, 16)).shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--quantize", "int8"], "applies to LiteRT exports only; add --tflite"),
+        (["--calibration", "."], "applies to LiteRT exports only; add --tflite"),
+        (["--tflite", "--quantize", "float16", "--calibration", "."], "--calibration is used by --quantize int8 only"),
+        (["--tflite", "--quantize", "int8", "--calibration", "nowhere"], "no such folder"),
+        (["--tflite", "--attention-chunk", "0"], "must be a positive number of rows"),
+    ],
+)
+def test_bad_options_are_one_line_errors_before_any_work(checkpoint, tmp_path, capsys, options, message):
+    out = tmp_path / "out" / ("1" if "--tflite" not in options else "m.tflite")
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), *options]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_output_must_be_a_tflite_file(checkpoint, tmp_path, capsys):
+    assert main(["export", "--tflite", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "model.bin")]) == 1
+    assert "must end in .tflite" in capsys.readouterr().err
+
+
+def test_sizes_that_are_not_multiples_of_8_are_refused_in_one_line(exported):
+    model = tflite.LiteModel(exported["none"], num_threads=1)
+    with pytest.raises(CommandError, match="multiples of 8"):
+        model.fuse(*pair(30, 48))
+    with pytest.raises(CommandError, match="multiple of 8"):
+        tflite.calibration_pairs(side=20)
+    with pytest.raises(CommandError, match="no such .tflite file"):
+        tflite.LiteModel(Path("missing.tflite"))
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(monkeypatch, generator, tmp_path):
+    out = tmp_path / "mefgan.tflite"
+    out.write_bytes(b"previous")
+    monkeypatch.setattr(tflite, "convert_generator", lambda *args, **kwargs: b"x" * 1000)
+
+    def disk_full(path: Path, data: bytes) -> int:
+        with open(path, "wb") as f:
+            f.write(data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(CommandError, match="cannot write"):
+        tflite.export_tflite(generator, out)
+    assert out.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["mefgan.tflite"]
