@@ -217,6 +217,11 @@ def _edge_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_
 
 
 # ---------------------------------------------------------------------------------------- no reference
+def mean_level(fused: np.ndarray) -> float:
+    """Mean grey level (0-255) of all pixels and channels: how bright the fused image is."""
+    return float(np.mean(np.asarray(fused, np.float64)))
+
+
 def sd(fused: np.ndarray) -> float:
     """Standard deviation, population form sqrt(sum((x - mean)^2) / (M*N)), per channel, averaged."""
     return _per_channel(fused, lambda x: float(np.std(x.astype(np.float64))))
@@ -426,6 +431,7 @@ def qabf(over: np.ndarray, under: np.ndarray, fused: np.ndarray) -> float:
 
 
 NO_REFERENCE_METRICS: dict[str, Callable[[np.ndarray], float]] = {
+    "MEAN": mean_level,
     "SD": sd,
     "EN": entropy,
     "SF": spatial_frequency,

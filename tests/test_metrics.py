@@ -238,6 +238,12 @@ def test_cc_of_affinely_related_images_is_one():
     assert M.cc_s(fused, gt) == pytest.approx(1.0)
 
 
+def test_mean_level_is_the_mean_of_every_pixel_and_channel():
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[..., 0], image[:2, :, 2] = 90, 255
+    assert M.mean_level(image) == pytest.approx((90 + 255 / 2) / 3)
+
+
 def test_cc_of_constant_image_is_nan():
     assert math.isnan(M.cc_i(np.full((8, 8, 3), 5, np.uint8), _texture((8, 8))))
 
