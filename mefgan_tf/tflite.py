@@ -16,9 +16,10 @@ The attention runs one block of query rows at a time (a WHILE loop with a static
 ``chunk`` rows), so its memory is ``chunk`` x N scores rather than N x N.
 
 Quantization: ``float16`` stores the weights as float16 (half the file; CPUs compute in float32);
-``int8`` is full post-training integer quantization of weights and activations, calibrated on
-exposure pairs made from the bundled demo photos or read from a folder; its inputs and outputs
-stay float32.
+``int8`` is post-training integer quantization of weights and activations, calibrated on
+exposure pairs made from the bundled demo photos (at several exposure gaps) or read from a folder;
+the attention's softmax and its two matrix products stay float32 (each of N probabilities is
+about 1/N, below int8's step), and inputs and outputs stay float32.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE = "serving_default", "attent
 SIGNATURES = (FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE)
 DEFAULT_CHUNK = 256  # attention query rows per block: a block of scores is chunk x N floats
 CALIBRATION_SIDE = 256  # calibration pairs are centre crops of this side (all one size)
+CALIBRATION_EVS = (1.0, 2.0, 3.0)  # stops between the demo photo and each of its two exposures
+FLOAT_OPS = ("SOFTMAX", "BATCH_MATMUL")  # kept float32 in int8 files: the attention itself
 
 Pair = tuple[np.ndarray, np.ndarray]  # (over, under) float32 [H, W, 3] in [0, 1]
 
@@ -148,7 +151,7 @@ def calibration_pairs(folder: str | os.PathLike | None = None, side: int = CALIB
     if folder is None:
         from mefgan_tf.samples import SAMPLE_IMAGES, sample_pair
 
-        raw = [sample_pair(name)[::-1] for name in SAMPLE_IMAGES]
+        raw = [sample_pair(name, ev)[::-1] for name in SAMPLE_IMAGES for ev in CALIBRATION_EVS]
     else:
         from mefgan_tf.evaluate import find_scenes, load_scene
 
@@ -192,13 +195,18 @@ def convert_generator(
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            samples = list(calibration_pairs() if pairs is None else pairs)
-            converter.representative_dataset = lambda: representative_dataset(module, samples)
+        if quantize != "int8":
+            return converter.convert()
+        samples = list(calibration_pairs() if pairs is None else pairs)
+        converter.representative_dataset = lambda: representative_dataset(module, samples)
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
         with warnings.catch_warnings():
             # The calibrator runs tf.lite.Interpreter internally, which warns of its own deprecation.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
-            return converter.convert()
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=converter.representative_dataset, debug_options=options
+            )
+            return debugger.get_nondebug_quantized_model()
 
 
 def check_tflite_path(out: Path) -> None:
