@@ -1,12 +1,26 @@
-"""Safe file writing: outputs appear complete or not at all."""
+"""Safe file writing: outputs appear complete or not at all, and destinations are checked first.
+
+Temporaries are named ``.<name>.<pid>-<random><suffix>`` beside their target. A run that is killed
+cannot remove its own, so every new write to the same target first removes the temporaries of
+earlier writers that are gone: those whose process no longer runs on this machine, and unnamed
+ones (from older versions) untouched for ``STALE_AGE_S`` seconds. A writer that still runs keeps
+its temporary, however old.
+"""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
+
+from mefgan_tf.errors import CommandError
+
+STALE_AGE_S = 600.0  # a temporary without a process id, untouched this long, is an interrupted run's
+OVERWRITE_HINT = "pass --overwrite (-y) to replace it"
 
 
 @contextlib.contextmanager
@@ -18,8 +32,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     and ``path`` is left untouched.
     """
     path = Path(path)
+    suffix = suffix or path.suffix
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    remove_stale_temporaries(path, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -39,7 +55,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_stale_temporaries(path, "")
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp
@@ -48,6 +65,101 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         tmp.rename(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def temporary_pattern(path: Path, suffix: str) -> re.Pattern:
+    """Names of the temporaries of ``path``: ``.<name>.[<pid>-]<8 random characters><suffix>``."""
+    return re.compile(rf"\.{re.escape(path.name)}\.(?:(?P<pid>\d+)-)?[a-z0-9_]{{8}}{re.escape(suffix)}")
+
+
+def process_alive(pid: int) -> bool:
+    """True if a process with this id runs on this machine (or may: not ours to signal)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def is_stale(entry: Path, pid: str | None, now: float | None = None) -> bool:
+    """Whether a temporary was left by a writer that is gone (see the module notes)."""
+    if pid is not None:
+        return not process_alive(int(pid))
+    try:
+        age = (time.time() if now is None else now) - entry.lstat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_AGE_S
+
+
+def remove_stale_temporaries(path: str | os.PathLike, suffix: str | None = None) -> list[Path]:
+    """Remove the temporaries that interrupted writers of ``path`` left beside it; the removed paths."""
+    path = Path(path)
+    pattern = temporary_pattern(path, path.suffix if suffix is None else suffix)
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or not is_stale(entry, match["pid"]):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_folder_target(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> None:
+    """CommandError unless ``folder`` is, or could be created as, a writable folder.
+
+    ``target`` (default: ``folder``) is the path the message names.
+    """
+    folder = Path(folder)
+    target = folder if target is None else Path(target)
+    existing = nearest_existing(folder)
+    if target == folder and folder.exists() and not folder.is_dir():
+        raise CommandError(f"{target}: exists and is not a folder")
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"{target}: cannot write here ({existing} is not a writable folder)")
+
+
+def check_file_target(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """CommandError unless the file ``path`` can be written: its folder is writable, it is not a
+    folder, and it does not exist yet unless ``overwrite``. Called before the work starts."""
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{path}: is a folder, not a file name")
+    if path.exists() and not overwrite:
+        raise CommandError(f"{path}: already exists; {OVERWRITE_HINT}")
+    check_folder_target(path.parent, path)
+
+
+def check_new_files(paths: list[Path], overwrite: bool = False) -> None:
+    """CommandError naming the first of ``paths`` that exists, unless ``overwrite``."""
+    existing = [p for p in paths if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CommandError(f"{existing[0]}: already exists{more}; {OVERWRITE_HINT}")
 
 
 def _umask() -> int:
