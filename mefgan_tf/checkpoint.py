@@ -4,8 +4,12 @@
 """
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from mefgan_tf import __version__
 from mefgan_tf.config import MEFGANConfig
@@ -30,12 +34,76 @@ def write_metadata(directory: Path, config: MEFGANConfig, **extra) -> None:
         tmp.write_text(text)
 
 
-def read_config(directory: str | Path) -> MEFGANConfig:
-    """The model config saved beside a checkpoint (defaults when there is none)."""
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """The contents of ``mefgan.json`` in ``directory`` ({} when there is none); CommandError if damaged."""
     path = Path(directory) / METADATA_FILE
     if not path.exists():
-        return MEFGANConfig()
-    return MEFGANConfig.from_dict(json.loads(path.read_text()).get("config", {}))
+        return {}
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CommandError(f"{path}: damaged ({first_line(err)})") from None
+    if not isinstance(values, dict) or not isinstance(values.get("config", {}), dict):
+        raise CommandError(f"{path}: damaged (expected a JSON object with a 'config' object)")
+    return values
+
+
+def read_config(directory: str | Path) -> MEFGANConfig:
+    """The model config saved beside a checkpoint (defaults when there is none)."""
+    values = read_metadata(directory).get("config", {})
+    try:
+        return MEFGANConfig.from_dict(values)
+    except CommandError as err:
+        raise CommandError(f"{Path(directory) / METADATA_FILE}: {err}") from None
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def damage(err: BaseException) -> str:
+    """What an exception raised while reading model files says about them, in a few words."""
+    import tensorflow as tf
+
+    text = first_line(err)
+    if isinstance(err, IndexError) or "less bytes than requested" in text:
+        return f"truncated ({text})"
+    if isinstance(err, (FileNotFoundError, tf.errors.NotFoundError)) or "No such file" in text:
+        return f"missing ({text})"
+    return f"damaged ({text})"
+
+
+@contextlib.contextmanager
+def reading_model(files: str | Path | Callable[[BaseException], str]) -> Iterator[None]:
+    """Turn any error a damaged or incomplete model raises while it is read into one CommandError.
+
+    ``files`` names the files being read, or gives their name from the error. Used around every
+    read of checkpoint and SavedModel files, so that no command shows a traceback for them.
+    """
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    try:
+        yield
+    except CommandError:
+        raise
+    except (tf.errors.OpError, DecodeError, OSError, IndexError, ValueError, KeyError) as err:
+        name = files(err) if callable(files) else files
+        raise CommandError(f"{name}: {damage(err)}") from None
+
+
+def checkpoint_files(prefix: str) -> Callable[[BaseException], str]:
+    """The file of the checkpoint ``prefix`` that an error is about: its index or its data."""
+
+    def name(err: BaseException) -> str:
+        if "sstable" in str(err) or ".index" in str(err):
+            return f"{prefix}.index"
+        data = sorted(glob.glob(glob.escape(prefix) + ".data-*"))
+        return data[0] if len(data) == 1 else f"{prefix}.data-*"
+
+    return name
 
 
 def save_model_checkpoint(out_dir: str | Path, generator, discriminator=None, step: int = 0) -> Path:
@@ -60,6 +128,7 @@ def resolve_checkpoint(path: str | Path) -> str:
 
     path = Path(path)
     if path.is_dir():
+        check_state_file(path / "checkpoint")
         prefix = tf.train.latest_checkpoint(str(path))
         if prefix is None:
             raise CommandError(f"{path}: no checkpoint in this folder")
@@ -69,6 +138,21 @@ def resolve_checkpoint(path: str | Path) -> str:
     raise CommandError(f"{path}: no such checkpoint folder or prefix")
 
 
+def check_state_file(path: Path) -> None:
+    """CommandError unless the ``checkpoint`` state file ``path`` (if any) is readable text of its kind."""
+    from google.protobuf import text_format
+    from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
+
+    if not path.exists():
+        return
+    try:
+        text_format.Parse(path.read_text(), CheckpointState())
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: damaged (not a text file)") from None
+    except (OSError, text_format.ParseError) as err:
+        raise CommandError(f"{path}: damaged ({first_line(err)})") from None
+
+
 def load_generator(path: str | Path, attention_chunk: int | None = None):
     """Restore the generator of a mefgan-tf checkpoint (folder or prefix)."""
     from mefgan_tf.generator import build_generator
@@ -76,7 +160,8 @@ def load_generator(path: str | Path, attention_chunk: int | None = None):
     prefix = resolve_checkpoint(path)
     folder = Path(path) if Path(path).is_dir() else Path(prefix).parent
     generator = build_generator(read_config(folder), attention_chunk=attention_chunk)
-    status = make_checkpoint(generator=generator).restore(prefix)
+    with reading_model(checkpoint_files(prefix)):
+        status = make_checkpoint(generator=generator).restore(prefix)
     try:
         status.expect_partial().assert_existing_objects_matched()
     except AssertionError as err:

@@ -232,13 +232,37 @@ def fuse_exposures(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarray:
     return fused
 
 
+def saved_model_files(model: Path) -> Callable[[BaseException], str]:
+    """The file of the SavedModel ``model`` that a loading error is about."""
+
+    from mefgan_tf.checkpoint import checkpoint_files
+
+    variables = checkpoint_files(str(model / "variables" / "variables"))
+
+    def name(err: BaseException) -> str:
+        return str(model / "saved_model.pb") if "saved_model.pb" in str(err) else variables(err)
+
+    return name
+
+
+def load_saved_model(model: Path):
+    """``tf.saved_model.load`` of ``model``; CommandError naming the file if it is damaged or incomplete."""
+    import tensorflow as tf
+
+    from mefgan_tf.checkpoint import reading_model
+
+    variables = model / "variables" / "variables.index"
+    if not variables.is_file():
+        raise CommandError(f"{variables}: missing (a SavedModel from `mefgan export` keeps its weights there)")
+    with reading_model(saved_model_files(model)):
+        return tf.saved_model.load(str(model))
+
+
 def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = ATTENTION_CHUNK):
     """The inference stages of a checkpoint (folder or prefix) or of a SavedModel from ``mefgan export``."""
     model = resolve_model(path)
     if is_saved_model(model):
-        import tensorflow as tf
-
-        loaded = tf.saved_model.load(str(model))
+        loaded = load_saved_model(model)
         if not (hasattr(loaded, "attention_half") and hasattr(loaded, "fuse_tile")):
             raise CommandError(f"{model}: SavedModel was not written by `mefgan export` (no fusion stages)")
         return loaded
