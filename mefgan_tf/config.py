@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,10 +68,17 @@ class MEFGANConfig:
         return cls(**{"learning_rate": 6e-4, "epochs": 2, **overrides})
 
     def replace(self, **overrides: Any) -> "MEFGANConfig":
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        """A copy with ``overrides``; CommandError for unknown keys and values of the wrong type."""
+        unknown = set(overrides) - set(field_types())
         if unknown:
             raise CommandError(f"unknown config key(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **overrides)
+        checked = {}
+        for key, value in overrides.items():
+            try:
+                checked[key] = field_value(key, value)
+            except CommandError as err:
+                raise CommandError(f"{key}: {err}") from None
+        return dataclasses.replace(self, **checked)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -101,4 +112,58 @@ class MEFGANConfig:
             raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {err}") from None
         if not isinstance(values, dict):
             raise CommandError(f"{path}: expected a mapping of config keys")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except CommandError as err:
+            raise CommandError(f"{path}: {err}") from None
+
+
+@functools.cache
+def field_types() -> dict[str, Any]:
+    """The type of every config field, by name."""
+    hints = typing.get_type_hints(MEFGANConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(MEFGANConfig)}
+
+
+def field_value(key: str, value: Any) -> Any:
+    """``value`` as config field ``key`` holds it (ints as floats, lists as tuples); CommandError
+    saying what was expected when it has another type."""
+    if key not in field_types():
+        raise CommandError(f"unknown config key {key!r} (see `mefgan train --print-config`)")
+    return _as_type(value, field_types()[key])
+
+
+def _as_type(value: Any, kind: Any) -> Any:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        try:
+            return _as_type(value, next(a for a in args if a is not type(None)))
+        except CommandError:
+            raise CommandError(f"expected {_describe(kind)}, got {value!r}") from None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and number and float(value).is_integer():
+        return int(value)
+    if kind is float and number and math.isfinite(value):
+        return float(value)
+    if origin is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
+        try:
+            return tuple(_as_type(v, a) for v, a in zip(value, args))
+        except CommandError:
+            pass
+    if origin is dict and isinstance(value, dict):
+        return value
+    raise CommandError(f"expected {_describe(kind)}, got {value!r}")
+
+
+def _describe(kind: Any) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple:
+        return f"a list of {len(args)} {'numbers' if all(a is float for a in args) else 'values'}"
+    return {bool: "true or false", int: "an integer", float: "a finite number", dict: "a mapping",
+            type(None): "null"}.get(origin or kind, str(kind))
