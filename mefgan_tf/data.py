@@ -20,6 +20,8 @@ from mefgan_tf.errors import CommandError
 
 CHANNELS = 9
 MATLAB_AXES = (0, 3, 2, 1)
+SAMPLE_PATCHES = 32  # patches read on open to check that float values lie in [0, 1]
+RANGE_TOLERANCE = 1e-3
 Index = int | slice | Sequence[int] | np.ndarray
 
 
@@ -50,13 +52,36 @@ class PatchFile:
             names = ", ".join(self.file.keys()) or "nothing"
             self.file.close()
             raise CommandError(f"{self.path}: no 'data' dataset (found: {names})")
+        self.data = data
+        self.scale = 1.0 / 255.0 if data.dtype == np.uint8 else 1.0
         try:
             self.layout = detect_layout(self.path, data.shape)
+            self.check_values()
         except CommandError:
             self.file.close()
             raise
-        self.data = data
-        self.scale = 1.0 / 255.0 if data.dtype == np.uint8 else 1.0
+
+    def check_values(self) -> None:
+        """CommandError unless the patches read as [0, 1]: uint8, or floats in [0, 1] (checked on a sample)."""
+        dtype = self.data.dtype
+        if dtype == np.uint8 or len(self) == 0:
+            return
+        if not np.issubdtype(dtype, np.floating):
+            raise CommandError(
+                f"{self.path}: 'data' is {dtype}; expected uint8 (0-255) or floats in [0, 1] "
+                f"(scale it first, e.g. {dtype} / {np.iinfo(dtype).max} into float32)"
+            )
+        index = np.unique(np.linspace(0, len(self) - 1, min(len(self), SAMPLE_PATCHES)).round().astype(np.int64))
+        sample = self.read(index)
+        if not np.isfinite(sample).all():
+            raise CommandError(f"{self.path}: 'data' holds NaN or infinite values (found in a sample of {len(index)} patches)")
+        low, high = float(sample.min()), float(sample.max())
+        if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+            hint = " (0-255 values: divide by 255)" if high > 2 else ""
+            raise CommandError(
+                f"{self.path}: 'data' values span [{low:g}, {high:g}] in a sample of {len(index)} patches; "
+                f"float patches must be in [0, 1]{hint}"
+            )
 
     @property
     def patch_size(self) -> int:

@@ -12,12 +12,14 @@ import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from mefgan_tf.checkpoint import METADATA_FILE, read_config, write_metadata
-from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.checkpoint import METADATA_FILE, read_config, read_metadata, write_metadata
+from mefgan_tf.config import MEFGANConfig, field_value
 from mefgan_tf.errors import CommandError
+from mefgan_tf.files import check_folder_target
 
 DEFAULT_DATA = "data/patches.h5"
 DEFAULT_OUT = "checkpoints/run"
@@ -73,14 +75,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as config values (YAML syntax), each checked against its field's type."""
     import yaml
 
     values = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise CommandError(f"--set {item}: expected KEY=VALUE")
-        values[key.strip()] = yaml.safe_load(text)
+        try:
+            values[key.strip()] = field_value(key.strip(), yaml.safe_load(text))
+        except yaml.YAMLError:
+            raise CommandError(f"--set {item}: {text!r} is not a valid value") from None
+        except CommandError as err:
+            raise CommandError(f"--set {item}: {err}") from None
     return values
 
 
@@ -112,17 +120,27 @@ def resolve_config(args: argparse.Namespace, out: Path) -> tuple[MEFGANConfig, b
     return saved.replace(**wanted), True
 
 
+def config_changes(saved: MEFGANConfig, config: MEFGANConfig) -> dict[str, list]:
+    """The settings that differ between a run's saved config and the one it resumes with: key -> [old, new]."""
+    old, new = saved.to_dict(), config.to_dict()
+    return {k: [old[k], new[k]] for k in new if new[k] != old[k]}
+
+
 def validate(config: MEFGANConfig, args: argparse.Namespace) -> None:
     if config.batch_size < 1 or config.epochs < 1 or config.checkpoint_every < 1:
         raise CommandError("--batch-size, --epochs and --checkpoint-every must be at least 1")
     if args.max_steps is not None and args.max_steps < 1:
         raise CommandError("--max-steps must be at least 1")
+    if config.learning_rate <= 0:
+        raise CommandError(f"--learning-rate {config.learning_rate:g}: must be positive")
+    if config.lr_decay_rate <= 0 or config.d_lr_factor <= 0:
+        raise CommandError("lr_decay_rate and d_lr_factor must be positive")
 
 
 def check_out_folder(out: Path) -> None:
-    """An existing --out must be a run folder (or empty); never train into someone else's files."""
-    if out.exists() and not out.is_dir():
-        raise CommandError(f"{out}: exists and is not a folder")
+    """An existing --out must be a run folder (or empty) where we may write; never train into someone
+    else's files."""
+    check_folder_target(out)
     if out.is_dir() and any(out.iterdir()) and not (out / METADATA_FILE).exists():
         raise CommandError(f"{out}: folder is not empty and holds no mefgan run ({METADATA_FILE}); choose a new --out")
 
@@ -169,17 +187,22 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.trainer import Trainer, train
 
     batches = open_batches(args.data, config, config.seed)
-    check_data(out, batches, resuming)
+    metadata = read_metadata(out)
+    check_data(out, metadata, batches)
+    history = metadata.get("history", [])
+    if resuming:
+        history = history + note_changes(out, read_config(out), config)
     precision = ("float16" if tf.config.list_physical_devices("GPU") else "bfloat16") if args.mixed_precision else None
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same losses (no measurable cost on CPU)
     trainer = Trainer(config, len(batches), strategy, precision)
-    init = saved_init_generator(out) if resuming else args.init_generator
+    init = metadata.get("init_generator") if resuming else args.init_generator
     if args.init_generator and not resuming:
         initialize_generator(trainer, args.init_generator)
     out.mkdir(parents=True, exist_ok=True)
     if chief:
-        write_metadata(out, config, data=str(args.data), patches=len(batches.patches), init_generator=init)
+        extra = {"history": history} if history else {}
+        write_metadata(out, config, data=str(args.data), patches=len(batches.patches), init_generator=init, **extra)
     directory = out if chief else out / f"worker-{index}"
     describe(config, batches, strategy, precision, out, resuming, args.quiet)
     report = train(trainer, batches, directory, args.max_steps, is_chief=chief, progress=not args.quiet)
@@ -202,16 +225,32 @@ def initialize_generator(trainer, path: str) -> None:
             variable.assign(value)
 
 
-def saved_init_generator(out: Path) -> str | None:
-    """The ``--init-generator`` a run folder was started from (recorded in its metadata)."""
-    return json.loads((out / METADATA_FILE).read_text()).get("init_generator")
+def checkpoint_step(out: Path) -> int:
+    """The step of the latest checkpoint in the run folder ``out`` (0 when there is none)."""
+    import tensorflow as tf
+
+    prefix = tf.train.latest_checkpoint(str(out))
+    return int(prefix.rsplit("-", 1)[1]) if prefix else 0
 
 
-def check_data(out: Path, batches, resuming: bool) -> None:
+def note_changes(out: Path, saved: MEFGANConfig, config: MEFGANConfig) -> list[dict]:
+    """Say which settings a resumed run changes; the entry recorded in its ``mefgan.json`` history."""
+    changes = config_changes(saved, config)
+    if not changes:
+        return []
+    step = checkpoint_step(out)
+    listed = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
+    print(
+        f"mefgan train: notice: resuming {out} at step {step} with changed settings: {listed} "
+        f"(recorded in {out / METADATA_FILE}, \"history\")",
+        file=sys.stderr,
+    )
+    return [{"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changed": changes}]
+
+
+def check_data(out: Path, metadata: dict, batches) -> None:
     """A resumed run must read a patch file of the same size, or its saved data position means nothing."""
-    if not resuming:
-        return
-    saved = json.loads((out / METADATA_FILE).read_text()).get("patches")
+    saved = metadata.get("patches")
     if saved is not None and saved != len(batches.patches):
         raise CommandError(
             f"{batches.patches.path}: {len(batches.patches)} patches, but {out} was trained on a file of {saved}; "

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from mefgan_tf.checkpoint import CHECKPOINT_NAME, make_checkpoint
+from mefgan_tf.checkpoint import CHECKPOINT_NAME, checkpoint_files, make_checkpoint, reading_model
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.data import split_channels
 from mefgan_tf.discriminator import build_discriminator
@@ -356,7 +356,9 @@ def train(
                 lr = trainer.current_learning_rate()
                 result, fused = trainer.train_batch(batch, index)
                 if not result.finite():
-                    raise CommandError(_non_finite_message(done + 1, result, manager.latest_checkpoint))
+                    local = [np.asarray(t) for t in trainer.strategy.experimental_local_results(batch)]
+                    cause = data_problem(local, batches.patches.path)
+                    raise CommandError(_non_finite_message(done + 1, result, manager.latest_checkpoint, cause))
                 rate = config.batch_size / (time.perf_counter() - began)
                 done += 1
                 trainer.set_position(done)
@@ -380,7 +382,9 @@ def train(
 def restore(trainer: Trainer, prefix: str) -> None:
     """Restore every training object from ``prefix``; CommandError if it is not this trainer's kind."""
     try:
-        trainer.checkpoint.restore(prefix).assert_existing_objects_matched()
+        with reading_model(checkpoint_files(prefix)):
+            status = trainer.checkpoint.restore(prefix)
+        status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as err:
         raise CommandError(f"{prefix}: cannot resume from this checkpoint ({str(err).splitlines()[0]})") from None
 
@@ -393,9 +397,21 @@ def _postfix(result: BatchResult, lr: float, rate: float) -> str:
     )
 
 
-def _non_finite_message(step: int, result: BatchResult, last_checkpoint: str | None) -> str:
+def data_problem(batches: list[np.ndarray], path: Path) -> str | None:
+    """What is wrong with the values of a training batch (given as its replicas' slices), if anything."""
+    for values in batches:
+        if not np.isfinite(values).all():
+            return f"the batch read from {path} holds NaN or infinite values"
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            return f"the batch read from {path} has values in [{low:g}, {high:g}], outside [0, 1]"
+    return None
+
+
+def _non_finite_message(step: int, result: BatchResult, last_checkpoint: str | None, cause: str | None = None) -> str:
     kept = f"the last good checkpoint {last_checkpoint} is kept" if last_checkpoint else "no checkpoint was written"
+    advice = f"{cause}: fix the patch file" if cause else "try a lower --learning-rate"
     return (
         f"non-finite loss at step {step} (G loss {result.g_loss}, D loss {result.d_loss}); "
-        f"training stopped and {kept} (try a lower --learning-rate)"
+        f"training stopped and {kept} ({advice})"
     )

@@ -153,3 +153,27 @@ def test_init_generator_that_is_not_a_checkpoint_is_a_one_line_error(capsys, tmp
     err = capsys.readouterr().err.strip()
     assert "nothing: no such checkpoint folder or prefix" in err and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_good_run_shows_no_error_lines_and_a_resume_with_other_settings_is_announced_and_recorded(tmp_path, capsys):
+    data = str(make_patches(tmp_path / "p.h5", n=2))
+    run = tmp_path / "run"
+    flags = ["--data", data, "--out", str(run), "--batch-size", "1", "--seed", "3", "--quiet"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0", PYTHONPATH=REPO)  # every C++ log line
+    result = subprocess.run([sys.executable, "-m", "mefgan_tf.cli", "train", *flags, "--max-steps", "1"],
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # TensorFlow's remapper used to fail on D's conv + bias + LeakyRelu: "E0000 ... remapper failed"
+    assert not [line for line in result.stderr.splitlines() if line.startswith("E0") or "remapper" in line]
+
+    assert main(["train", *flags, "--max-steps", "2", "--learning-rate", "1e-4", "--set", "content_weight=100"]) == 0
+    err = capsys.readouterr().err
+    assert "notice: resuming" in err and "at step 1" in err
+    assert "content_weight 500.0 -> 100.0" in err and "learning_rate 0.0003 -> 0.0001" in err
+    saved = json.loads((run / "mefgan.json").read_text())
+    assert saved["config"]["learning_rate"] == 1e-4
+    (entry,) = saved["history"]
+    assert entry["step"] == 1 and entry["changed"] == {"content_weight": [500.0, 100.0], "learning_rate": [3e-4, 1e-4]}
+    assert main(["train", *flags, "--max-steps", "3"]) == 0  # the same settings again: nothing to announce
+    assert "notice" not in capsys.readouterr().err
+    assert len(json.loads((run / "mefgan.json").read_text())["history"]) == 1

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from mefgan_tf.checkpoint import load_generator
 from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.data import PatchFile
 from mefgan_tf.errors import CommandError
 from mefgan_tf.losses import learning_rate
 from mefgan_tf.pipeline import epoch_order, open_batches
@@ -94,15 +95,19 @@ def test_optimizers_follow_the_recipe():
     assert float(d.learning_rate) == pytest.approx(2 * learning_rate(5, 10, trainer.config), rel=1e-6)
 
 
-def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_non_finite_loss_stops_the_run_keeps_the_last_good_checkpoint_and_blames_the_data(tmp_path, monkeypatch):
     path = tmp_path / "nan.h5"
     with h5py.File(make_patches(tmp_path / "p.h5", n=8)) as f:
         data = f["data"][:].astype(np.float32) / 255
     data[epoch_order(8, CONFIG.seed, 0)[2]] = np.nan  # batch 3 of the first epoch
     with h5py.File(path, "w") as f:
         f["data"] = data
+    with pytest.raises(CommandError, match="nan.h5: 'data' holds NaN"):  # found on open ...
+        new_trainer(path)
+    monkeypatch.setattr(PatchFile, "check_values", lambda self: None)  # ... unless outside the sample read
     trainer, batches = new_trainer(path, CONFIG.replace(checkpoint_every=1))
-    with pytest.raises(CommandError, match="non-finite loss at step 3 .*last good checkpoint .*ckpt-2 is kept"):
+    with pytest.raises(CommandError, match="non-finite loss at step 3 .*last good checkpoint .*ckpt-2 is kept "
+                       r"\(the batch read from .*nan.h5 holds NaN or infinite values: fix the patch file\)"):
         train(trainer, batches, tmp_path / "run", max_steps=4, progress=False)
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-2")
     assert not list((tmp_path / "run").glob("ckpt-3*"))
