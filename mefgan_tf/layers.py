@@ -149,8 +149,17 @@ class ConvUnit(keras.layers.Layer):
         if self.bn is not None:
             y = self.bn(y, training=training)
         if self.activation:
-            y = ops.leaky_relu(y, negative_slope=self.leaky_slope)
+            y = self.leaky_relu(y)
         return y
+
+    def leaky_relu(self, y):
+        """Leaky ReLU. Without batch norm it is written as ``max(y, slope * y)`` (the same values for
+        slopes in [0, 1]): TensorFlow's remapper fuses conv + bias + LeakyRelu into one op while the
+        gradient still needs the pre-activation, and its pass then fails on D's training graphs
+        ("remapper failed: INVALID_ARGUMENT ... LeakyReluGrad ... missing node")."""
+        if self.bn is None and 0.0 <= self.leaky_slope <= 1.0:
+            return ops.maximum(y, self.leaky_slope * y)
+        return ops.leaky_relu(y, negative_slope=self.leaky_slope)
 
     def compute_output_shape(self, input_shape):
         def size(n):
