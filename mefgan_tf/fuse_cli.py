@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.files import check_file_target, check_folder_target, check_new_files
 
 SICE_LABEL_FOLDER = "Label"  # SICE keeps reference images here, beside the scene folders
 
@@ -72,22 +73,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "7 rows/columns smaller), output min-max stretched to 0-255 (scipy's bytescale) and written "
         "8-bit by PIL, as JPEG at quality 75 for .jpg (other extensions keep their format)",
     )
+    parser.add_argument(
+        "-y", "--overwrite", action="store_true",
+        help="replace output files that exist (default: refuse, naming the file)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
-def check_writable(path: Path) -> None:
-    """CommandError unless the file ``path`` could be created (checked before minutes of fusion)."""
+def check_writable(path: Path, overwrite: bool = False) -> None:
+    """CommandError unless the file ``path`` could be written (checked before minutes of fusion)."""
     if path.is_dir():
         raise CommandError(f"{path}: is a folder; give an image file name such as {path / 'fused.png'}")
-    check_folder_writable(path.parent, path)
-
-
-def check_folder_writable(folder: Path, target: Path) -> None:
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise CommandError(f"{target}: cannot write here ({existing} is not a writable folder)")
+    check_file_target(path, overwrite)
 
 
 def output_depth(input_depth: int, bit_depth: str) -> int:
@@ -95,13 +92,42 @@ def output_depth(input_depth: int, bit_depth: str) -> int:
     return input_depth if bit_depth == "auto" else int(bit_depth)
 
 
-def check_output_extension(path: Path, original_io: bool = False) -> None:
-    from mefgan_tf.images import IMAGE_EXTENSIONS, pil_format
+def extension_problem(ext: str, bit_depth: str = "auto") -> str | None:
+    """Why fused images cannot be written with extension ``ext`` at ``bit_depth`` (None when they can)."""
+    from mefgan_tf.images import SIXTEEN_BIT_EXTENSIONS, output_extension_problem
 
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise CommandError(f"{path}: unknown image extension {path.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})")
+    problem = output_extension_problem(ext)
+    if problem is None and bit_depth == "16" and ext.lower() not in SIXTEEN_BIT_EXTENSIONS:
+        problem = f"{ext} holds 8 bits per channel; --bit-depth 16 needs {', '.join(SIXTEEN_BIT_EXTENSIONS)}"
+    return problem
+
+
+def check_output_extension(path: Path, original_io: bool = False, bit_depth: str = "auto") -> None:
+    from mefgan_tf.images import pil_format
+
+    problem = extension_problem(path.suffix, bit_depth)
+    if problem:
+        raise CommandError(f"{path}: {problem}")
     if original_io:
         pil_format(path)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` name one file (also through other paths or links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_inputs_and_output(paths: list[Path], out: Path) -> None:
+    """CommandError if an exposure is given twice or the output is one of the exposures."""
+    for i, path in enumerate(paths):
+        if same_file(out, path):
+            raise CommandError(f"{out}: is the input exposure {path}; choose another output file")
+        for earlier in paths[:i]:
+            if same_file(path, earlier):
+                raise CommandError(f"{path}: the same file as {earlier}; give each exposure once")
 
 
 def read_exposures(paths: list[Path]):
@@ -138,6 +164,7 @@ def write_fused(out: Path, fused, input_depth: int, bit_depth: str, original_io:
 
 def fuse_files(fuser, paths: list[Path], out: Path, bit_depth: str, original_io: bool = False) -> Path:
     """Read, fuse and write one scene (with ``original_io``, the way the original does)."""
+    check_inputs_and_output(paths, out)
     images, depth = read_exposures_original(paths) if original_io else read_exposures(paths)
     return write_fused(out, fuser(images), depth, bit_depth, original_io)
 
@@ -182,13 +209,16 @@ def run_pairs(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise CommandError(f"{out_dir}: exists and is not a folder (with --pairs, -o names the output folder)")
     ext = (args.format or ("jpg" if args.original_io else "png")).lstrip(".")
-    check_output_extension(Path("x").with_suffix("." + ext), args.original_io)
+    problem = extension_problem("." + ext, args.bit_depth)
+    if problem:
+        raise CommandError(f"--format {args.format or ext}: {problem}")
     scenes = scene_folders(Path(args.pairs))
-    check_folder_writable(out_dir, out_dir)
+    check_folder_target(out_dir)
+    outputs = [out_dir / f"{scene.name}.{ext}" for scene in scenes]
+    check_new_files(outputs, args.overwrite)
     fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
     failed = []
-    for scene in tqdm(scenes, desc="scenes", unit="scene", disable=args.quiet):
-        out = out_dir / f"{scene.name}.{ext}"
+    for scene, out in tqdm(list(zip(scenes, outputs)), desc="scenes", unit="scene", disable=args.quiet):
         try:
             fuse_files(fuser, scene_images(scene), out, args.bit_depth, args.original_io)
         except CommandError as err:
@@ -212,8 +242,9 @@ def run(args: argparse.Namespace) -> int:
     paths, out = [Path(p) for p in args.images], Path(args.out)
     if len(paths) < 2:
         raise CommandError(f"need at least two exposures to fuse, got {len(paths)}")
-    check_output_extension(out, args.original_io)
-    check_writable(out)
+    check_output_extension(out, args.original_io, args.bit_depth)
+    check_inputs_and_output(paths, out)
+    check_writable(out, args.overwrite)
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
     fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
     write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)

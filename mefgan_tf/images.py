@@ -21,6 +21,8 @@ from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
+# PGM holds grey images only: read, never written (outputs are colour).
+OUTPUT_EXTENSIONS = tuple(ext for ext in IMAGE_EXTENSIONS if ext != ".pgm")
 SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
 # ITU-R BT.601 luma, the weights of MATLAB's rgb2gray and of the original's gradient loss.
 LUMA_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
@@ -53,6 +55,22 @@ def decode_image_raw(data: bytes | np.ndarray, name: str | Path = "image") -> np
         image = np.clip(image.astype(np.float32), 0.0, 1.0)
         image = np.round(image * 65535.0).astype(np.uint16)
     return np.ascontiguousarray(image[..., ::-1])
+
+
+def output_extension_problem(ext: str) -> str | None:
+    """Why a colour image cannot be written with extension ``ext`` (None when it can)."""
+    if ext.lower() == ".pgm":
+        return f"PGM holds grey images only (use one of {', '.join(OUTPUT_EXTENSIONS)})"
+    if ext.lower() not in OUTPUT_EXTENSIONS:
+        return f"unknown image extension {ext!r} (use one of {', '.join(OUTPUT_EXTENSIONS)})"
+    return None
+
+
+def check_output_path(path: str | Path) -> None:
+    """CommandError naming ``path`` unless a colour image can be written with its extension."""
+    problem = output_extension_problem(Path(path).suffix)
+    if problem:
+        raise CommandError(f"{path}: {problem}")
 
 
 def to_float(image: np.ndarray) -> np.ndarray:
@@ -99,8 +117,7 @@ def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> Path
     """
     path = Path(path)
     ext = path.suffix.lower()
-    if ext not in IMAGE_EXTENSIONS:
-        raise CommandError(f"{path}: unknown image extension {path.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})")
+    check_output_path(path)
     if image.dtype == np.uint8 or image.dtype == np.uint16:
         image = to_float(image)
     out = to_uint16(image) if bit_depth == 16 and ext in SIXTEEN_BIT_EXTENSIONS else to_uint8(image)

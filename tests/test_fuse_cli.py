@@ -225,3 +225,12 @@ def test_help_explains_every_option_with_its_default(capsys):
     for option in ("--pairs", "--model", "--tile", "--bit-depth", "--format", "checkpoints/reference", "default: auto",
                    "--original-io", "bytescale"):
         assert option in out
+
+
+def test_overwrite_replaces_an_existing_output(model, tmp_path):
+    under, over = write_bracket(tmp_path)
+    (tmp_path / "out.png").write_bytes(b"old")
+    assert fuse(under, over, "-o", tmp_path / "out.png", "--model", model) == 1
+    assert (tmp_path / "out.png").read_bytes() == b"old"
+    assert fuse(under, over, "-o", tmp_path / "out.png", "--model", model, "-y") == 0
+    assert read_image_raw(tmp_path / "out.png").shape == (37, 53, 3)
