@@ -20,10 +20,10 @@ test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
 demo: install
-	$(BIN)/mefgan demo --out demo
+	$(BIN)/mefgan demo --out demo --overwrite
 
 patches: install
-	$(BIN)/mefgan patches $(PATCHES_ARGS)
+	$(BIN)/mefgan patches --overwrite $(PATCHES_ARGS)
 
 train: install
 	$(BIN)/mefgan train $(TRAIN_ARGS)

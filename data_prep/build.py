@@ -26,7 +26,7 @@ from data_prep.synth import ExposureModel
 from mefgan_tf import __version__
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_path
+from mefgan_tf.files import atomic_path, check_file_target, remove_stale_temporaries
 
 SAMPLE_VARIANTS = 4
 
@@ -39,6 +39,7 @@ class Summary:
     patches: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
     skipped: list[str] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
+    removed: list[Path] = field(default_factory=list)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +102,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_ = parser.add_argument_group("behaviour")
     run_.add_argument("--strict", action="store_true",
                       help="stop at the first bad scene (unreadable, mismatched, no label) instead of skipping it")
+    run_.add_argument("-y", "--overwrite", action="store_true",
+                      help="replace --out (and <stem>_val.h5) if they exist; a validation file left by an earlier "
+                      "run is removed when this run makes none (default: refuse, naming the file)")
     run_.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -167,6 +171,23 @@ def val_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}_val{out.suffix or '.h5'}")
 
 
+def check_outputs(out: Path, validation: bool, overwrite: bool) -> Path | None:
+    """CommandError unless ``out`` (and its validation file) may be written, before any work.
+
+    Returns a validation file of an earlier run that this run must remove (``overwrite``, no
+    validation split this time): its scenes would otherwise also be in the new training file.
+    """
+    val = val_path(out)
+    check_file_target(out, overwrite)
+    if validation:
+        check_file_target(val, overwrite)
+        return None
+    if val.exists() and not overwrite:
+        raise CommandError(f"{val}: validation file of an earlier run, whose scenes this run puts into {out}; "
+                           "pass --overwrite (-y) to remove it, or --val-fraction to remake it")
+    return val if val.exists() else None
+
+
 def file_attrs(args: argparse.Namespace, sources: list[str], options: LoadOptions) -> dict:
     return {
         "version": __version__,
@@ -228,6 +249,10 @@ def process(scenes: list[Scene], held_out: set[int], writers: dict[str, PatchWri
 def build(args: argparse.Namespace) -> Summary:
     """Build the patch file(s) described by ``args``; nothing appears at ``--out`` unless all succeeds."""
     validate(args)
+    out = Path(args.out)
+    stale_val = check_outputs(out, args.val_fraction > 0, getattr(args, "overwrite", False))
+    for path in (out, val_path(out)):
+        remove_stale_temporaries(path)
     args.stride = args.stride or args.size // 2
     sample = not (args.sice or args.brackets or args.photos)
     variants = args.photo_variants or (SAMPLE_VARIANTS if sample else 1)
@@ -238,7 +263,6 @@ def build(args: argparse.Namespace) -> Summary:
         print("mefgan patches: no source given: building the sample set from scikit-image's bundled photos "
               f"into {args.out}")
     held_out = split_scenes(len(scenes), args.val_fraction, args.seed)
-    out = Path(args.out)
     paths = {"train": out} | ({"val": val_path(out)} if held_out else {})
     summary = Summary()
     attrs = file_attrs(args, sources, options)
@@ -251,6 +275,9 @@ def build(args: argparse.Namespace) -> Summary:
         if summary.patches["train"] == 0:
             raise CommandError(f"no training patches from {len(scenes)} scene(s) ({len(summary.skipped)} skipped): "
                                f"nothing written to {out}")
+    if stale_val is not None:  # only once the new training file is in place
+        stale_val.unlink(missing_ok=True)
+        summary.removed.append(stale_val)
     summary.outputs = paths
     return summary
 
@@ -268,6 +295,7 @@ def report(summary: Summary, args: argparse.Namespace) -> str:
         lines.append(f"  {split}: {path} ({p[split]} patches, {size_mb:.1f} MB)")
     if "val" in summary.outputs and p["val"] == 0:
         lines.append("  warning: the validation file has no patches (its scenes were skipped or too small)")
+    lines += [f"  removed {path} (validation file of an earlier run)" for path in summary.removed]
     lines.append(f"  skipped: {len(summary.skipped)}")
     lines += [f"    {reason}" for reason in summary.skipped]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 GAP = 8  # white pixels between the panels of compare.png
+FILES = ("under.png", "over.png", "fused.png", "compare.png")
 LABEL_HEIGHT = 28
 
 
@@ -52,17 +53,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-side", type=int, default=512, metavar="PX",
         help="shrink the photo so its longer side is at most PX (default: %(default)s)",
     )
+    parser.add_argument(
+        "-y", "--overwrite", action="store_true",
+        help="replace the four images if --out holds them already, as `make demo` does (default: refuse)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from mefgan_tf.files import check_folder_target, check_new_files
     from mefgan_tf.fusion import load_fuser
     from mefgan_tf.images import to_float, to_uint8, write_image
     from mefgan_tf.samples import sample_pair
 
+    out = Path(args.out)
+    check_folder_target(out)
+    check_new_files([out / name for name in FILES], args.overwrite)
     fuser = load_fuser(args.model)  # first: a missing model must not leave half a demo behind
     under, over = sample_pair(args.image, args.ev, args.max_side)
     fused = to_uint8(fuser([to_float(under), to_float(over)]))
-    out = Path(args.out)
     for name, image in (("under", under), ("over", over), ("fused", fused)):
         write_image(out / f"{name}.png", image)
     compare = side_by_side([("under-exposed", under), ("over-exposed", over), ("MEF-GAN fused", fused)])

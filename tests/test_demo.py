@@ -52,6 +52,9 @@ def test_demo_writes_the_pair_its_fusion_and_a_side_by_side_comparison(model, tm
     compare = read_image_raw(out / "compare.png")
     assert compare.shape == (64 + LABEL_HEIGHT, 3 * 64 + 2 * GAP, 3)
     np.testing.assert_array_equal(compare[LABEL_HEIGHT:, 2 * (64 + GAP) :], expected)
+    # `make demo` runs again into the same folder: it passes --overwrite
+    assert main(["demo", "--out", str(out), "--model", str(model), "--max-side", "64"]) == 1
+    assert main(["demo", "--out", str(out), "--model", str(model), "--max-side", "64", "--overwrite"]) == 0
 
 
 def test_demo_without_a_shipped_generator_explains_and_writes_nothing(monkeypatch, tmp_path, capsys):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -357,10 +358,43 @@ def test_interrupted_run_leaves_no_file_and_keeps_the_previous_one(tmp_path, mon
 
     monkeypatch.setattr(build_mod, "add_scene", interrupt_on_second)
     with pytest.raises(KeyboardInterrupt):
-        build(parse("--sice", str(tmp_path / "sice"), "--out", str(out), "--val-fraction", "0.34"))
+        build(parse("--sice", str(tmp_path / "sice"), "--out", str(out), "--val-fraction", "0.34", "--overwrite"))
     assert out.read_bytes() == b"previous file"
     assert not (tmp_path / "p_val.h5").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5", "sice"]
+
+
+def test_a_rerun_without_val_fraction_removes_the_old_validation_file_only_with_overwrite(tmp_path, capsys):
+    for i in range(3):
+        make_sice_scene(tmp_path / "sice", str(i), seed=80 + i)
+    out, val = tmp_path / "p.h5", tmp_path / "p_val.h5"
+    build(parse("--sice", str(tmp_path / "sice"), "--out", str(out), "--val-fraction", "0.34"))
+    held_out = set(patches_of(val)[1])
+    with pytest.raises(CommandError, match="p.h5: already exists"):
+        build(parse("--sice", str(tmp_path / "sice"), "--out", str(out)))
+    with pytest.raises(CommandError, match="smaller than --size 500"):
+        build(parse("--sice", str(tmp_path / "sice"), "--out", str(out), "--overwrite", "--strict", "--size", "500"))
+    assert val.exists()  # a failed run removes nothing
+    rc = main(["patches", "--quiet", "--size", "48", "--stride", "40", "--sice", str(tmp_path / "sice"), "--out", str(out), "-y"])
+    assert rc == 0 and "removed" in capsys.readouterr().out
+    assert not val.exists() and held_out <= set(patches_of(out)[1])
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next_one_but_a_running_writers_are_kept(tmp_path):
+    make_sice_scene(tmp_path / "sice", "1", seed=90)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        stale = [tmp_path / f".p.h5.{dead.pid}-abcd1234.h5", tmp_path / f".p_val.h5.{dead.pid}-abcd1234.h5"]
+        running = tmp_path / f".p.h5.{alive.pid}-efgh5678.h5"
+        for path in (*stale, running):
+            path.write_bytes(b"half a patch file")
+        build(parse("--sice", str(tmp_path / "sice"), "--out", str(tmp_path / "p.h5")))
+        assert not any(p.exists() for p in stale) and running.exists()
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_help_shows_every_option_with_its_default(capsys):
