@@ -42,7 +42,7 @@ import numpy as np
 from mefgan_tf import metrics
 from mefgan_tf.baselines import BASELINES
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_path
+from mefgan_tf.files import atomic_path, check_folder_target, check_new_files
 from mefgan_tf.fusion import crop_to_multiple
 from mefgan_tf.images import (
     decode_image_raw,
@@ -308,6 +308,8 @@ class SceneScorer:
             row.cropped = "0x0"
         row.size = _size(fused.shape)
         row.scores = sources.scores(fused, gt)
+        if math.isnan(row.scores["MEF_SSIM"]) and metrics.multi_scale_fits(fused.shape):
+            row.reason = "MEF_SSIM undefined: a coarser scale's MEF-SSIM is negative (structure opposite to the sources')"
         return row
 
     @staticmethod
@@ -510,17 +512,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "fused image min-max stretched (scipy's bytescale) and passed through a quality-75 "
                              "JPEG; it is scored against sources and ground truth cropped the same way "
                              "(NAME=model-original-io:PATH does this for one method only)")
+    parser.add_argument("-y", "--overwrite", action="store_true",
+                        help="replace the report files if --out holds them already (default: refuse, naming the file)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
+
+
+REPORT_FILES = ("per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png")
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """CommandError unless the report can be written into ``out`` (checked before any scoring)."""
+    check_folder_target(out)
+    check_new_files([out / name for name in REPORT_FILES], overwrite)
+
+
+def check_scored(rows: list[Row], root: Path) -> None:
+    """CommandError when no scene could be scored by any method: an empty report helps nobody."""
+    if rows and all(r.status != "ok" for r in rows):
+        scenes = len({r.scene for r in rows})
+        raise CommandError(f"{root}: no scene could be scored: all {scenes} scene(s) were skipped for every method "
+                           "(reasons above); nothing written")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resize_max is not None and args.resize_max < 2 * metrics.WINDOW:
         raise CommandError(f"--resize-max {args.resize_max}: must be at least {2 * metrics.WINDOW}")
+    out: Path = args.out
+    check_out(out, args.overwrite)
     methods = parse_methods(args.method, args.original_io)
     scenes = find_scenes(args.scenes, args.gt)
     rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet)
+    check_scored(rows, args.scenes)
     summary = summarise(rows, methods)
-    out: Path = args.out
     write_per_image(out / "per_image.csv", rows, summary["metrics"] or metrics.METRIC_NAMES)
     write_summary_csv(out / "summary.csv", summary)
     options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,

@@ -21,7 +21,7 @@ fused images (about 2 s each).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -364,9 +364,9 @@ class Sources:
 
         NaN when the image is too small for 3 scales (min side / 4 < 11; MATLAB gives -Inf).
         """
-        if min(self.shape) / 2 ** (len(MS_WEIGHTS) - 1) < WINDOW:
+        if not multi_scale_fits(self.shape):
             return math.nan
-        return float(np.prod(np.array(self.mef_ms_ssim_scales(fused)) ** MS_WEIGHTS))
+        return combine_scales(self.mef_ms_ssim_scales(fused))
 
     def mssim(self, fused: np.ndarray) -> float:
         """The paper's MSSIM(A, B, F) = (SSIM(A, F) + SSIM(B, F)) / 2 on ``rgb2gray`` images."""
@@ -395,10 +395,10 @@ class Sources:
 
     def scores(self, fused: np.ndarray, gt: np.ndarray | None = None) -> dict[str, float]:
         """Every metric of :data:`METRIC_NAMES`; those needing ground truth only when ``gt`` is given."""
-        ms_ok = min(self.shape) / 2 ** (len(MS_WEIGHTS) - 1) >= WINDOW
+        ms_ok = multi_scale_fits(self.shape)
         scales = self.mef_ms_ssim_scales(fused) if ms_ok else []
         result = {
-            "MEF_SSIM": float(np.prod(np.array(scales) ** MS_WEIGHTS)) if ms_ok else math.nan,
+            "MEF_SSIM": combine_scales(scales) if ms_ok else math.nan,
             "MEF_SSIM_SS": scales[0] if ms_ok else self.mef_ssim(fused),
             "QABF": self.qabf(fused),
             "MSSIM": self.mssim(fused),
@@ -407,6 +407,21 @@ class Sources:
         if gt is not None:
             result.update(gt_scores(fused, gt))
         return result
+
+
+def multi_scale_fits(shape: Sequence[int]) -> bool:
+    """Whether an image of this (rows, columns) is large enough for every scale of MEF-SSIM."""
+    return min(shape[:2]) / 2 ** (len(MS_WEIGHTS) - 1) >= WINDOW
+
+
+def combine_scales(scales: Sequence[float]) -> float:
+    """``prod(Q_l ** w_l)`` of the per-scale MEF-SSIM scores; NaN when a score is negative (a fused
+    structure opposite to the sources', as a barely trained model gives): the fractional power is
+    then undefined (MATLAB returns a complex number)."""
+    q = np.asarray(scales, np.float64)
+    if (q < 0).any():
+        return math.nan
+    return float(np.prod(q ** MS_WEIGHTS))
 
 
 # ---------------------------------------------------------------------------------------- plain functions

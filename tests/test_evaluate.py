@@ -287,3 +287,19 @@ def test_authors_results_against_mertens_and_average_on_shared_pairs(tmp_path):
     assert 0.85 < summary["authors"]["MEF_SSIM"]["mean"] < summary["mertens"]["MEF_SSIM"]["mean"]
     assert summary["mertens"]["QABF"]["mean"] > summary["authors"]["QABF"]["mean"]
     assert summary["authors"]["EN"]["mean"] > summary["average"]["EN"]["mean"]
+
+
+def test_an_undefined_multi_scale_mef_ssim_is_explained_without_a_numpy_warning_and_overwrite_replaces_the_report(tmp_path):
+    import warnings
+
+    scenes, inverted, out = _folder_scenes(tmp_path / "scenes", count=1), tmp_path / "inverted", tmp_path / "out"
+    write_image(inverted / "scene0.png", 1.0 - _truth(0))  # structure opposite to the sources': negative scales
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert _run(scenes, "--method", f"inv=folder:{inverted}", "--out", out) == 0
+    (row,) = _read_csv(out / "per_image.csv")
+    assert row["status"] == "ok" and row["MEF_SSIM"] == "" and float(row["MEF_SSIM_SS"]) < 0
+    assert "MEF_SSIM undefined" in row["reason"] and "MEF_SSIM undefined" in (out / "summary.md").read_text()
+    assert _run(scenes, "--method", "average", "--out", out) == 1  # the report exists
+    assert _run(scenes, "--method", "average", "--out", out, "--overwrite") == 0
+    assert _read_csv(out / "per_image.csv")[0]["method"] == "average"
