@@ -3,14 +3,19 @@ LiteRT file for devices: see ``mefgan_tf.tflite``).
 
 The SavedModel has two signatures:
 
-- ``serving_default``: ``over`` and ``under`` float32 [B, H, W, 3] in [0, 1], any H and W (reflect
-  padding to multiples of 8 and the crop back happen inside the graph) -> ``fused`` float32
-  [B, H, W, 3]. The inputs are used as named.
+- ``serving_default``: ``over`` and ``under`` float32 [B, H, W, 3] in [0, 1], any H and W of at
+  least 8 (reflect padding to multiples of 8 and the crop back happen inside the graph) ->
+  ``fused`` float32 [B, H, W, 3]. The inputs are used as named.
 - ``fuse_images``: ``over_bytes`` and ``under_bytes``, string [B] of encoded JPEG/PNG/BMP/GIF
-  files -> ``fused_png_bytes``, string [B] of 8-bit PNG files. Each pair is ordered by mean
-  luminance inside the graph (the brighter one is "over"), as ``mefgan fuse`` does, so web
-  clients may send the two exposures in any order. The ``_bytes`` suffixes make the REST API
+  files -> ``fused_png_bytes``, string [B] of 8-bit PNG files. A JPEG's EXIF orientation is
+  applied, as ``mefgan fuse`` applies it, so phone photos come out upright. Each pair is ordered
+  by mean luminance inside the graph (the brighter one is "over"), as ``mefgan fuse`` does, so
+  web clients may send the two exposures in any order. The ``_bytes`` suffixes make the REST API
   carry the values as ``{"b64": ...}``.
+
+Inputs are checked inside the graph with the CLI's rules (rank 4, 3 channels, sides of at least
+8 pixels, the two of one shape, values in [0, 1] without NaN): a bad request fails with an
+``InvalidArgumentError`` whose message says what is expected, not deep inside the network.
 
 It also keeps the two tiling stages of ``fusion.GeneratorStages`` (``attention_half`` and
 ``fuse_tile``), so ``mefgan fuse --model`` fuses large photos with a SavedModel in bounded memory.
@@ -22,11 +27,104 @@ import functools
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_dir
+from mefgan_tf.files import atomic_dir, check_file_target, check_folder_target
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
 METADATA_FOLDER = "assets.extra"  # extra files TensorFlow Serving ignores
+EXIF_SEARCH_BYTES = 65536  # a JPEG's EXIF block (APP1) starts within its first 64 KiB
+EXIF_MAX_ENTRIES = 64  # IFD0 entries searched for the orientation tag
+ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(data):
+    """The EXIF orientation (1-8) of encoded image bytes, as a traced int32; 1 for anything that is
+    not a JPEG with an APP1 EXIF block holding a valid orientation tag."""
+    import tensorflow as tf
+
+    size = EXIF_SEARCH_BYTES
+    head = tf.io.decode_raw(tf.strings.substr(data, 0, tf.minimum(tf.strings.length(data), size)), tf.uint8)
+    h = tf.pad(tf.cast(head, tf.int32), [[0, size - tf.size(head)]])
+
+    def at(index):
+        return tf.gather(h, tf.clip_by_value(index, 0, size - 1))
+
+    marker = [0xFF, 0xE1, None, None, 0x45, 0x78, 0x69, 0x66, 0x00, 0x00]  # FF E1, length, "Exif\0\0"
+    found = tf.ones([size - len(marker)], tf.bool)
+    for offset, byte in enumerate(marker):
+        if byte is not None:
+            found &= h[offset : size - len(marker) + offset] == byte
+    tiff = tf.cast(tf.argmax(tf.cast(found, tf.int32)), tf.int32) + len(marker)
+    little = at(tiff) == 0x49  # "II": Intel byte order, else "MM"
+
+    def u16(index):
+        return tf.where(little, at(index) + 256 * at(index + 1), 256 * at(index) + at(index + 1))
+
+    def u32(index):
+        return tf.where(little, u16(index) + 65536 * u16(index + 2), 65536 * u16(index) + u16(index + 2))
+
+    ifd = tiff + u32(tiff + 4)
+    entries = ifd + 2 + 12 * tf.range(EXIF_MAX_ENTRIES)
+    is_tag = (u16(entries) == ORIENTATION_TAG) & (tf.range(EXIF_MAX_ENTRIES) < u16(ifd))
+    value = u16(tf.gather(entries, tf.argmax(tf.cast(is_tag, tf.int32))) + 8)
+    valid = (h[0] == 0xFF) & (h[1] == 0xD8) & tf.reduce_any(found) & tf.reduce_any(is_tag) & (value >= 1) & (value <= 8)
+    return tf.where(valid, value, 1)
+
+
+def apply_orientation(image, orientation):
+    """``image`` [H, W, C] turned upright for an EXIF ``orientation`` (1-8), as OpenCV and PIL do."""
+    import tensorflow as tf
+
+    def transposed():
+        return tf.transpose(image, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1: upright
+        lambda: tf.reverse(image, [1]),  # 2: mirrored left-right
+        lambda: tf.reverse(image, [0, 1]),  # 3: rotated 180
+        lambda: tf.reverse(image, [0]),  # 4: mirrored top-bottom
+        transposed,  # 5: transposed
+        lambda: tf.reverse(transposed(), [1]),  # 6: rotate 90 clockwise
+        lambda: tf.reverse(transposed(), [0, 1]),  # 7: transversed
+        lambda: tf.reverse(transposed(), [0]),  # 8: rotate 90 counter-clockwise
+    ]
+    return tf.switch_case(orientation - 1, branches)
+
+
+def check_image(image, name: str, min_side: int):
+    """An op asserting that ``image`` is a float batch [B, H, W, 3] of sides >= ``min_side`` in [0, 1],
+    checked in that order at run time (a client may send any shape), with messages naming ``name``."""
+    import tensorflow as tf
+
+    # The rank counted from the run-time shape: tf.rank (and grappler) would read the signature's
+    # static rank 4 and fold the check away.
+    rank = tf.reduce_sum(tf.cast(tf.shape(image) >= 0, tf.int32))
+    rank = tf.debugging.assert_equal(rank, 4, message=f"{name} must be float32 [batch, height, width, 3]")
+    with tf.control_dependencies([rank]):
+        shape = tf.shape(image)
+        sides = [
+            tf.debugging.assert_equal(shape[-1], 3, message=f"{name} must have 3 channels (RGB)"),
+            tf.debugging.assert_greater_equal(
+                tf.reduce_min(shape[1:3]), min_side, message=f"{name}: height and width must be at least {min_side} pixels"
+            ),
+        ]
+    with tf.control_dependencies(sides):
+        return tf.debugging.Assert(
+            tf.reduce_all((image >= 0.0) & (image <= 1.0)),  # False for NaN
+            [f"{name} must hold values in [0, 1] (8-bit values / 255), without NaN; its min and max are",
+             tf.reduce_min(image), tf.reduce_max(image)],
+        )
+
+
+def check_pair(over, under, min_side: int, names: tuple[str, str] = ("over", "under")):
+    """An op asserting that ``over`` and ``under`` are valid inputs of one shape (the CLI's rules)."""
+    import tensorflow as tf
+
+    with tf.control_dependencies([check_image(over, names[0], min_side), check_image(under, names[1], min_side)]):
+        return tf.debugging.assert_equal(
+            tf.shape(over), tf.shape(under),
+            message=f"{names[0]} and {names[1]} must have the same shape [batch, height, width, 3]",
+        )
 
 
 @functools.cache
@@ -66,13 +164,16 @@ def serving_class():
 
         @tf.function(input_signature=[image_spec("over"), image_spec("under")])
         def serve(self, over, under):
-            return {"fused": self.fuse_any_size(over, under)}
+            with tf.control_dependencies([check_pair(over, under, SIZE_MULTIPLE)]):
+                return {"fused": self.fuse_any_size(tf.identity(over), tf.identity(under))}
 
         @tf.function(input_signature=[bytes_spec("over_bytes"), bytes_spec("under_bytes")])
         def serve_bytes(self, over_bytes, under_bytes):
             def fuse_one(pair):
-                first, second = decode(pair[0]), decode(pair[1])
-                tf.debugging.assert_equal(tf.shape(first), tf.shape(second), message="exposures differ in size")
+                first, second = (apply_orientation(decode(data), exif_orientation(data)) for data in pair)
+                checks = check_pair(first[None], second[None], SIZE_MULTIPLE, ("over_bytes", "under_bytes"))
+                with tf.control_dependencies([checks]):
+                    first, second = tf.identity(first), tf.identity(second)
                 over, under = tf.cond(
                     mean_luma(first) >= mean_luma(second), lambda: (first, second), lambda: (second, first)
                 )
@@ -154,6 +255,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="with --quantize int8: exposure pairs to calibrate on (uN/oN files or one folder per scene; "
         "default: pairs made from the bundled demo photos)",
     )
+    parser.add_argument(
+        "-y", "--overwrite", action="store_true",
+        help="with --tflite: replace the .tflite file if it exists (default: refuse). A SavedModel version "
+        "folder is never replaced: TensorFlow Serving may be serving it; export a new version number",
+    )
+
+
+def check_attention_chunk(chunk: int | None) -> int | None:
+    """CommandError unless ``--attention-chunk`` is unset or a positive number of rows."""
+    if chunk is not None and chunk < 1:
+        raise CommandError(f"--attention-chunk {chunk}: must be a positive number of rows")
+    return chunk
 
 
 def check_tflite_options(args: argparse.Namespace) -> None:
@@ -177,6 +290,7 @@ def run_tflite(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     tflite.check_tflite_path(out)
+    check_file_target(out, args.overwrite)
     chunk = tflite.check_chunk(tflite.DEFAULT_CHUNK if args.attention_chunk is None else args.attention_chunk)
     generator = load_generator(resolve_model(args.checkpoint))
     quantize = args.quantize or "none"
@@ -191,10 +305,12 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.fusion import resolve_model
 
     check_tflite_options(args)
+    check_attention_chunk(args.attention_chunk)
     if args.tflite:
         return run_tflite(args)
     out = Path(args.out)
     check_version_folder(out)
+    check_folder_target(out.parent, out)
     model = resolve_model(args.checkpoint)
     generator = load_generator(model, attention_chunk=args.attention_chunk)
     export_saved_model(generator, out, source=str(model))

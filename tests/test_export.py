@@ -1,7 +1,9 @@
 """`mefgan export`: a versioned SavedModel that TensorFlow Serving loads, with a float and a bytes signature."""
 from __future__ import annotations
 
+import io
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,7 @@ from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
 from mefgan_tf.fusion import generator_stages, fuse_pair, load_fuser
-from mefgan_tf.images import to_uint8
+from mefgan_tf.images import read_image, to_uint8
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
 
@@ -139,3 +141,81 @@ def test_an_export_that_fails_midway_leaves_no_version_folder(monkeypatch, gener
         export.export_saved_model(generator, tmp_path / "mefgan" / "1")
     assert list((tmp_path / "mefgan").iterdir()) == []
     shutil.rmtree(tmp_path / "mefgan")
+
+
+def rng_pair(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random(shape, dtype=np.float32), rng.random(shape, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    "over, under, message",
+    [
+        (*rng_pair((1, 16, 16, 4)), "over must have 3 channels (RGB)"),
+        (*rng_pair((16, 16, 3)), "over must be float32 [batch, height, width, 3]"),
+        (rng_pair((1, 16, 16, 3))[0], rng_pair((1, 24, 16, 3))[1], "over and under must have the same shape"),
+        (rng_pair((1, 16, 16, 3))[0], rng_pair((2, 16, 16, 3))[1], "over and under must have the same shape"),
+        (*rng_pair((1, 1, 1, 3)), "over: height and width must be at least 8 pixels"),
+        (*rng_pair((1, 7, 40, 3)), "over: height and width must be at least 8 pixels"),
+        (rng_pair((1, 16, 16, 3))[0] * 255, rng_pair((1, 16, 16, 3))[1], "over must hold values in [0, 1]"),
+        (rng_pair((1, 16, 16, 3))[0], np.full((1, 16, 16, 3), np.nan, np.float32), "under must hold values in [0, 1]"),
+    ],
+    ids=["4 channels", "rank 3", "sizes differ", "batches differ", "1x1", "7 rows", "0-255", "NaN"],
+)
+def test_float_signature_refuses_what_a_client_can_fix_with_a_message_saying_what_is_expected(served, over, under, message):
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        served.signatures[FLOAT_SIGNATURE](over=tf.constant(over), under=tf.constant(under))
+    first = next(line for line in str(error.value).splitlines() if "assertion failed" in line)
+    assert message in first, first
+
+
+def test_float_signature_takes_the_smallest_size_the_cli_takes(served):
+    fused = served.signatures[FLOAT_SIGNATURE](**dict(zip(("over", "under"), map(tf.constant, rng_pair((1, 8, 8, 3))))))
+    assert fused["fused"].shape == (1, 8, 8, 3)
+
+
+def exif_jpeg(image: np.ndarray, orientation: int, big_endian: bool = False) -> bytes:
+    """``image`` (float RGB) as a JPEG whose EXIF block says ``orientation``, after another tag."""
+    from PIL import Image
+
+    order = ">" if big_endian else "<"
+    entries = [(0x010F, 2, 4, b"Cam\0"), (0x0112, 3, 1, struct.pack(order + "H", orientation) + b"\0\0")]
+    ifd = struct.pack(order + "H", len(entries))
+    ifd += b"".join(struct.pack(order + "HHI", tag, kind, count) + value for tag, kind, count, value in entries)
+    exif = b"Exif\0\0" + (b"MM" if big_endian else b"II") + struct.pack(order + "HI", 42, 8) + ifd + b"\0\0\0\0"
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buffer, "JPEG", quality=95, exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("orientation, big_endian", [(2, False), (3, False), (6, False), (8, False), (5, True), (6, True)])
+def test_bytes_signature_applies_exif_orientation_like_mefgan_fuse(served, stages, tmp_path, orientation, big_endian):
+    over, under = pair(24, 40, seed=4)
+    files = []
+    for name, image in (("over", over), ("under", under)):
+        files.append(tmp_path / f"{name}.jpg")
+        files[-1].write_bytes(exif_jpeg(image, orientation, big_endian))
+    upright = [read_image(path) for path in files]  # OpenCV applies the orientation, as `mefgan fuse` reads
+    assert upright[0].shape[:2] == ((40, 24) if orientation >= 5 else (24, 40))
+    expected = to_uint8(fuse_pair(stages, *upright))
+    result = served.signatures[BYTES_SIGNATURE](
+        over_bytes=tf.constant([files[0].read_bytes()]), under_bytes=tf.constant([files[1].read_bytes()])
+    )
+    decoded = tf.io.decode_png(result["fused_png_bytes"].numpy()[0]).numpy()
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded.astype(int) - expected).mean() < 1.5  # JPEG decoders differ by a level or two
+
+
+def test_bytes_signature_refuses_images_below_8_pixels(served):
+    tiny = png(np.full((4, 4, 3), 0.5, np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="over_bytes: height and width must be at least 8 pixels"):
+        served.signatures[BYTES_SIGNATURE](over_bytes=tf.constant([tiny]), under_bytes=tf.constant([tiny]))
+
+
+def test_an_export_killed_midway_leaves_a_folder_that_the_next_export_removes(checkpoint, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / "mefgan" / f".2.{dead.pid}-abcd1234"
+    stale.mkdir(parents=True)
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "mefgan" / "2")]) == 0
+    assert sorted(p.name for p in (tmp_path / "mefgan").iterdir()) == ["2"]
