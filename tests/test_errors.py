@@ -1,0 +1,337 @@
+"""Bad input, damaged files and unwritable or existing outputs: every command answers with one line
+naming the file and the problem, exits 1, and writes or changes nothing. One table per command."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import pytest
+
+from model_weights import random_generator
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.cli import main
+from mefgan_tf.export import export_saved_model
+from mefgan_tf.images import write_image
+from test_pipeline import make_patches
+
+Case = Callable[[Path], tuple[list[str], str]]  # tmp_path -> (argv after the command, expected message)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """A good checkpoint and a good SavedModel, copied and damaged by the cases."""
+    root = tmp_path_factory.mktemp("models")
+    generator = random_generator(seed=3)
+    return {
+        "checkpoint": save_model_checkpoint(root / "run", generator),
+        "savedmodel": export_saved_model(generator, root / "export" / "1"),
+    }
+
+
+def damaged(models: dict[str, Path], tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A copy of a good model damaged as ``kind``, and the file the error must name."""
+    source = models["savedmodel" if kind.startswith("savedmodel") else "checkpoint"]
+    model = tmp_path / "model"
+    shutil.copytree(source, model)
+    data = next(model.glob("ckpt-*.data-*"), None)
+    if kind == "garbage checkpoint file":
+        (model / "checkpoint").write_bytes(b"\xff\xfe\x00\x81 not a checkpoint state")
+        return model, "checkpoint: damaged"
+    if kind == "truncated data":
+        data.write_bytes(data.read_bytes()[:1000])
+        return model, f"{data.name}: truncated"
+    if kind == "missing data":
+        data.unlink()
+        return model, "ckpt-0.data-*: missing"
+    if kind == "bad mefgan.json":
+        (model / "mefgan.json").write_text("{not json")
+        return model, "mefgan.json: damaged"
+    if kind == "mefgan.json of wrong types":
+        (model / "mefgan.json").write_text('{"config": {"attention_chunk": "many"}}')
+        return model, "mefgan.json: attention_chunk: expected an integer"
+    if kind == "savedmodel corrupt saved_model.pb":
+        (model / "saved_model.pb").write_bytes(b"garbage" * 100)
+        return model, "saved_model.pb: damaged"
+    if kind == "savedmodel without variables":
+        shutil.rmtree(model / "variables")
+        return model, "variables.index: missing"
+    if kind == "savedmodel truncated variables":
+        data = next((model / "variables").glob("variables.data-*"))
+        data.write_bytes(data.read_bytes()[:1000])
+        return model, f"{data.name}: truncated"
+    raise ValueError(kind)
+
+
+CHECKPOINT_DAMAGE = ["garbage checkpoint file", "truncated data", "missing data", "bad mefgan.json",
+                     "mefgan.json of wrong types"]
+SAVEDMODEL_DAMAGE = ["savedmodel corrupt saved_model.pb", "savedmodel without variables",
+                     "savedmodel truncated variables"]
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under ``root`` with its kind, size and modification time."""
+    return {
+        str(p.relative_to(root)): (p.is_dir(), p.lstat().st_size if not p.is_dir() else 0, p.lstat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def assert_refused(command: str, argv: list[str], message: str, tmp_path: Path, capsys) -> None:
+    """The command exits 1 with one line holding ``message`` and changes nothing under ``tmp_path``."""
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert main([command, *argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"mefgan {command}: error: ") and message in err[0], err[0]
+    assert snapshot(tmp_path) == before
+
+
+def exposures(folder: Path, seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.8, (24, 32, 3)).astype(np.float32)
+    return [write_image(folder / f"{name}.png", np.clip(base * gain, 0, 1)) for name, gain in (("a", 0.3), ("b", 1.7))]
+
+
+# ---- fuse ----------------------------------------------------------------------------------------
+
+
+def fuse_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[list[str], str]:
+    a, b = exposures(tmp_path)
+    model = ["--model", str(models["checkpoint"])]
+    if case == "output is an input":
+        return [str(a), str(b), "-o", str(a), *model], f"{a}: is the input exposure {a}"
+    if case == "output is an input through another path":
+        (tmp_path / "sub").mkdir()
+        other = tmp_path / "sub" / ".." / "b.png"
+        return [str(a), str(b), "-o", str(other), *model], "is the input exposure"
+    if case == "output is an input through a link":
+        (tmp_path / "link.png").symlink_to(a)
+        return [str(a), str(b), "-o", str(tmp_path / "link.png"), *model], "link.png: is the input exposure"
+    if case == "same exposure twice":
+        (tmp_path / "again.png").symlink_to(b)
+        return [str(a), str(b), str(tmp_path / "again.png"), "-o", str(tmp_path / "f.png"), *model], \
+            f"{tmp_path / 'again.png'}: the same file as {b}"
+    if case == "existing output":
+        (tmp_path / "f.png").write_bytes(b"keep me")
+        return [str(a), str(b), "-o", str(tmp_path / "f.png"), *model], "f.png: already exists; pass --overwrite (-y)"
+    if case == "16 bits into a jpeg":
+        return [str(a), str(b), "-o", str(tmp_path / "f.jpg"), "--bit-depth", "16", *model], \
+            "f.jpg: .jpg holds 8 bits per channel; --bit-depth 16 needs .png"
+    if case == "pgm output":
+        return [str(a), str(b), "-o", str(tmp_path / "f.pgm"), *model], "f.pgm: PGM holds grey images only"
+    if case == "pairs with an unknown format":
+        return ["--pairs", str(tmp_path), "-o", str(tmp_path / "out"), "--format", "xyz", *model], \
+            "--format xyz: unknown image extension '.xyz'"
+    if case == "pairs with an existing output":
+        scenes = tmp_path / "scenes"
+        exposures(scenes / "s1")
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "s1.png").write_bytes(b"keep me")
+        return ["--pairs", str(scenes), "-o", str(tmp_path / "out"), *model], "s1.png: already exists"
+    if case == "unwritable output":
+        (tmp_path / "file").write_text("")
+        return [str(a), str(b), "-o", str(tmp_path / "file" / "f.png"), *model], "cannot write here"
+    model_path, message = damaged(models, tmp_path, case)
+    return [str(a), str(b), "-o", str(tmp_path / "f.png"), "--model", str(model_path)], message
+
+
+FUSE_CASES = ["output is an input", "output is an input through another path", "output is an input through a link",
+              "same exposure twice", "existing output", "16 bits into a jpeg", "pgm output",
+              "pairs with an unknown format", "pairs with an existing output", "unwritable output",
+              *CHECKPOINT_DAMAGE, *SAVEDMODEL_DAMAGE]
+
+
+@pytest.mark.parametrize("case", FUSE_CASES)
+def test_fuse_refuses_bad_input_in_one_line_and_writes_nothing(case, models, tmp_path, capsys):
+    argv, message = fuse_case(case, tmp_path, models)
+    assert_refused("fuse", ["-q", *argv], message, tmp_path, capsys)
+
+
+# ---- export --------------------------------------------------------------------------------------
+
+
+def export_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[list[str], str]:
+    checkpoint = ["--checkpoint", str(models["checkpoint"])]
+    if case in ("attention chunk 0", "attention chunk -3"):
+        chunk = case.rsplit(" ", 1)[1]
+        return [*checkpoint, "--out", str(tmp_path / "export" / "1"), "--attention-chunk", chunk], \
+            f"--attention-chunk {chunk}: must be a positive number of rows"
+    if case == "existing tflite file":
+        (tmp_path / "m.tflite").write_bytes(b"keep me")
+        return [*checkpoint, "--tflite", "--out", str(tmp_path / "m.tflite")], "m.tflite: already exists"
+    if case == "unwritable version folder":
+        (tmp_path / "file").write_text("")
+        return [*checkpoint, "--out", str(tmp_path / "file" / "1")], "cannot write here"
+    model, message = damaged(models, tmp_path, case)
+    return ["--checkpoint", str(model), "--out", str(tmp_path / "export" / "1")], message
+
+
+@pytest.mark.parametrize("case", ["attention chunk 0", "attention chunk -3", "existing tflite file",
+                                  "unwritable version folder", *CHECKPOINT_DAMAGE])
+def test_export_refuses_bad_input_in_one_line_and_writes_nothing(case, models, tmp_path, capsys):
+    argv, message = export_case(case, tmp_path, models)
+    assert_refused("export", argv, message, tmp_path, capsys)
+
+
+# ---- evaluate ------------------------------------------------------------------------------------
+
+
+def evaluate_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[list[str], str]:
+    scenes, out = tmp_path / "scenes", tmp_path / "report"
+    exposures(scenes / "s1")
+    if case == "unwritable report folder":
+        (tmp_path / "file").write_text("")
+        return [str(scenes), "--method", "average", "--out", str(tmp_path / "file" / "report")], "cannot write here"
+    if case == "report folder is a file":
+        out.write_text("")
+        return [str(scenes), "--method", "average", "--out", str(out)], "report: exists and is not a folder"
+    if case == "existing report":
+        out.mkdir()
+        (out / "summary.md").write_text("keep me")
+        return [str(scenes), "--method", "average", "--out", str(out)], "summary.md: already exists"
+    if case == "every scene skipped":
+        (scenes / "s1" / "b.png").unlink()
+        return [str(scenes), "--method", "average", "--out", str(out)], "no scene could be scored"
+    model, message = damaged(models, tmp_path, case)
+    return [str(scenes), "--method", f"gan=model:{model}", "--out", str(out)], message
+
+
+@pytest.mark.parametrize("case", ["unwritable report folder", "report folder is a file", "existing report",
+                                  "every scene skipped", "truncated data", "savedmodel corrupt saved_model.pb"])
+def test_evaluate_refuses_bad_input_in_one_line_and_writes_nothing(case, models, tmp_path, capsys):
+    argv, message = evaluate_case(case, tmp_path, models)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    assert main(["evaluate", "--quiet", *argv]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    # skipped scenes are listed above the error, each on its own line
+    assert lines[-1].startswith("mefgan evaluate: error: ") and message in lines[-1], lines
+    assert all(line.startswith("scene ") for line in lines[:-1]), lines
+    assert snapshot(tmp_path) == before
+
+
+# ---- patches -------------------------------------------------------------------------------------
+
+
+def patches_case(case: str, tmp_path: Path) -> tuple[list[str], str]:
+    photos, out = tmp_path / "photos", tmp_path / "p.h5"
+    exposures(photos)
+    source = ["--photos", str(photos), "--size", "16"]
+    if case == "out is a folder":
+        out.mkdir()
+        return [*source, "--out", str(out)], "p.h5: is a folder"
+    if case == "unwritable out":
+        (tmp_path / "file").write_text("")
+        return [*source, "--out", str(tmp_path / "file" / "p.h5")], "cannot write here"
+    if case == "existing out":
+        out.write_bytes(b"keep me")
+        return [*source, "--out", str(out)], "p.h5: already exists; pass --overwrite (-y)"
+    if case == "existing validation file":
+        (tmp_path / "p_val.h5").write_bytes(b"keep me")
+        return [*source, "--out", str(out), "--val-fraction", "0.5"], "p_val.h5: already exists"
+    if case == "validation file of an earlier run":
+        (tmp_path / "p_val.h5").write_bytes(b"keep me")
+        return [*source, "--out", str(out)], "p_val.h5: validation file of an earlier run"
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("case", ["out is a folder", "unwritable out", "existing out", "existing validation file",
+                                  "validation file of an earlier run"])
+def test_patches_refuses_bad_output_before_cutting_anything(case, tmp_path, capsys):
+    argv, message = patches_case(case, tmp_path)
+    assert_refused("patches", ["--quiet", *argv], message, tmp_path, capsys)
+
+
+# ---- train ---------------------------------------------------------------------------------------
+
+
+def float_patches(path: Path, data: np.ndarray) -> Path:
+    with h5py.File(path, "w") as f:
+        f["data"] = data
+    return path
+
+
+def train_case(case: str, tmp_path: Path) -> tuple[list[str], str]:
+    good = make_patches(tmp_path / "p.h5", n=2)
+    with h5py.File(good, "r") as f:
+        base = f["data"][:].astype(np.float32)
+    run = ["--out", str(tmp_path / "run"), "--batch-size", "1", "--max-steps", "1", "--quiet"]
+    if case == "--set of the wrong type":
+        return ["--data", str(good), *run, "--set", "content_weight=abc"], \
+            "--set content_weight=abc: expected a finite number, got 'abc'"
+    if case == "--set of a number for a list":
+        return ["--data", str(good), *run, "--set", "grey_weights=1"], "--set grey_weights=1: expected a list of 3"
+    if case == "--set of an unknown key":
+        return ["--data", str(good), *run, "--set", "content_weigth=1"], "unknown config key 'content_weigth'"
+    if case == "config file of the wrong type":
+        (tmp_path / "c.yaml").write_text("content_weight: lots\n")
+        return ["--data", str(good), *run, "--config", str(tmp_path / "c.yaml")], \
+            "c.yaml: content_weight: expected a finite number, got 'lots'"
+    if case == "negative learning rate":
+        return ["--data", str(good), *run, "--learning-rate", "-1"], "--learning-rate -1: must be positive"
+    if case == "zero learning rate":
+        return ["--data", str(good), *run, "--learning-rate", "0"], "--learning-rate 0: must be positive"
+    if case == "unwritable out":
+        (tmp_path / "file").write_text("")
+        return ["--data", str(good), "--out", str(tmp_path / "file" / "run"), "--quiet"], "cannot write here"
+    if case == "float patches of 0-255":
+        data = float_patches(tmp_path / "f.h5", base)
+        return ["--data", str(data), *run], "f.h5: 'data' values span ["
+    if case == "uint16 patches":
+        data = float_patches(tmp_path / "f.h5", (base * 257).astype(np.uint16))
+        return ["--data", str(data), *run], "f.h5: 'data' is uint16; expected uint8"
+    if case == "NaN in the patches":
+        base[1, 5, 5, 0] = np.nan
+        data = float_patches(tmp_path / "f.h5", base / 255)
+        return ["--data", str(data), *run], "f.h5: 'data' holds NaN or infinite values"
+    if case == "damaged run metadata":
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "mefgan.json").write_text("{oops")
+        return ["--data", str(good), *run], "mefgan.json: damaged"
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("case", ["--set of the wrong type", "--set of a number for a list", "--set of an unknown key",
+                                  "config file of the wrong type", "negative learning rate", "zero learning rate", "unwritable out",
+                                  "float patches of 0-255", "uint16 patches", "NaN in the patches",
+                                  "damaged run metadata"])
+def test_train_refuses_bad_input_before_writing_anything(case, tmp_path, capsys):
+    argv, message = train_case(case, tmp_path)
+    assert_refused("train", argv, message, tmp_path, capsys)
+
+
+# ---- demo ----------------------------------------------------------------------------------------
+
+
+def demo_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[list[str], str]:
+    model = ["--model", str(models["checkpoint"]), "--max-side", "32"]
+    if case == "existing images":
+        (tmp_path / "demo").mkdir()
+        (tmp_path / "demo" / "fused.png").write_bytes(b"keep me")
+        return ["--out", str(tmp_path / "demo"), *model], "fused.png: already exists"
+    if case == "unwritable folder":
+        (tmp_path / "file").write_text("")
+        return ["--out", str(tmp_path / "file" / "demo"), *model], "cannot write here"
+    path, message = damaged(models, tmp_path, case)
+    return ["--out", str(tmp_path / "demo"), "--model", str(path)], message
+
+
+@pytest.mark.parametrize("case", ["existing images", "unwritable folder", "bad mefgan.json"])
+def test_demo_refuses_bad_input_in_one_line_and_writes_nothing(case, models, tmp_path, capsys):
+    argv, message = demo_case(case, tmp_path, models)
+    assert_refused("demo", argv, message, tmp_path, capsys)
+
+
+def test_a_read_only_folder_is_refused_before_the_work(monkeypatch, tmp_path, capsys):
+    """Tests run as root, for whom a chmod-ed folder stays writable: os.access stands in for it."""
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != tmp_path and real_access(p, mode, **kw))
+    photos = tmp_path / "photos"
+    exposures(photos)
+    assert_refused("patches", ["--quiet", "--photos", str(photos), "--out", str(tmp_path / "p.h5")],
+                   f"p.h5: cannot write here ({tmp_path} is not a writable folder)", tmp_path, capsys)
