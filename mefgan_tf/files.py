@@ -14,8 +14,8 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from mefgan_tf.errors import CommandError
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
 import pytest
-
 from model_weights import random_generator
+from test_pipeline import make_patches
+
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.export import export_saved_model
 from mefgan_tf.images import write_image
-from test_pipeline import make_patches
-
-Case = Callable[[Path], tuple[list[str], str]]  # tmp_path -> (argv after the command, expected message)
 
 
 @pytest.fixture(scope="module")

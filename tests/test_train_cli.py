@@ -161,7 +161,7 @@ def test_a_good_run_shows_no_error_lines_and_a_resume_with_other_settings_is_ann
     flags = ["--data", data, "--out", str(run), "--batch-size", "1", "--seed", "3", "--quiet"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0", PYTHONPATH=REPO)  # every C++ log line
     result = subprocess.run([sys.executable, "-m", "mefgan_tf.cli", "train", *flags, "--max-steps", "1"],
-                            env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     # TensorFlow's remapper used to fail on D's conv + bias + LeakyRelu: "E0000 ... remapper failed"
     assert not [line for line in result.stderr.splitlines() if line.startswith("E0") or "remapper" in line]
