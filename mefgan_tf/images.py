@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_path
+from mefgan_tf.files import write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
 # PGM holds grey images only: read, never written (outputs are colour).
@@ -124,12 +124,7 @@ def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> Path
     ok, encoded = cv2.imencode(ext, np.ascontiguousarray(out[..., ::-1]))
     if not ok:
         raise CommandError(f"{path}: could not encode image")
-    try:
-        with atomic_path(path) as tmp:
-            encoded.tofile(tmp)
-    except OSError as err:
-        raise CommandError(f"{path}: cannot write ({err.strerror or err})") from None
-    return path
+    return write_bytes(path, encoded.tobytes())
 
 
 def read_image_original_raw(path: str | Path) -> np.ndarray:
@@ -190,10 +185,4 @@ def encode_image_original(image: np.ndarray, ext: str = ".jpg") -> bytes:
 def write_image_original(path: str | Path, image: np.ndarray) -> Path:
     """Write ``image`` atomically as the original's ``scipy.misc.imsave`` did (``encode_image_original``)."""
     path = Path(path)
-    encoded = encode_image_original(image, path.suffix)
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(encoded)
-    except OSError as err:
-        raise CommandError(f"{path}: cannot write ({err.strerror or err})") from None
-    return path
+    return write_bytes(path, encode_image_original(image, path.suffix))

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_path
+from mefgan_tf.files import write_bytes
 
 QUANTIZATIONS = ("none", "float16", "int8")
 FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE = "serving_default", "attention_half", "fuse_tile"
@@ -227,13 +227,7 @@ def export_tflite(
     out = Path(out)
     check_tflite_path(out)
     pairs = calibration_pairs(calibration, CALIBRATION_SIDE) if quantize == "int8" else None
-    data = convert_generator(generator, quantize, pairs, chunk)
-    try:
-        with atomic_path(out) as tmp:
-            tmp.write_bytes(data)
-    except OSError as err:
-        raise CommandError(f"{out}: cannot write ({err.strerror or err})") from None
-    return out
+    return write_bytes(out, convert_generator(generator, quantize, pairs, chunk))
 
 
 def check_size(height: int, width: int) -> None:
