@@ -1,9 +1,13 @@
-"""Turn a `jax_trainer` run (weights + history.json) into the shipped generator and its TensorBoard log.
+"""Turn a training run into the shipped generator, with its training log and TensorBoard scalars.
 
-    python tools/reference_model.py RUN_DIR --out checkpoints/reference
+    python tools/reference_model.py RUN_DIR --out checkpoints/reference [--val VAL.h5] [--step N]
 
-Writes the generator-only checkpoint (the discriminator is not needed for fusion and would triple
-the size), `training_log.json` (the run's history) and `tensorboard/` event files beside it.
+RUN_DIR is either a `jax_trainer` run (generator.weights.h5 + history.json) or a `mefgan train`
+run folder (its latest checkpoint, or ckpt-N with --step). Writes the generator-only checkpoint
+(the discriminator is not needed for fusion and would triple the size), `training_log.json` and
+`tensorboard/` into a new folder ``--out``. With ``--val`` the validation content loss (MSE + 0.6
+gradient loss, G in inference mode) of the run's starting generator, if any, and of the result is
+recorded too.
 """
 from __future__ import annotations
 
@@ -12,12 +16,18 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
-from mefgan_tf.checkpoint import import_keras_weights
+from mefgan_tf.checkpoint import (
+    METADATA_FILE, import_keras_weights, load_generator, read_config, resolve_checkpoint, save_model_checkpoint,
+)
 from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.data import open_patches, split_channels
+from mefgan_tf.losses import content_loss
 
 SCALARS = ("d_loss", "d_real", "d_fake", "g_total", "g_adversarial", "g_content", "g_mse", "g_gradient", "lr")
+VAL_BATCH = 19
 
 
 def write_tensorboard(history: dict, logdir: Path) -> None:
@@ -31,16 +41,71 @@ def write_tensorboard(history: dict, logdir: Path) -> None:
                 tf.summary.scalar("val/content", entry["val_content"], step=entry["step"])
 
 
+def validation_content(generator, path: Path, config: MEFGANConfig) -> float:
+    """Mean content loss of ``generator`` (inference mode) over the patches of ``path``."""
+    losses = []
+    with open_patches(path) as patches:
+        for batch in patches.batches(VAL_BATCH):
+            over, under, gt = split_channels(batch)
+            losses.append(float(content_loss(gt, generator((over, under), training=False), config)) * len(batch))
+        return float(np.sum(losses) / len(patches))
+
+
+def event_scalars(logdir: Path) -> list[dict]:
+    """Every scalar of a run's TensorBoard event files as {"step", tag: value, ...} per step."""
+    steps: dict[int, dict] = {}
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    number = float(tf.make_ndarray(value.tensor))
+                    steps.setdefault(int(event.step), {"step": int(event.step)})[value.tag] = number
+    return [steps[s] for s in sorted(steps)]
+
+
+def from_tf_run(run: Path, out: Path, step: int | None, val: Path | None) -> None:
+    """A `mefgan train` run folder: its generator, a log of its scalars and the validation loss."""
+    prefix = str(run / f"ckpt-{step}") if step is not None else resolve_checkpoint(run)
+    meta = json.loads((run / METADATA_FILE).read_text())
+    config = read_config(run)
+    generator = load_generator(prefix)
+    updates = int(tf.train.load_variable(prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    batches = int(prefix.rsplit("-", 1)[-1])
+    save_model_checkpoint(out, generator, step=updates)
+    history = {"config": config.to_dict(), "step": updates, "batches": batches, "data": meta.get("data"),
+               "patches": meta.get("patches"), "init_generator": meta.get("init_generator"),
+               "log": [e for e in event_scalars(run / "logs") if e["step"] <= batches], "epochs": []}
+    if val is not None:
+        if meta.get("init_generator"):
+            start = validation_content(load_generator(meta["init_generator"]), val, config)
+            history["epochs"].append({"epoch": 0.0, "step": 0, "val_content": start})
+        end = validation_content(generator, val, config)
+        history["epochs"].append({"epoch": round(batches / (meta["patches"] // config.batch_size), 3),
+                                  "step": updates, "val_content": end})
+    (out / "training_log.json").write_text(json.dumps(history, indent=1))
+    shutil.copytree(run / "logs", out / "tensorboard")
+
+
+def from_jax_run(run: Path, out: Path) -> None:
+    """A `jax_trainer` run: its Keras weights and history.json."""
+    history = json.loads((run / "history.json").read_text())
+    config = MEFGANConfig.from_dict(history["config"])
+    import_keras_weights(out, run / "generator.weights.h5", None, step=history["step"], config=config)
+    shutil.copy(run / "history.json", out / "training_log.json")
+    write_tensorboard(history, out / "tensorboard")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="folder with generator.weights.h5 and history.json")
+    parser.add_argument("run", type=Path, help="a jax_trainer run folder or a `mefgan train` run folder")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/reference"))
+    parser.add_argument("--step", type=int, help="`mefgan train` runs: use ckpt-STEP (default: the latest)")
+    parser.add_argument("--val", type=Path, help="`mefgan train` runs: validation patches for the content loss")
     args = parser.parse_args()
-    history = json.loads((args.run / "history.json").read_text())
-    config = MEFGANConfig.from_dict(history["config"])
-    import_keras_weights(args.out, args.run / "generator.weights.h5", None, step=history["step"], config=config)
-    shutil.copy(args.run / "history.json", args.out / "training_log.json")
-    write_tensorboard(history, args.out / "tensorboard")
+    if (args.run / "history.json").exists():
+        from_jax_run(args.run, args.out)
+    else:
+        from_tf_run(args.run, args.out, args.step, args.val)
     print(f"wrote {args.out}")
 
 
