@@ -17,6 +17,7 @@ $(STAMP): setup.py mefgan_tf/VERSION
 	touch $(STAMP)
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
 demo: install

@@ -34,7 +34,7 @@ setup(
     package_data={"mefgan_tf": ["VERSION", "web/*.html"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8.0", "httpx>=0.27", "selenium>=4.20"],
+        "test": ["pytest>=8.0", "httpx>=0.27", "selenium>=4.20", "ruff>=0.6"],
         # Keras's JAX backend: mefgan_tf.jax_trainer on accelerator hosts without TensorFlow
         "jax": ["jax>=0.4.30"],
     },

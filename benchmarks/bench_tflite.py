@@ -95,7 +95,8 @@ def run() -> dict:
         demo = pairs["demo (astronaut)"]
         demo_mp = demo[0].shape[0] * demo[0].shape[1] / 1e6
         report = {
-            "cpu_threads": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1), "demo_size": f"{demo[0].shape[1]}x{demo[0].shape[0]}", "sice_side": SIDE,
+            "cpu_threads": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1),
+            "demo_size": f"{demo[0].shape[1]}x{demo[0].shape[0]}", "sice_side": SIDE,
             "savedmodel_seconds_per_megapixel": round(best_seconds(lambda: saved_model(*demo)) / demo_mp, 2),
             "variants": {},
         }

@@ -20,7 +20,14 @@ from tqdm import tqdm
 from data_prep.patches import PatchWriter, cut_patches
 from data_prep.references import CANDIDATES, REFERENCES
 from data_prep.sources import (
-    Loaded, LoadOptions, Scene, SkippedScene, scan_brackets, scan_photos, scan_sample_photos, scan_sice,
+    Loaded,
+    LoadOptions,
+    Scene,
+    SkippedScene,
+    scan_brackets,
+    scan_photos,
+    scan_sample_photos,
+    scan_sice,
 )
 from data_prep.synth import ExposureModel
 from mefgan_tf import __version__

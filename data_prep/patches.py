@@ -9,9 +9,9 @@ File format (read by ``mefgan_tf.data``):
 from __future__ import annotations
 
 import json
-
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -79,7 +79,7 @@ class PatchWriter:
         self.file.attrs["scene_count"] = len(self.scene_names)
         self.file.close()
 
-    def __enter__(self) -> "PatchWriter":
+    def __enter__(self) -> PatchWriter:
         return self
 
     def __exit__(self, *exc) -> None:

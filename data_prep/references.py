@@ -9,8 +9,8 @@ Frames are RGB uint8 of one size, in any order.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np

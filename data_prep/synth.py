@@ -12,8 +12,8 @@ curve, instead of the one sRGB curve) and is JPEG-compressed at a quality drawn 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

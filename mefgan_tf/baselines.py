@@ -5,7 +5,7 @@ and returns the fused RGB float32 image in [0, 1].
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np

@@ -170,7 +170,11 @@ def load_generator(path: str | Path, attention_chunk: int | None = None):
 
 
 def import_keras_weights(
-    out_dir: str | Path, generator_weights: str | Path, discriminator_weights: str | Path | None = None, step: int = 0, config: MEFGANConfig | None = None
+    out_dir: str | Path,
+    generator_weights: str | Path,
+    discriminator_weights: str | Path | None = None,
+    step: int = 0,
+    config: MEFGANConfig | None = None,
 ) -> Path:
     """Turn Keras weight files (e.g. from ``jax_trainer``, any backend) into a mefgan-tf checkpoint folder."""
     from mefgan_tf.discriminator import build_discriminator

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 from mefgan_tf import __version__
 from mefgan_tf.errors import CommandError
@@ -37,7 +37,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mefgan-tf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == only:  # configure only the command that runs: keeps startup fast
             _module(name).configure(p)

@@ -63,11 +63,11 @@ class MEFGANConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def paper(cls, **overrides: Any) -> "MEFGANConfig":
+    def paper(cls, **overrides: Any) -> MEFGANConfig:
         """The values printed in the paper where they differ from the code."""
         return cls(**{"learning_rate": 6e-4, "epochs": 2, **overrides})
 
-    def replace(self, **overrides: Any) -> "MEFGANConfig":
+    def replace(self, **overrides: Any) -> MEFGANConfig:
         """A copy with ``overrides``; CommandError for unknown keys and values of the wrong type."""
         unknown = set(overrides) - set(field_types())
         if unknown:
@@ -87,14 +87,14 @@ class MEFGANConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "MEFGANConfig":
+    def from_dict(cls, values: dict[str, Any]) -> MEFGANConfig:
         values = dict(values)
         if "grey_weights" in values:
             values["grey_weights"] = tuple(values["grey_weights"])
         return cls().replace(**values)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "MEFGANConfig":
+    def from_file(cls, path: str | Path) -> MEFGANConfig:
         """Read a YAML or JSON file of overrides."""
         path = Path(path)
         try:

@@ -10,8 +10,8 @@ Reads touch only the requested patches, never the whole file.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -107,10 +107,7 @@ class PatchFile:
         """Patches at ``index`` (int, slice or indices in any order) as float32 [n, S, S, 9] in [0, 1]."""
         if isinstance(index, (int, np.integer)):
             return self.read(slice(int(index), int(index) + 1))
-        if isinstance(index, slice):
-            raw = self.data[index]
-        else:
-            raw = self._read_indices(np.asarray(index, np.int64))
+        raw = self.data[index] if isinstance(index, slice) else self._read_indices(np.asarray(index, np.int64))
         if self.layout == "matlab":
             raw = raw.transpose(MATLAB_AXES)
         return np.ascontiguousarray(raw, np.float32) * np.float32(self.scale)
@@ -135,7 +132,7 @@ class PatchFile:
     def close(self) -> None:
         self.file.close()
 
-    def __enter__(self) -> "PatchFile":
+    def __enter__(self) -> PatchFile:
         return self
 
     def __exit__(self, *exc) -> None:

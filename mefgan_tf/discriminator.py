@@ -53,7 +53,7 @@ class Discriminator(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Discriminator":
+    def from_config(cls, config: dict[str, Any]) -> Discriminator:
         config = dict(config)
         return cls(config=MEFGANConfig.from_dict(config.pop("config", {})), **config)
 

@@ -105,7 +105,7 @@ class Generator(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Generator":
+    def from_config(cls, config: dict[str, Any]) -> Generator:
         config = dict(config)
         model_config = MEFGANConfig.from_dict(config.pop("config", {}))
         return cls(config=model_config, **config)

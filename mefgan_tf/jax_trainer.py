@@ -204,11 +204,13 @@ def train(config: MEFGANConfig, data: str, val: str | None, out: Path, log_every
             if not all(np.isfinite(v) for v in result.values()):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch} batch {index}: {result}")
             if index % log_every == 0:
-                entry = {"epoch": epoch, "batch": index, "step": trainer.step, "lr": trainer.lr(), "seconds": round(time.time() - start, 1), **result}
+                seconds = round(time.time() - start, 1)
+                entry = {"epoch": epoch, "batch": index, "step": trainer.step, "lr": trainer.lr(), "seconds": seconds, **result}
                 history["log"].append(entry)
                 print(json.dumps(entry), flush=True)
         val_content = trainer.validation_content(val_patches, config.batch_size) if val_patches is not None else None
-        history["epochs"].append({"epoch": epoch, "step": trainer.step, "val_content": val_content, "seconds": round(time.time() - start, 1)})
+        seconds = round(time.time() - start, 1)
+        history["epochs"].append({"epoch": epoch, "step": trainer.step, "val_content": val_content, "seconds": seconds})
         print(json.dumps(history["epochs"][-1]), flush=True)
         save(trainer, out, history)
     return history

@@ -251,10 +251,7 @@ class SelfAttention(keras.layers.Layer):
         f = flat(self.f(x, training=training))
         g = flat(self.g(x, training=training))
         h = flat(self.h(x, training=training))
-        if self.chunk is None:
-            o = attention_rows(g, f, h)
-        else:
-            o = chunked_attention(g, f, h, self.chunk)
+        o = attention_rows(g, f, h) if self.chunk is None else chunked_attention(g, f, h, self.chunk)
         o = ops.reshape(o, (batch, height, width, channels))
         return ops.cast(self.gamma, x.dtype) * o + x
 

@@ -7,7 +7,8 @@ sums its examples and divides by the global batch, and a batch-mean form as the 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from keras import ops
 

@@ -445,7 +445,10 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> JSONResponse:
-        message = {404: f"no such endpoint: {request.method} {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+        message = {
+            404: f"no such endpoint: {request.method} {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }
         return error(message.get(err.status_code, str(err.detail)), err.status_code, getattr(err, "headers", None))
 
     @app.exception_handler(Exception)
@@ -495,7 +498,8 @@ def create_app(
         try:
             content = await asyncio.wait_for(handle(), limits.timeout_s)
         except asyncio.TimeoutError:  # noqa: UP041 - the builtin only from Python 3.11 on
-            raise RequestError(f"request took longer than this server's limit of {limits.timeout_s:g} s (mefgan serve --timeout)", 504) from None
+            limit = f"{limits.timeout_s:g} s (mefgan serve --timeout)"
+            raise RequestError(f"request took longer than this server's limit of {limit}", 504) from None
         finally:
             if not submitted:
                 queue.release()
@@ -505,7 +509,9 @@ def create_app(
     @app.post("/v1/models/{name}/versions/{requested}:{verb}")
     async def other_verb(name: str, verb: str, requested: str | None = None) -> Response:
         check_model(name, requested)
-        raise RequestError(f'":{verb}" is not supported: this model answers ":predict" only (it has no classification or regression signature)')
+        raise RequestError(
+            f'":{verb}" is not supported: this model answers ":predict" only (it has no classification or regression signature)'
+        )
 
     return app
 

@@ -55,12 +55,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint-every", type=int, help=f"checkpoint every N steps, and at each epoch end (default: {defaults.checkpoint_every})"
     )
-    parser.add_argument("--seed", type=int, help="seed of weights, shuffling and flips: same seed, same losses on CPU (default: random, saved)")
     parser.add_argument(
-        "--random-flips", action="store_true", default=None, help="randomly flip patches left-right and up-down (default: off, as the original)"
+        "--seed", type=int, help="seed of weights, shuffling and flips: same seed, same losses on CPU (default: random, saved)"
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. --set content_weight=100 (repeatable)"
+        "--random-flips", action="store_true", default=None,
+        help="randomly flip patches left-right and up-down (default: off, as the original)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override any config key, e.g. --set content_weight=100 (repeatable)",
     )
     parser.add_argument(
         "--mixed-precision", action="store_true", help="compute in bfloat16 on CPU, float16 with loss scaling on GPU (default: float32)"

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -348,9 +348,9 @@ def train(
     result = None
     try:
         while done < stop:
-            epoch, index = divmod(done, per_epoch)
-            iterator = iter(trainer.distributed_batches(batches, epoch, index))
-            for index in range(index, min(per_epoch, index + stop - done)):
+            epoch, first = divmod(done, per_epoch)
+            iterator = iter(trainer.distributed_batches(batches, epoch, first))
+            for index in range(first, min(per_epoch, first + stop - done)):
                 batch = next(iterator)
                 began = time.perf_counter()
                 lr = trainer.current_learning_rate()

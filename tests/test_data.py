@@ -27,7 +27,7 @@ def test_reads_mefgan_file_as_float32_nhwc_in_unit_range(tmp_path):
         batch = pf.read(slice(2, 7))
         assert batch.dtype == np.float32 and batch.shape == (5, S, S, 9)
         np.testing.assert_allclose(batch, patches[2:7] / 255.0, atol=1e-7)
-        assert 0.0 <= batch.min() and batch.max() <= 1.0
+        assert batch.min() >= 0.0 and batch.max() <= 1.0
         np.testing.assert_array_equal(pf.scene_ids, [0] * 4 + [1] * 6)
         assert pf.scene_names == ["a", "b"]
 

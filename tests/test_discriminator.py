@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-
 import reference_numpy as ref
+from model_weights import load_tf1_weights, random_tf1_weights
+
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.generator import build_generator
-from model_weights import load_tf1_weights, random_tf1_weights
 
 
 def test_discriminator_matches_numpy_reference_of_the_original():

@@ -12,13 +12,13 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from model_weights import random_generator
+
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
-from mefgan_tf.fusion import generator_stages, fuse_pair, load_fuser
+from mefgan_tf.fusion import fuse_pair, generator_stages, load_fuser
 from mefgan_tf.images import read_image, to_uint8
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"

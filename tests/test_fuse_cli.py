@@ -6,12 +6,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from model_weights import random_generator
+
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import generator_stages, fuse_exposures, fuse_pair, load_fuser
+from mefgan_tf.fusion import fuse_exposures, fuse_pair, generator_stages, load_fuser
 from mefgan_tf.images import bytescale, read_image, read_image_raw, to_float, write_image
 
 

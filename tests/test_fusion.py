@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from model_weights import random_generator
+
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.errors import CommandError
@@ -157,9 +157,10 @@ def peak_rss_growth(action) -> int:
     """Bytes by which the process's peak resident memory rises while ``action`` runs (Linux)."""
 
     def field(name: str) -> int:
-        for line in open("/proc/self/status"):
-            if line.startswith(name):
-                return int(line.split()[1]) * 1024
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(name):
+                    return int(line.split()[1]) * 1024
         raise KeyError(name)
 
     with open("/proc/self/clear_refs", "w") as refs:

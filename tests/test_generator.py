@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import reference_numpy as ref
+from model_weights import load_tf1_weights, random_tf1_weights
+
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.generator import FULL_RES_HALO, build_generator
-from model_weights import load_tf1_weights, random_tf1_weights
 
 
 @pytest.fixture(scope="module")

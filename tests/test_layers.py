@@ -4,9 +4,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-
-from mefgan_tf.layers import ConvUnit, SelfAttention, chunked_attention, attention_rows, spectral_normalize
 from reference_numpy import conv, lrelu, sn_kernel
+
+from mefgan_tf.layers import ConvUnit, SelfAttention, attention_rows, chunked_attention, spectral_normalize
 
 
 def test_spectral_normalize_does_one_power_iteration_like_the_original():

@@ -10,9 +10,9 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+from conftest import shared_path
 from PIL import Image
 
-from conftest import shared_path
 from data_prep import build as build_mod
 from data_prep.build import build, configure
 from data_prep.patches import patch_grid

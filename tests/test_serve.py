@@ -26,7 +26,7 @@ from mefgan_tf.serve import Limits, create_app, served_model
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is beside the package, not installed with it
     sys.path.insert(0, str(REPO))
-from benchmarks.bench_serve import readme_example, readme_request, same_form
+from benchmarks.bench_serve import readme_example, readme_request, same_form  # noqa: E402
 
 PREDICT = "/v1/models/mefgan:predict"
 MAX_BODY = 200_000

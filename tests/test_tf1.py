@@ -5,15 +5,15 @@ import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
-
 import reference_numpy as ref
+import tensorflow as tf
+from model_weights import random_tf1_weights
+
 from mefgan_tf.checkpoint import load_generator, make_checkpoint, resolve_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.generator import build_generator
 from mefgan_tf.tf1 import is_optimizer_entry, variable_map
-from model_weights import random_tf1_weights
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 import pytest
+from test_pipeline import make_patches
 
 from mefgan_tf.cli import main
-from test_pipeline import make_patches
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

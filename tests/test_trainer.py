@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_pipeline import make_patches
 
 from mefgan_tf.checkpoint import load_generator
 from mefgan_tf.config import MEFGANConfig
@@ -15,7 +16,6 @@ from mefgan_tf.errors import CommandError
 from mefgan_tf.losses import learning_rate
 from mefgan_tf.pipeline import epoch_order, open_batches
 from mefgan_tf.trainer import BatchResult, RunLog, Trainer, image_grid, train
-from test_pipeline import make_patches
 
 tf.config.experimental.enable_op_determinism()  # what `mefgan train` does for its seed
 CONFIG = MEFGANConfig(batch_size=1, seed=7, checkpoint_every=100, summary_every=1, image_summary_every=2)

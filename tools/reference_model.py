@@ -20,7 +20,12 @@ import numpy as np
 import tensorflow as tf
 
 from mefgan_tf.checkpoint import (
-    METADATA_FILE, import_keras_weights, load_generator, read_config, resolve_checkpoint, save_model_checkpoint,
+    METADATA_FILE,
+    import_keras_weights,
+    load_generator,
+    read_config,
+    resolve_checkpoint,
+    save_model_checkpoint,
 )
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.data import open_patches, split_channels
