@@ -1,11 +1,19 @@
-"""Shared test fixtures: the real data beside the project, and small deterministic inputs."""
+"""Shared test fixtures: the real data beside the project, small deterministic inputs and models, a
+running server. Helpers that several test files need are fixtures here (tests never import each other)."""
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
+# What the `mefgan` entry point sets (mefgan_tf.cli.ENVIRONMENT): the library itself sets nothing.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -24,3 +32,131 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data():
     return shared_path
+
+
+# ---------------------------------------------------------------------------------------- patch files
+def write_patches(path: Path, n: int = 8, size: int = 144, seed: int = 0) -> Path:
+    """A uint8 patch file like `mefgan patches` writes: blocky texture, over = 1.6 gt, under = 0.4 gt."""
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(0.2, 0.8, (n, size // 8, size // 8, 3)).repeat(8, 1).repeat(8, 2)
+    data = np.concatenate([np.clip(gt * 1.6, 0, 1), gt * 0.4, gt], axis=-1)
+    with h5py.File(path, "w") as f:
+        f["data"] = (data * 255).round().astype(np.uint8)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_patches():
+    """``make_patches(path, n=8, size=144, seed=0)`` writes a small patch file and returns its path."""
+    return write_patches
+
+
+# ---------------------------------------------------------------------------------------- model weights
+def tf1_weights(generator, discriminator, seed: int = 0) -> dict[str, np.ndarray]:
+    """One array per TF1 name of our models, scaled so activations neither vanish nor saturate."""
+    from mefgan_tf.tf1 import variable_map
+
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, variable in variable_map(generator, discriminator).items():
+        shape = tuple(variable.shape)
+        leaf = name.rsplit("/", 1)[-1]
+        if leaf == "kernel":
+            fan_in = int(np.prod(shape[:-1]))
+            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+        elif leaf == "moving_variance":
+            value = rng.uniform(0.5, 2.0, shape)
+        elif leaf == "gamma":
+            value = rng.uniform(0.5, 1.5, shape)
+        elif leaf == "u":
+            value = rng.normal(0.0, 1.0, shape)
+        else:  # bias, beta, moving_mean
+            value = rng.normal(0.0, 0.1, shape)
+        weights[name] = value.astype(np.float32)
+    return weights
+
+
+def assign_tf1_weights(weights: dict[str, np.ndarray], generator, discriminator) -> None:
+    from mefgan_tf.tf1 import variable_map
+
+    for name, variable in variable_map(generator, discriminator).items():
+        variable.assign(weights[name])
+
+
+def well_scaled_generator(seed: int, attention_chunk: int = 64):
+    """A built generator with well-scaled random weights: its outputs neither saturate nor vanish."""
+    from mefgan_tf.config import MEFGANConfig
+    from mefgan_tf.discriminator import build_discriminator
+    from mefgan_tf.generator import build_generator
+
+    generator, discriminator = build_generator(MEFGANConfig(attention_chunk=attention_chunk)), build_discriminator()
+    assign_tf1_weights(tf1_weights(generator, discriminator, seed=seed), generator, discriminator)
+    return generator
+
+
+@pytest.fixture(scope="session")
+def random_tf1_weights():
+    """``random_tf1_weights(generator, discriminator, seed=0)``: well-scaled arrays by TF1 variable name."""
+    return tf1_weights
+
+
+@pytest.fixture(scope="session")
+def load_tf1_weights():
+    """``load_tf1_weights(weights, generator, discriminator)`` assigns arrays by TF1 variable name."""
+    return assign_tf1_weights
+
+
+@pytest.fixture(scope="session")
+def random_generator():
+    """``random_generator(seed, attention_chunk=64)``: a built generator with well-scaled random weights."""
+    return well_scaled_generator
+
+
+# ---------------------------------------------------------------------------------------- serving
+@contextmanager
+def running_app(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
+    import uvicorn
+
+    from mefgan_tf.serve import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def running():
+    """``with running(app) as url:`` serves a real `mefgan serve` application in a thread of the test process."""
+    return running_app
+
+
+@pytest.fixture(scope="session")
+def gated_fuser():
+    """``gated_fuser(stages)``: a real fuser that waits for its ``gate`` event before each fusion (its
+    ``entered`` event is set when it starts one), so tests can hold the server's worker busy."""
+    from mefgan_tf.fusion import Fuser
+
+    class GatedFuser(Fuser):
+        def __init__(self, stages) -> None:
+            super().__init__(stages)
+            self.entered, self.gate = threading.Event(), threading.Event()
+
+        def pair(self, over, under):
+            self.entered.set()
+            self.gate.wait(30)
+            return super().pair(over, under)
+
+    return GatedFuser

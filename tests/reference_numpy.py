@@ -1,4 +1,4 @@
-"""An independent NumPy forward pass of the original MEF-GAN, written from SPEC.md.
+"""An independent NumPy forward pass of the original MEF-GAN, following the authors' TF1 code layer by layer.
 
 It reads weights by the original's TF1 variable names, so comparing it with our Keras models checks
 both the architecture and the name map. Inference mode: batch norm uses moving statistics and the

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_weights import load_tf1_weights, random_tf1_weights
 
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
@@ -18,7 +17,7 @@ from mefgan_tf.samples import SAMPLE_IMAGES, expose, sample_pair, sample_photo
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(tmp_path_factory, random_tf1_weights, load_tf1_weights):
     g, d = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
     load_tf1_weights(random_tf1_weights(g, d, seed=11), g, d)
     return save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", g)

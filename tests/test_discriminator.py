@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import reference_numpy as ref
-from model_weights import load_tf1_weights, random_tf1_weights
 
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.generator import build_generator
 
 
-def test_discriminator_matches_numpy_reference_of_the_original():
+def test_discriminator_matches_numpy_reference_of_the_original(random_tf1_weights, load_tf1_weights):
     generator, discriminator = build_generator(), build_discriminator()
     weights = random_tf1_weights(generator, discriminator, seed=3)
     load_tf1_weights(weights, generator, discriminator)

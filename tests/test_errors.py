@@ -9,8 +9,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from model_weights import random_generator
-from test_pipeline import make_patches
 
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
@@ -19,7 +17,7 @@ from mefgan_tf.images import write_image
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
+def models(tmp_path_factory, random_generator) -> dict[str, Path]:
     """A good checkpoint and a good SavedModel, copied and damaged by the cases."""
     root = tmp_path_factory.mktemp("models")
     generator = random_generator(seed=3)
@@ -253,7 +251,7 @@ def float_patches(path: Path, data: np.ndarray) -> Path:
     return path
 
 
-def train_case(case: str, tmp_path: Path) -> tuple[list[str], str]:
+def train_case(case: str, tmp_path: Path, make_patches) -> tuple[list[str], str]:
     good = make_patches(tmp_path / "p.h5", n=2)
     with h5py.File(good, "r") as f:
         base = f["data"][:].astype(np.float32)
@@ -297,8 +295,8 @@ def train_case(case: str, tmp_path: Path) -> tuple[list[str], str]:
                                   "config file of the wrong type", "negative learning rate", "zero learning rate", "unwritable out",
                                   "float patches of 0-255", "uint16 patches", "NaN in the patches",
                                   "damaged run metadata"])
-def test_train_refuses_bad_input_before_writing_anything(case, tmp_path, capsys):
-    argv, message = train_case(case, tmp_path)
+def test_train_refuses_bad_input_before_writing_anything(case, tmp_path, capsys, make_patches):
+    argv, message = train_case(case, tmp_path, make_patches)
     assert_refused("train", argv, message, tmp_path, capsys)
 
 

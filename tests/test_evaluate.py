@@ -9,7 +9,6 @@ import types
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from mefgan_tf import metrics
 from mefgan_tf.baselines import average
@@ -214,9 +213,7 @@ def test_original_io_scores_the_bytescaled_jpeg_against_cropped_sources(tmp_path
     assert "With the original's test-time I/O" in (out / "summary.md").read_text()
 
 
-def test_model_original_io_scores_exactly_what_fuse_original_io_writes(tmp_path):
-    from model_weights import random_generator
-
+def test_model_original_io_scores_exactly_what_fuse_original_io_writes(tmp_path, random_generator):
     from mefgan_tf.checkpoint import save_model_checkpoint
 
     model = save_model_checkpoint(tmp_path / "model", random_generator(seed=5))
@@ -272,8 +269,8 @@ def test_folder_without_scenes_is_an_error(tmp_path, capsys):
     assert "no scenes found" in capsys.readouterr().err
 
 
-def test_authors_results_against_mertens_and_average_on_shared_pairs(tmp_path):
-    root = shared_path("original_mefgan")
+def test_authors_results_against_mertens_and_average_on_shared_pairs(tmp_path, shared_data):
+    root = shared_data("original_mefgan")
     out = tmp_path / "out"
     argv = [root / "test_imgs", "--method", f"authors=folder:{root / 'results'}", "--method", "mertens",
             "--method", "average", "--resize-max", 320, "--out", out]

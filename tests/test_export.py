@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_weights import random_generator
 
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
@@ -25,7 +24,7 @@ SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
 
 
 @pytest.fixture(scope="module")
-def generator():
+def generator(random_generator):
     return random_generator(seed=7)
 
 

@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_weights import random_generator
 
 from mefgan_tf import tflite
 from mefgan_tf.checkpoint import save_model_checkpoint
@@ -31,7 +30,7 @@ def pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 
 @pytest.fixture(scope="module")
-def generator():
+def generator(random_generator):
     return random_generator(seed=7)
 
 
@@ -76,6 +75,7 @@ def saved_model_fuse(served, over: np.ndarray, under: np.ndarray) -> np.ndarray:
     return served(over=tf.constant(over[None]), under=tf.constant(under[None]))["fused"].numpy()[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantize", tflite.QUANTIZATIONS)
 def test_each_variant_runs_any_multiple_of_8_within_its_measured_tolerance(exported, served, quantize):
     model = tflite.LiteModel(exported[quantize], num_threads=1)

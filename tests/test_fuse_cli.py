@@ -6,7 +6,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from model_weights import random_generator
 
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
@@ -16,7 +15,7 @@ from mefgan_tf.images import bytescale, read_image, read_image_raw, to_float, wr
 
 
 @pytest.fixture(scope="module")
-def generator():
+def generator(random_generator):
     return random_generator(seed=5)
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_weights import random_generator
 
 from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
@@ -24,7 +23,7 @@ from mefgan_tf.images import luminance
 
 
 @pytest.fixture(scope="module")
-def generator():
+def generator(random_generator):
     return random_generator(seed=3)
 
 
@@ -171,7 +170,6 @@ def peak_rss_growth(action) -> int:
 
 
 def test_tiled_fusion_of_a_large_pair_keeps_peak_memory_far_below_untiled_needs(stages):
-    pytest.importorskip("resource")
     over, under = exposure_pair(1024, 512, seed=4)
     fuse_pair(stages, over[:64, :64], under[:64, :64], tile=32)  # trace first
     growth = peak_rss_growth(lambda: fuse_pair(stages, over, under, tile=128))

@@ -4,14 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import reference_numpy as ref
-from model_weights import load_tf1_weights, random_tf1_weights
 
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.generator import FULL_RES_HALO, build_generator
 
 
 @pytest.fixture(scope="module")
-def models():
+def models(random_tf1_weights, load_tf1_weights):
     generator, discriminator = build_generator(), build_discriminator()
     weights = random_tf1_weights(generator, discriminator, seed=7)
     load_tf1_weights(weights, generator, discriminator)

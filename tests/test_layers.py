@@ -1,4 +1,4 @@
-"""Spectral normalisation, the convolution unit and chunked self-attention behave as SPEC says."""
+"""Spectral normalisation, the convolution unit and chunked self-attention behave as the original's TF1 code does."""
 from __future__ import annotations
 
 import keras

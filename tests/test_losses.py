@@ -1,4 +1,4 @@
-"""MEF-GAN's losses, lr schedule and balancing rule equal hand-computed values (SPEC "Losses", "Training recipe")."""
+"""MEF-GAN's losses, lr schedule and balancing rule equal hand-computed values (the original's losses and training recipe)."""
 from __future__ import annotations
 
 import math

@@ -13,16 +13,6 @@ from mefgan_tf.errors import CommandError
 from mefgan_tf.pipeline import epoch_order, open_batches, random_flips, replica_slices
 
 
-def make_patches(path: Path, n: int = 8, size: int = 144, seed: int = 0) -> Path:
-    """A uint8 patch file like `mefgan patches` writes: blocky texture, over = 1.6 gt, under = 0.4 gt."""
-    rng = np.random.default_rng(seed)
-    gt = rng.uniform(0.2, 0.8, (n, size // 8, size // 8, 3)).repeat(8, 1).repeat(8, 2)
-    data = np.concatenate([np.clip(gt * 1.6, 0, 1), gt * 0.4, gt], axis=-1)
-    with h5py.File(path, "w") as f:
-        f["data"] = (data * 255).round().astype(np.uint8)
-    return path
-
-
 def indexed_patches(path: Path, n: int, size: int = 16) -> Path:
     """Patch i is filled with the value i, so batches show which patches they hold."""
     data = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, size, size, 9))
@@ -107,7 +97,7 @@ def test_random_flips_move_all_nine_channels_together_and_are_repeatable():
     assert all(any(np.array_equal(p, v) for v in (patch[0], patch[0][:, ::-1], patch[0][::-1], patch[0][::-1, ::-1])) for p in flipped)
 
 
-def test_flips_are_off_unless_configured(tmp_path):
+def test_flips_are_off_unless_configured(tmp_path, make_patches):
     path = make_patches(tmp_path / "p.h5", n=4)
     plain = open_batches(path, MEFGANConfig(batch_size=4), seed=0).batch(0, 0)
     flipped = open_batches(path, MEFGANConfig(batch_size=4, random_flips=True), seed=0).batch(0, 0)

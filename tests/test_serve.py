@@ -1,6 +1,7 @@
 """`mefgan serve`: TensorFlow Serving's REST API on a real server, with real inference on tiny images."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -11,11 +12,10 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import httpx
 import numpy as np
 import pytest
-from model_weights import random_generator
-from serve_helpers import GatedFuser, b64, decode_png, encode, exposure_pair, running
 
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
@@ -33,8 +33,30 @@ MAX_BODY = 200_000
 MAX_PIXELS = 100_000
 
 
+def exposure_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(over, under) float32 RGB of a smooth random scene."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((height // 4 + 1, width // 4 + 1, 3), dtype=np.float32), (width, height))
+    return np.clip(base * 1.8, 0, 1), base * 0.3
+
+
+def encode(image: np.ndarray, ext: str = ".png") -> bytes:
+    """``image`` (float RGB) as an 8-bit file of format ``ext``."""
+    return cv2.imencode(ext, to_uint8(image)[..., ::-1])[1].tobytes()
+
+
+def b64(data: bytes) -> dict[str, str]:
+    return {"b64": base64.b64encode(data).decode("ascii")}
+
+
+def decode_png(value: dict[str, str]) -> np.ndarray:
+    """RGB uint8 of a ``{"b64": PNG}`` answer."""
+    data = np.frombuffer(base64.b64decode(value["b64"]), np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+
+
 @pytest.fixture(scope="module")
-def generator():
+def generator(random_generator):
     return random_generator(seed=11)
 
 
@@ -44,7 +66,7 @@ def fuser(generator) -> Fuser:
 
 
 @pytest.fixture(scope="module")
-def server(fuser):
+def server(fuser, running):
     limits = Limits(max_body_bytes=MAX_BODY, max_pixels=MAX_PIXELS, timeout_s=60)
     with running(create_app(fuser, limits=limits)) as url:
         yield url
@@ -166,7 +188,7 @@ def test_serving_default_row_and_columnar_formats_equal_in_process_fusion(client
     np.testing.assert_array_equal(np.float32(columnar.json()["outputs"]), expected[None])
 
 
-def test_a_tiled_server_gives_the_untiled_result(fuser):
+def test_a_tiled_server_gives_the_untiled_result(fuser, running):
     over, under = exposure_pair(40, 56, seed=7)
     with running(create_app(Fuser(fuser.stages, tile=16), warmup=False)) as url:
         response = httpx.post(url + PREDICT, json={"inputs": {"over": [over.tolist()], "under": [under.tolist()]}}, timeout=60)
@@ -262,8 +284,8 @@ def post_in_thread(url: str, body: dict) -> tuple[threading.Thread, list]:
     return thread, result
 
 
-def test_a_full_queue_answers_503_with_retry_after_and_loses_nothing(fuser):
-    gated = GatedFuser(fuser.stages)
+def test_a_full_queue_answers_503_with_retry_after_and_loses_nothing(fuser, running, gated_fuser):
+    gated = gated_fuser(fuser.stages)
     body = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=8)))
     app = create_app(gated, queue_size=1, warmup=False)
     with running(app) as url:
@@ -285,8 +307,8 @@ def test_a_full_queue_answers_503_with_retry_after_and_loses_nothing(fuser):
         assert httpx.post(url + PREDICT, json=body, timeout=60).status_code == 200
 
 
-def test_a_request_past_its_deadline_is_504_and_frees_its_slot_when_the_job_ends(fuser):
-    gated = GatedFuser(fuser.stages)
+def test_a_request_past_its_deadline_is_504_and_frees_its_slot_when_the_job_ends(fuser, running, gated_fuser):
+    gated = gated_fuser(fuser.stages)
     body = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=9)))
     with running(create_app(gated, queue_size=0, limits=Limits(timeout_s=0.5), warmup=False)) as url:
         response = httpx.post(url + PREDICT, json=body, timeout=60)

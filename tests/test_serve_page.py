@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_weights import random_generator
-from serve_helpers import GatedFuser, running
 
 from mefgan_tf.fusion import generator_stages
 from mefgan_tf.images import to_float, to_uint8, write_image
@@ -36,15 +34,15 @@ WAIT_S = 90
 
 
 @pytest.fixture(scope="module")
-def fuser() -> GatedFuser:
+def fuser(gated_fuser, random_generator):
     """A real fuser whose gate is open unless a test closes it to watch the page wait."""
-    fuser = GatedFuser(generator_stages(random_generator(seed=12)))
+    fuser = gated_fuser(generator_stages(random_generator(seed=12)))
     fuser.gate.set()
     return fuser
 
 
 @pytest.fixture(scope="module")
-def server(fuser):
+def server(fuser, running):
     with running(create_app(fuser)) as url:
         yield url
 

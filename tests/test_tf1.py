@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import reference_numpy as ref
 import tensorflow as tf
-from model_weights import random_tf1_weights
 
 from mefgan_tf.checkpoint import load_generator, make_checkpoint, resolve_checkpoint
 from mefgan_tf.cli import main
@@ -56,7 +55,7 @@ def write_tf1_checkpoint(prefix, tensors):
             saver.save(session, str(prefix))
 
 
-def tf1_tensors(models, seed=11):
+def tf1_tensors(models, random_tf1_weights, seed=11):
     tensors = random_tf1_weights(*models, seed=seed)
     tensors["Variable"] = np.int32(1234)
     tensors["beta1_power"] = np.float32(0.0)
@@ -64,8 +63,8 @@ def tf1_tensors(models, seed=11):
     return tensors
 
 
-def test_import_tf1_puts_every_tensor_in_the_right_variable(tmp_path, models):
-    tensors = tf1_tensors(models)
+def test_import_tf1_puts_every_tensor_in_the_right_variable(tmp_path, models, random_tf1_weights):
+    tensors = tf1_tensors(models, random_tf1_weights)
     write_tf1_checkpoint(tmp_path / "orig" / "model.ckpt", tensors)
     assert main(["import-tf1", str(tmp_path / "orig" / "model.ckpt"), "--out", str(tmp_path / "ours")]) == 0
 
@@ -86,8 +85,8 @@ def test_import_tf1_puts_every_tensor_in_the_right_variable(tmp_path, models):
     np.testing.assert_allclose(discriminator(patches).numpy(), ref.discriminator(patches, tensors), atol=1e-4)
 
 
-def test_import_tf1_names_missing_and_misshaped_variables(tmp_path, models, capsys):
-    tensors = tf1_tensors(models)
+def test_import_tf1_names_missing_and_misshaped_variables(tmp_path, models, capsys, random_tf1_weights):
+    tensors = tf1_tensors(models, random_tf1_weights)
     del tensors["Generator/Merge_net/conv1/b/u"]
     tensors["Discriminator/conv6/bias"] = np.zeros(7, np.float32)
     write_tf1_checkpoint(tmp_path / "bad" / "model.ckpt", tensors)

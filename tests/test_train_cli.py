@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-from test_pipeline import make_patches
 
 from mefgan_tf.cli import main
 
@@ -72,8 +71,10 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_two_workers_on_localhost_train_in_lockstep_and_finish_with_identical_weights(tmp_path):
-    tf = pytest.importorskip("tensorflow")
+@pytest.mark.slow
+def test_two_workers_on_localhost_train_in_lockstep_and_finish_with_identical_weights(tmp_path, make_patches):
+    import tensorflow as tf
+
     data = make_patches(tmp_path / "p.h5", n=4)
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     procs = []
@@ -100,8 +101,10 @@ def test_two_workers_on_localhost_train_in_lockstep_and_finish_with_identical_we
     assert int(a.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) >= 2  # at least one D and one G update
 
 
-def test_sigkill_mid_run_keeps_a_valid_checkpoint_and_the_run_resumes_from_it(tmp_path):
-    tf = pytest.importorskip("tensorflow")
+@pytest.mark.slow
+def test_sigkill_mid_run_keeps_a_valid_checkpoint_and_the_run_resumes_from_it(tmp_path, make_patches):
+    import tensorflow as tf
+
     data = make_patches(tmp_path / "p.h5", n=6)
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
@@ -127,7 +130,7 @@ def test_sigkill_mid_run_keeps_a_valid_checkpoint_and_the_run_resumes_from_it(tm
     assert tf.train.latest_checkpoint(str(out)).endswith(f"ckpt-{batches_done + 1}")
 
 
-def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tmp_path):
+def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tmp_path, make_patches):
     from mefgan_tf.checkpoint import load_generator
 
     data = str(make_patches(tmp_path / "p.h5", n=2))
@@ -146,7 +149,7 @@ def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tm
     assert not np.allclose(np.asarray(fresh.trainable_weights[0]), np.asarray(reference.trainable_weights[0]))
 
 
-def test_init_generator_that_is_not_a_checkpoint_is_a_one_line_error(capsys, tmp_path):
+def test_init_generator_that_is_not_a_checkpoint_is_a_one_line_error(capsys, tmp_path, make_patches):
     data = str(make_patches(tmp_path / "p.h5", n=2))
     assert main(["train", "--data", data, "--out", str(tmp_path / "run"), "--batch-size", "1", "--quiet",
                  "--init-generator", str(tmp_path / "nothing")]) == 1
@@ -155,7 +158,8 @@ def test_init_generator_that_is_not_a_checkpoint_is_a_one_line_error(capsys, tmp
     assert not (tmp_path / "run").exists()
 
 
-def test_a_good_run_shows_no_error_lines_and_a_resume_with_other_settings_is_announced_and_recorded(tmp_path, capsys):
+@pytest.mark.slow
+def test_a_good_run_shows_no_error_lines_and_a_resume_with_other_settings_is_announced_and_recorded(tmp_path, capsys, make_patches):
     data = str(make_patches(tmp_path / "p.h5", n=2))
     run = tmp_path / "run"
     flags = ["--data", data, "--out", str(run), "--batch-size", "1", "--seed", "3", "--quiet"]

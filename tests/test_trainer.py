@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_pipeline import make_patches
 
 from mefgan_tf.checkpoint import load_generator
 from mefgan_tf.config import MEFGANConfig
@@ -38,7 +37,8 @@ def losses_of(log):
     return lambda step, result: log.append((step, result.g_loss, result.d_loss, result.d_real, result.d_fake))
 
 
-def test_interrupted_then_resumed_run_equals_an_uninterrupted_one_and_a_seed_repeats_the_losses(tmp_path):
+@pytest.mark.slow
+def test_interrupted_then_resumed_run_equals_an_uninterrupted_one_and_a_seed_repeats_the_losses(tmp_path, make_patches):
     data = make_patches(tmp_path / "p.h5", n=4)
     straight, first, second = [], [], []
     trainer, batches = new_trainer(data)
@@ -61,7 +61,7 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one_and_a_seed_rep
     assert (tmp_path / "b" / "logs").is_dir()
 
 
-def test_scripted_discriminator_that_calls_everything_real_gets_the_extra_d_then_g_updates_with_clipping(tmp_path):
+def test_scripted_discriminator_that_calls_everything_real_gets_the_extra_d_then_g_updates_with_clipping(tmp_path, make_patches):
     config = CONFIG.replace(max_d_updates=3, max_g_updates=3)  # caps of 4 and 8: test_losses
     trainer, batches = new_trainer(make_patches(tmp_path / "p.h5", n=4), config)
     # D(x) = tanh(8)/2 + 0.5 ~ 1 for every x: D looks fooled (D(fused) > 0.6) and winning (D(gt) > 0.6)
@@ -95,7 +95,7 @@ def test_optimizers_follow_the_recipe():
     assert float(d.learning_rate) == pytest.approx(2 * learning_rate(5, 10, trainer.config), rel=1e-6)
 
 
-def test_non_finite_loss_stops_the_run_keeps_the_last_good_checkpoint_and_blames_the_data(tmp_path, monkeypatch):
+def test_non_finite_loss_stops_the_run_keeps_the_last_good_checkpoint_and_blames_the_data(tmp_path, monkeypatch, make_patches):
     path = tmp_path / "nan.h5"
     with h5py.File(make_patches(tmp_path / "p.h5", n=8)) as f:
         data = f["data"][:].astype(np.float32) / 255
@@ -130,7 +130,7 @@ def test_run_log_writes_every_spec_scalar_and_an_image_grid(tmp_path):
     assert tags["over | under | fused | gt"] == (3, "images")
 
 
-def test_a_measuring_pass_leaves_every_moving_statistic_unchanged_but_advances_u(tmp_path):
+def test_a_measuring_pass_leaves_every_moving_statistic_unchanged_but_advances_u(tmp_path, make_patches):
     from mefgan_tf.layers import moving_statistics
 
     trainer, batches = new_trainer(make_patches(tmp_path / "p.h5", n=2))
