@@ -49,12 +49,14 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
 
 
 def read_config(directory: str | Path) -> MEFGANConfig:
-    """The model config saved beside a checkpoint (defaults when there is none)."""
+    """The config saved beside a checkpoint (defaults when there is none), read by any later version:
+    see ``MEFGANConfig.from_saved``."""
     values = read_metadata(directory).get("config", {})
+    path = Path(directory) / METADATA_FILE
     try:
-        return MEFGANConfig.from_dict(values)
+        return MEFGANConfig.from_saved(values, path)
     except CommandError as err:
-        raise CommandError(f"{Path(directory) / METADATA_FILE}: {err}") from None
+        raise CommandError(f"{path}: {err}") from None
 
 
 def first_line(err: BaseException) -> str:

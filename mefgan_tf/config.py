@@ -1,4 +1,17 @@
-"""Every hyperparameter of MEF-GAN in one dataclass (values from the original code; see SPEC)."""
+"""The settings of MEF-GAN: ``NetworkConfig`` defines the networks, ``MEFGANConfig`` a training run.
+
+Defaults are the values of the authors' TF1 code (where the paper prints other values, ``PAPER``
+has them). ``NetworkConfig`` is all that G and D need besides their weights: it is what their
+Keras config holds. ``MEFGANConfig`` adds the losses, the optimisers and the run management; it
+is what ``mefgan train`` resolves from ``--config``, the flags and ``--set``, prints with
+``--print-config`` and saves as the flat ``"config"`` object of a run's ``mefgan.json`` (its
+``network`` is the ``NetworkConfig`` part).
+
+Saved configs are read leniently (``MEFGANConfig.from_saved``): keys of older versions that were
+never read (``RETIRED_KEYS``) are dropped, unknown keys (of a newer version) are ignored with a
+``ConfigWarning``. Settings given by the user (``replace``, ``from_file``) are strict: an unknown
+key or a value of the wrong type is a CommandError.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,34 +20,63 @@ import json
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mefgan_tf.errors import CommandError
 
+# ITU-R BT.601 luma as the original writes it: its grey conversion (the gradient loss) and the
+# mean luminance that orders exposures (``images.luminance``, ``scenes``).
+BT601_LUMA = (0.2989, 0.5870, 0.1140)
+# The paper's values where they differ from the authors' code (``mefgan train --paper``).
+PAPER: dict[str, Any] = {"learning_rate": 6e-4, "epochs": 2}
+# Keys that configs written by earlier versions hold but no version ever read: dropped on reading.
+RETIRED_KEYS = frozenset({"shuffle_buffer", "extra"})
 
-@dataclass
-class MEFGANConfig:
-    """Model and training settings. Defaults reproduce the authors' TF1 code.
 
-    The paper's variants differ in ``learning_rate`` (6e-4) and ``epochs`` (2): see ``paper()``.
-    """
+class ConfigWarning(UserWarning):
+    """A saved config holds keys this version does not know (they are ignored)."""
 
-    # Model
-    patch_size: int = 144
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """What defines G and D besides their weights (the first fields of ``MEFGANConfig``)."""
+
+    patch_size: int = 144  # D's input side (its dense layer depends on it)
     leaky_slope: float = 0.2
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
     g_kernel_stddev: float = 0.5
     d_kernel_stddev: float = 0.1
-    attention_chunk: int = 1024
+    attention_chunk: int = 1024  # attention query rows computed at once (memory, not results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class MEFGANConfig:
+    """The settings of a training run: the network, the losses, the optimisers, the run management.
+
+    The paper's variant differs in ``learning_rate`` (6e-4) and ``epochs`` (2): see ``paper()``.
+    """
+
+    # Network: NetworkConfig's fields, in its order, with its defaults
+    patch_size: int = NetworkConfig.patch_size
+    leaky_slope: float = NetworkConfig.leaky_slope
+    bn_momentum: float = NetworkConfig.bn_momentum
+    bn_epsilon: float = NetworkConfig.bn_epsilon
+    g_kernel_stddev: float = NetworkConfig.g_kernel_stddev
+    d_kernel_stddev: float = NetworkConfig.d_kernel_stddev
+    attention_chunk: int = NetworkConfig.attention_chunk
 
     # Losses
     eps: float = 1e-8
     content_weight: float = 500.0  # lambda
     gradient_weight: float = 0.6  # xi
-    grey_weights: tuple[float, float, float] = (0.2989, 0.5870, 0.1140)
+    grey_weights: tuple[float, float, float] = BT601_LUMA
 
     # Optimisation
     learning_rate: float = 3e-4
@@ -57,15 +99,18 @@ class MEFGANConfig:
     summary_every: int = 10
     image_summary_every: int = 100
     keep_checkpoints: int = 5
-    shuffle_buffer: int = 2048
     random_flips: bool = False
     seed: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def network(self) -> NetworkConfig:
+        """The part of this config that defines the networks."""
+        return NetworkConfig(**{name: getattr(self, name) for name in network_fields()})
 
     @classmethod
     def paper(cls, **overrides: Any) -> MEFGANConfig:
         """The values printed in the paper where they differ from the code."""
-        return cls(**{"learning_rate": 6e-4, "epochs": 2, **overrides})
+        return cls(**{**PAPER, **overrides})
 
     def replace(self, **overrides: Any) -> MEFGANConfig:
         """A copy with ``overrides``; CommandError for unknown keys and values of the wrong type."""
@@ -88,10 +133,30 @@ class MEFGANConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> MEFGANConfig:
-        values = dict(values)
-        if "grey_weights" in values:
-            values["grey_weights"] = tuple(values["grey_weights"])
-        return cls().replace(**values)
+        """The defaults with ``values``: retired keys dropped; CommandError for unknown keys and
+        values of the wrong type."""
+        return cls().replace(**{k: v for k, v in values.items() if k not in RETIRED_KEYS})
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any], source: str | Path = "saved config") -> MEFGANConfig:
+        """A config saved by any version (``mefgan.json``, a network's Keras config): retired keys
+        dropped, unknown keys ignored with a ``ConfigWarning`` naming ``source``; CommandError for
+        values of the wrong type."""
+        unknown = sorted(set(values) - set(field_types()) - RETIRED_KEYS)
+        if unknown:
+            warnings.warn(
+                f"{source}: ignoring unknown config key(s) {', '.join(unknown)} (written by a newer mefgan-tf?)",
+                ConfigWarning,
+                stacklevel=2,
+            )
+        return cls.from_dict({k: v for k, v in values.items() if k not in unknown})
+
+    @classmethod
+    def of(cls, config: MEFGANConfig | NetworkConfig | None) -> MEFGANConfig:
+        """``config`` as a run config (the defaults around a ``NetworkConfig``; None: the defaults)."""
+        if isinstance(config, NetworkConfig):
+            return cls(**config.to_dict())
+        return config if config is not None else cls()
 
     @classmethod
     def from_file(cls, path: str | Path) -> MEFGANConfig:
@@ -116,6 +181,12 @@ class MEFGANConfig:
             return cls.from_dict(values)
         except CommandError as err:
             raise CommandError(f"{path}: {err}") from None
+
+
+@functools.cache
+def network_fields() -> tuple[str, ...]:
+    """The names of ``NetworkConfig``'s fields."""
+    return tuple(f.name for f in dataclasses.fields(NetworkConfig))
 
 
 @functools.cache
@@ -154,8 +225,6 @@ def _as_type(value: Any, kind: Any) -> Any:
             return tuple(_as_type(v, a) for v, a in zip(value, args))
         except CommandError:
             pass
-    if origin is dict and isinstance(value, dict):
-        return value
     raise CommandError(f"expected {_describe(kind)}, got {value!r}")
 
 
@@ -165,5 +234,4 @@ def _describe(kind: Any) -> str:
         return " or ".join(_describe(a) for a in args)
     if origin is tuple:
         return f"a list of {len(args)} {'numbers' if all(a is float for a in args) else 'values'}"
-    return {bool: "true or false", int: "an integer", float: "a finite number", dict: "a mapping",
-            type(None): "null"}.get(origin or kind, str(kind))
+    return {bool: "true or false", int: "an integer", float: "a finite number", type(None): "null"}.get(origin or kind, str(kind))

@@ -6,7 +6,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.config import MEFGANConfig, NetworkConfig
 from mefgan_tf.layers import ConvUnit, prob_from_logit
 
 # (filters, stride, spectral norm) of conv1..conv6; 144 -> 72 -> 36 -> 18 -> 9 -> 5 -> 5.
@@ -17,11 +17,11 @@ D_LAYERS = ((64, 2, True), (64, 2, True), (96, 2, True), (128, 2, True), (256, 2
 class Discriminator(keras.Model):
     """MEF-GAN's D: the probability (0, 1) that a 144 x 144 RGB patch is a ground-truth image."""
 
-    def __init__(self, config: MEFGANConfig | None = None, **kwargs: Any):
+    def __init__(self, config: MEFGANConfig | NetworkConfig | None = None, **kwargs: Any):
         kwargs.setdefault("name", "discriminator")
         super().__init__(**kwargs)
-        self.config = config or MEFGANConfig()
-        c = self.config
+        self.config = MEFGANConfig.of(config)
+        self.network_config = c = self.config.network
         # One attribute per layer (not a list): tf.train.Checkpoint tracks attributes, not Keras lists.
         for i, (filters, stride, sn) in enumerate(D_LAYERS):
             unit = ConvUnit(
@@ -49,18 +49,19 @@ class Discriminator(keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(config=self.config.to_dict())
+        config.update(config=self.network_config.to_dict())
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Discriminator:
+        """Also reads the Keras configs of earlier versions, which held the whole run config."""
         config = dict(config)
-        return cls(config=MEFGANConfig.from_dict(config.pop("config", {})), **config)
+        return cls(config=MEFGANConfig.from_saved(config.pop("config", {}), "discriminator config"), **config)
 
 
-def build_discriminator(config: MEFGANConfig | None = None) -> Discriminator:
+def build_discriminator(config: MEFGANConfig | NetworkConfig | None = None) -> Discriminator:
     """A built discriminator for ``config.patch_size`` square patches."""
-    config = config or MEFGANConfig()
     discriminator = Discriminator(config)
-    discriminator(ops.zeros((1, config.patch_size, config.patch_size, 3)))
+    size = discriminator.network_config.patch_size
+    discriminator(ops.zeros((1, size, size, 3)))
     return discriminator

@@ -12,9 +12,13 @@ from typing import Any
 import keras
 from keras import ops
 
-from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.config import MEFGANConfig, NetworkConfig
 from mefgan_tf.layers import ConvUnit, SelfAttention, prob_from_logit, upsample_nearest
 
+CHANNELS = 3  # RGB: each input exposure and the fused output
+INPUT_CHANNELS = 2 * CHANNELS  # over | under, concatenated on channels
+OUTPUT_CHANNELS = CHANNELS
+HALF_CHANNELS = 16  # the attention block's maps at half resolution (decoder_conv2)
 LOCAL_FILTERS = 40
 LOCAL_LAYERS = 5
 # Receptive-field radius of the full-resolution path (5 local + 3 merge 3x3 convolutions): a tile
@@ -24,13 +28,19 @@ FULL_RES_HALO = LOCAL_LAYERS + 3
 
 @keras.saving.register_keras_serializable(package="mefgan")
 class Generator(keras.Model):
-    """MEF-GAN's G. ``call((over, under))`` concatenates over-exposed first, as the original."""
+    """MEF-GAN's G. ``call((over, under))`` concatenates over-exposed first, as the original.
 
-    def __init__(self, config: MEFGANConfig | None = None, attention_chunk: int | None = None, **kwargs: Any):
+    ``config``: the run config it was built from (``checkpoint.write_metadata`` records it beside
+    the weights); only its ``network_config`` defines the model and goes into its Keras config.
+    """
+
+    def __init__(
+        self, config: MEFGANConfig | NetworkConfig | None = None, attention_chunk: int | None = None, **kwargs: Any
+    ):
         kwargs.setdefault("name", "generator")
         super().__init__(**kwargs)
-        self.config = config or MEFGANConfig()
-        c = self.config
+        self.config = MEFGANConfig.of(config)
+        self.network_config = c = self.config.network
         chunk = c.attention_chunk if attention_chunk is None else attention_chunk
 
         def unit(filters: int, name: str, **kw: Any) -> ConvUnit:
@@ -51,10 +61,10 @@ class Generator(keras.Model):
         self.encoder_conv2 = unit(32, "encoder_conv2", strides=2)
         self.attention = SelfAttention(chunk=chunk, kernel_stddev=c.g_kernel_stddev, name="self_attention")
         self.decoder_conv1 = unit(20, "decoder_conv1")
-        self.decoder_conv2 = unit(16, "decoder_conv2")
+        self.decoder_conv2 = unit(HALF_CHANNELS, "decoder_conv2")
         self.merge_conv1 = unit(128, "merge_conv1")
         self.merge_conv3 = unit(64, "merge_conv3")
-        self.merge_conv4 = unit(3, "merge_conv4", spectral_norm=False, activation=False)
+        self.merge_conv4 = unit(OUTPUT_CHANNELS, "merge_conv4", spectral_norm=False, activation=False)
 
     @property
     def local_convs(self) -> list[ConvUnit]:
@@ -101,17 +111,18 @@ class Generator(keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(config=self.config.to_dict(), attention_chunk=self.attention.chunk)
+        config.update(config=self.network_config.to_dict(), attention_chunk=self.attention.chunk)
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Generator:
+        """Also reads the Keras configs of earlier versions, which held the whole run config."""
         config = dict(config)
-        model_config = MEFGANConfig.from_dict(config.pop("config", {}))
+        model_config = MEFGANConfig.from_saved(config.pop("config", {}), "generator config")
         return cls(config=model_config, **config)
 
 
-def build_generator(config: MEFGANConfig | None = None, attention_chunk: int | None = None) -> Generator:
+def build_generator(config: MEFGANConfig | NetworkConfig | None = None, attention_chunk: int | None = None) -> Generator:
     """A built generator (weights created) accepting ``(over, under)`` of any size that is a multiple of 8."""
     generator = Generator(config, attention_chunk=attention_chunk)
     dummy = ops.zeros((1, 16, 16, 3))
