@@ -7,7 +7,6 @@ throughput (float32 batches of 19, contiguous and shuffled) is measured on the S
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_prep.build import build, configure
+from data_prep.build import PatchOptions, build
 from mefgan_tf.data import open_patches
 
 SHARED_BRACKETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "brackets"
@@ -45,9 +44,7 @@ def make_photos(root: Path, rng: np.random.Generator) -> None:
 
 
 def timed_build(flag: str, folder: Path, out: Path) -> dict:
-    parser = argparse.ArgumentParser()
-    configure(parser)
-    args = parser.parse_args([flag, str(folder), "--out", str(out), "--quiet"])
+    args = PatchOptions(**{flag.lstrip("-"): (str(folder),)}, out=str(out), quiet=True)
     start = time.perf_counter()
     summary = build(args)
     seconds = time.perf_counter() - start

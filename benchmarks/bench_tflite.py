@@ -27,9 +27,8 @@ SICE_PAIRS = SICE / "original_mefgan" / "test_imgs"
 
 def test_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """name -> (over, under) float32 [0, 1], sides multiples of 8."""
-    from mefgan_tf.evaluate import shrink
     from mefgan_tf.fusion import crop_to_multiple
-    from mefgan_tf.images import read_image_uint8
+    from mefgan_tf.images import read_image_uint8, shrink
     from mefgan_tf.samples import sample_pair
 
     under, over = sample_pair(max_side=512)

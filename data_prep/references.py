@@ -16,8 +16,10 @@ import cv2
 import numpy as np
 
 from data_prep.synth import srgb_to_linear
-from mefgan_tf.images import luminance
+from mefgan_tf import baselines
+from mefgan_tf.images import shrink, to_uint8
 from mefgan_tf.metrics import MefReference, rgb2gray
+from mefgan_tf.scenes import exposure_order
 
 # Frames' pixels trusted for exposure ratios: neither in the noise floor nor near clipping.
 WELL_EXPOSED = (20, 235)
@@ -36,25 +38,18 @@ class Reference:
 
 
 def by_exposure(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The frames from darkest to brightest by mean luminance."""
-    return sorted(frames, key=luminance)
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float RGB in [0, 1] (NaN and Inf become 0 and 1) to uint8."""
-    clean = np.nan_to_num(np.asarray(image, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    return np.round(np.clip(clean, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """The frames from darkest to brightest (``scenes.exposure_order``)."""
+    return [frames[i] for i in exposure_order(frames)]
 
 
 def _bgr(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(f[..., ::-1]) for f in frames]
 
 
-def mertens(frames: Sequence[np.ndarray], contrast: float = 1.0, saturation: float = 1.0,
+def mertens_uint8(frames: Sequence[np.ndarray], contrast: float = 1.0, saturation: float = 1.0,
             exposure: float = 1.0) -> np.ndarray:
-    """Mertens exposure fusion (OpenCV) of RGB uint8 frames with the given weight exponents."""
-    fused = cv2.createMergeMertens(contrast, saturation, exposure).process(_bgr(frames))
-    return to_uint8(fused[..., ::-1])
+    """``baselines.mertens`` of RGB uint8 frames with the given weight exponents, as RGB uint8."""
+    return to_uint8(baselines.mertens(frames, contrast, saturation, exposure))
 
 
 def exposure_ratio(darker: np.ndarray, brighter: np.ndarray) -> float:
@@ -92,35 +87,27 @@ def tone_mapped(frames: Sequence[np.ndarray], tonemap: str) -> np.ndarray:
 
 
 CANDIDATES: dict[str, Callable[[Sequence[np.ndarray]], np.ndarray]] = {
-    "mertens": mertens,
-    "mertens-exposure": lambda f: mertens(f, exposure=2.0),
-    "mertens-contrast": lambda f: mertens(f, contrast=2.0),
+    "mertens": mertens_uint8,
+    "mertens-exposure": lambda f: mertens_uint8(f, exposure=2.0),
+    "mertens-contrast": lambda f: mertens_uint8(f, contrast=2.0),
     "debevec-reinhard": lambda f: tone_mapped(f, "reinhard"),
     "debevec-drago": lambda f: tone_mapped(f, "drago"),
 }
-
-
-def shrink(image: np.ndarray, side: int = SCORE_SIDE) -> np.ndarray:
-    scale = side / max(image.shape[:2])
-    if scale >= 1:
-        return image
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class BracketScorer:
     """MEF-SSIM (single scale) of candidate references against every frame of a bracket."""
 
     def __init__(self, frames: Sequence[np.ndarray]):
-        self.reference = MefReference(np.stack([rgb2gray(shrink(f)) for f in frames]))
+        self.reference = MefReference(np.stack([rgb2gray(shrink(f, SCORE_SIDE)) for f in frames]))
 
     def __call__(self, candidate: np.ndarray) -> float:
-        return float(np.mean(self.reference.quality_map(rgb2gray(shrink(candidate)))))
+        return float(np.mean(self.reference.quality_map(rgb2gray(shrink(candidate, SCORE_SIDE)))))
 
 
 def mertens_reference(frames: Sequence[np.ndarray]) -> Reference:
     """The Mertens fusion of the whole bracket (unscored)."""
-    return Reference(mertens(frames), "mertens", float("nan"))
+    return Reference(mertens_uint8(frames), "mertens", float("nan"))
 
 
 def best_reference(frames: Sequence[np.ndarray]) -> Reference:
@@ -150,7 +137,7 @@ def exposure_pairs(frames: Sequence[np.ndarray], extra_min_ev: float | None = No
     """(over, under) indices into ``frames``: the brightest with the darkest, and with
     ``extra_min_ev`` also (second brightest, darkest) and (brightest, second darkest) where
     their estimated exposure gap is at least that many stops."""
-    order = sorted(range(len(frames)), key=lambda i: luminance(frames[i]))
+    order = exposure_order(frames)
     pairs = [(order[-1], order[0])]
     if extra_min_ev is None or len(frames) < 3:
         return pairs

@@ -1,13 +1,14 @@
 """Where training scenes come from: SICE folders, exposure brackets and single photos.
 
-Scanning only lists files. Each ``Scene`` is loaded later, one at a time, into "stacks":
-uint8 arrays (H, W, 9) holding the over-exposed, under-exposed and ground-truth images in that
-order. A scene that cannot be used raises ``SkippedScene`` with a message naming the file.
+Scanning only lists files: scene folders are found by ``mefgan_tf.scenes.find_scenes``, as every
+command finds them (for SICE, in each part: the folder holding ``Label``). Each ``SourceScene`` is
+loaded later, one at a time, into "stacks": uint8 arrays (H, W, 9) holding the over-exposed,
+under-exposed and ground-truth images in that order. A scene that cannot be used raises
+``SkippedScene`` with a message naming the file.
 """
 from __future__ import annotations
 
 import math
-import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ import numpy as np
 from data_prep.references import REFERENCES, exposure_pairs
 from data_prep.synth import ExposureModel, exposure_pair
 from mefgan_tf.errors import CommandError
-from mefgan_tf.images import is_image, luminance, read_image_uint8
+from mefgan_tf.images import is_image, read_image_uint8
+from mefgan_tf.scenes import Scene, darkest_and_brightest, entries, find_label_folder, find_scenes
 
-LABEL_DIR = "label"
 # Colour photos bundled inside scikit-image (no download needed).
 SAMPLE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
 
@@ -51,27 +52,14 @@ class Loaded:
 
 
 @dataclass(frozen=True)
-class Scene:
-    """One scene: a unique ``name`` and a loader returning its stacks."""
+class SourceScene:
+    """One scene of a source: a unique ``name`` and a loader returning its stacks."""
 
     name: str
     loader: Callable[[LoadOptions], Loaded]
 
     def load(self, options: LoadOptions) -> Loaded:
         return self.loader(options)
-
-
-def natural_key(path: Path) -> list:
-    """Sort key putting "2" before "10"."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_image(p)), key=natural_key)
-
-
-def list_dirs(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
 
 
 def require_dir(path: str | Path, flag: str) -> Path:
@@ -115,24 +103,19 @@ def require_frames(folder: Path, frames: list[Path]) -> None:
 
 
 def brightest_and_darkest(frames: list[Path], scale: float) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """(brightest, darkest) of equally sized frames by mean luminance, resized; and the full size.
+    """(brightest, darkest) of equally sized frames (``scenes.darkest_and_brightest``), resized; and
+    the full size. Frames are read one at a time, so memory holds at most three of them."""
+    shape: list[tuple[int, ...]] = []
 
-    Frames are read one at a time, so memory holds at most three of them.
-    """
-    shape: tuple[int, ...] = ()
-    bright = dark = (0.0, np.empty(0))
-    for i, path in enumerate(frames):
-        image = read_frame(path)
-        if i == 0:
-            shape = image.shape
-        check_same_size(path, image, frames[0], shape)
-        small = resize(image, scale)
-        entry = (luminance(small), small)
-        if i == 0 or entry[0] > bright[0]:
-            bright = entry
-        if i == 0 or entry[0] < dark[0]:
-            dark = entry
-    return bright[1], dark[1], shape
+    def resized():
+        for path in frames:
+            image = read_frame(path)
+            shape.append(shape[0] if shape else image.shape)
+            check_same_size(path, image, frames[0], shape[0])
+            yield resize(image, scale)
+
+    dark, bright = darkest_and_brightest(resized())
+    return bright, dark, shape[0]
 
 
 def stack(over: np.ndarray, under: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -142,49 +125,40 @@ def stack(over: np.ndarray, under: np.ndarray, gt: np.ndarray) -> np.ndarray:
 # ---- SICE ----------------------------------------------------------------------------------------
 
 
-def find_label_dir(folder: Path) -> Path | None:
-    return next((d for d in list_dirs(folder) if d.name.lower() == LABEL_DIR), None)
-
-
-def label_index(label_dir: Path) -> dict[str, Path]:
-    """Reference images by lower-case stem: ``Label/<scene>.<ext>``, names and extensions in any case."""
-    return {p.stem.lower(): p for p in list_images(label_dir)}
-
-
 def sice_parts(root: Path) -> list[Path]:
     """The folders holding a ``Label`` folder: ``root`` itself or its children (Part1, Part2)."""
-    if find_label_dir(root) is not None:
+    if find_label_folder(root) is not None:
         return [root]
-    parts = [d for d in list_dirs(root) if find_label_dir(d) is not None]
+    parts = [d for d in entries(root) if d.is_dir() and find_label_folder(d) is not None]
     if not parts:
         raise CommandError(f"{root}: not a SICE folder (no Label folder in it or in its sub-folders)")
     return parts
 
 
-def load_sice(folder: Path, label: Path | None, label_dir: Path, options: LoadOptions) -> Loaded:
-    frames = list_images(folder)
-    require_frames(folder, frames)
-    if label is None:
-        raise SkippedScene(f"{folder}: no reference image {label_dir / folder.name}.<ext>")
+def load_sice(scene: Scene, label_dir: Path, options: LoadOptions) -> Loaded:
+    frames = scene.exposures
+    require_frames(scene.folder, frames)
+    if scene.gt is None:
+        raise SkippedScene(f"{scene.folder}: no reference image {label_dir / scene.name}.<ext>")
     over, under, shape = brightest_and_darkest(frames, options.scale)
-    gt = read_frame(label)
-    check_same_size(label, gt, frames[0], shape)
+    gt = read_frame(scene.gt)
+    check_same_size(scene.gt, gt, frames[0], shape)
     return Loaded([stack(over, under, resize(gt, options.scale))])
 
 
-def scan_sice(root: str | Path) -> list[Scene]:
+def scan_sice(root: str | Path) -> list[SourceScene]:
     """Scenes of a SICE folder: scene folders beside ``Label/<scene>.<ext>``, in one or more parts."""
     root = require_dir(root, "--sice")
-    parts = sice_parts(root)
     scenes = []
-    for part in parts:
-        label_dir = find_label_dir(part)
-        labels = label_index(label_dir)
+    for part in sice_parts(root):
+        label_dir = find_label_folder(part)
         prefix = f"{part.name}/" if part != root else ""
-        for folder in list_dirs(part):
-            if folder != label_dir:
-                loader = _bind(load_sice, folder, labels.get(folder.name.lower()), label_dir)
-                scenes.append(Scene(f"sice:{root.name}/{prefix}{folder.name}", loader))
+        try:
+            found = find_scenes(part)
+        except CommandError:  # a part with nothing but its Label folder
+            continue
+        for scene in found:
+            scenes.append(SourceScene(f"sice:{root.name}/{prefix}{scene.name}", _bind(load_sice, scene, label_dir)))
     if not scenes:
         raise CommandError(f"{root}: no scene folders beside the Label folder")
     return scenes
@@ -193,9 +167,9 @@ def scan_sice(root: str | Path) -> list[Scene]:
 # ---- brackets ------------------------------------------------------------------------------------
 
 
-def load_bracket(folder: Path, options: LoadOptions) -> Loaded:
-    paths = list_images(folder)
-    require_frames(folder, paths)
+def load_bracket(scene: Scene, options: LoadOptions) -> Loaded:
+    paths = scene.exposures
+    require_frames(scene.folder, paths)
     frames, shape = [], ()
     for i, path in enumerate(paths):
         image = read_frame(path)
@@ -209,15 +183,11 @@ def load_bracket(folder: Path, options: LoadOptions) -> Loaded:
     return Loaded(stacks, f"reference {reference.method}{scored}, {len(pairs)} pair(s)")
 
 
-def scan_brackets(root: str | Path) -> list[Scene]:
-    """One scene per sub-folder of aligned exposures (or ``root`` itself if it holds the images)."""
+def scan_brackets(root: str | Path) -> list[SourceScene]:
+    """One scene per sub-folder of aligned exposures (or ``root`` itself if it holds the images), or
+    per uN/oN pair: ``scenes.find_scenes``. A ``Label`` folder is not a scene (and not used)."""
     root = require_dir(root, "--brackets")
-    folders = [d for d in list_dirs(root) if d.name.lower() != LABEL_DIR]
-    if not folders and list_images(root):
-        folders = [root]
-    if not folders:
-        raise CommandError(f"{root}: no bracket folders (expected one sub-folder of exposures per scene)")
-    return [Scene(f"brackets:{root.name}/{f.relative_to(root).as_posix()}", _bind(load_bracket, f)) for f in folders]
+    return [SourceScene(f"brackets:{root.name}/{scene.name}", _bind(load_bracket, scene)) for scene in find_scenes(root)]
 
 
 # ---- photos --------------------------------------------------------------------------------------
@@ -238,15 +208,15 @@ def load_photo(path: Path, name: str, options: LoadOptions) -> Loaded:
     return Loaded(stacks)
 
 
-def photo_scenes(paths: list[Path], prefix: str, root: Path) -> list[Scene]:
+def photo_scenes(paths: list[Path], prefix: str, root: Path) -> list[SourceScene]:
     scenes = []
     for path in paths:
         name = f"{prefix}{path.relative_to(root).as_posix()}"
-        scenes.append(Scene(name, _bind(load_photo, path, name)))
+        scenes.append(SourceScene(name, _bind(load_photo, path, name)))
     return scenes
 
 
-def scan_photos(root: str | Path) -> list[Scene]:
+def scan_photos(root: str | Path) -> list[SourceScene]:
     """One scene per image under ``root`` (recursively)."""
     root = require_dir(root, "--photos")
     paths = sorted((p for p in root.rglob("*") if p.is_file() and is_image(p)), key=lambda p: p.as_posix().lower())
@@ -265,7 +235,7 @@ def sample_photo_dir() -> Path:
     return Path(skimage.data.__file__).parent
 
 
-def scan_sample_photos() -> list[Scene]:
+def scan_sample_photos() -> list[SourceScene]:
     """The built-in sample set: colour photos shipped inside scikit-image."""
     root = sample_photo_dir()
     paths = [root / name for name in SAMPLE_PHOTOS if (root / name).is_file()]

@@ -63,10 +63,13 @@ def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
 
 
-def expose(linear: np.ndarray, ev: float, model: ExposureModel, rng: np.random.Generator,
+def expose(linear: np.ndarray, ev: float, model: ExposureModel, rng: np.random.Generator | None = None,
            respond: Callable[[np.ndarray], np.ndarray] = linear_to_srgb) -> np.ndarray:
-    """One simulated capture of ``linear`` at ``ev`` stops, encoded by ``respond``: uint8."""
+    """One simulated capture of ``linear`` at ``ev`` stops, encoded by ``respond``: uint8.
+    Without ``rng`` the capture is noiseless (the demo pairs of ``mefgan_tf.samples``)."""
     signal = np.clip(linear * np.float32(2.0**ev), 0.0, 1.0)
+    if rng is None:
+        return np.round(respond(signal) * 255.0).astype(np.uint8)
     std = np.sqrt(model.shot_noise * signal + model.read_noise**2)
     noisy = np.clip(signal + std * rng.standard_normal(signal.shape, dtype=np.float32), 0.0, 1.0)
     return np.round(respond(noisy) * 255.0).astype(np.uint8)

@@ -19,13 +19,18 @@ def _check(images: Sequence[np.ndarray]) -> None:
         raise ValueError(f"exposures differ in size: {sorted(shapes)}")
 
 
-def mertens(images: Sequence[np.ndarray]) -> np.ndarray:
-    """Mertens, Kautz & Van Reeth (2007) exposure fusion with OpenCV's defaults (contrast,
-    saturation and well-exposedness weights of 1, Laplacian-pyramid blending), clipped to [0, 1]."""
+def mertens(images: Sequence[np.ndarray], contrast: float = 1.0, saturation: float = 1.0, exposure: float = 0.0) -> np.ndarray:
+    """Mertens, Kautz & Van Reeth (2007) exposure fusion by OpenCV (Laplacian-pyramid blending),
+    clipped to [0, 1]. ``contrast``, ``saturation`` and ``exposure`` are the exponents of the
+    contrast, saturation and well-exposedness weights; the defaults are OpenCV's (1, 1 and 0: no
+    well-exposedness weight). Also takes RGB uint8 exposures (``data_prep.references`` uses 1, 1, 1)."""
     _check(images)
-    # MergeMertens scales its input by 1/255 whatever the type: hand it float 0-255 BGR.
-    bgr = [np.ascontiguousarray(im[..., ::-1], np.float32) * np.float32(255.0) for im in images]
-    fused = cv2.createMergeMertens().process(bgr)
+    # MergeMertens scales its input by 1/255 whatever the type: hand it uint8 or float 0-255 BGR.
+    if all(im.dtype == np.uint8 for im in images):
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
+    else:
+        bgr = [np.ascontiguousarray(im[..., ::-1], np.float32) * np.float32(255.0) for im in images]
+    fused = cv2.createMergeMertens(contrast, saturation, exposure).process(bgr)
     return np.clip(fused[..., ::-1], 0.0, 1.0).astype(np.float32)
 
 

@@ -1,13 +1,10 @@
-"""`mefgan evaluate`: score fusion methods on a folder of scenes with the paper's and MEFB's metrics.
+"""Scoring fusion methods on a folder of scenes with the paper's and MEFB's metrics (`mefgan evaluate`).
 
-Scenes come in either layout:
-
-* one subfolder per scene holding its exposures (the brightest by mean luminance is the over-,
-  the darkest the under-exposed source, as for `mefgan fuse`), ground truth optional as
-  ``<gt dir>/<scene>.<ext>`` (``--gt``; a ``Label/`` folder beside the scenes, SICE's layout, is
-  used by default);
-* the flat layout of the original release's ``test_imgs``: ``uN.<ext>`` / ``oN.<ext>`` pairs
-  (N a number), scene id ``N``, ground truth only with ``--gt``.
+Scenes are read by ``scenes.find_scenes``, as every command reads them: one subfolder of
+exposures per scene, or the flat ``uN.<ext>`` / ``oN.<ext>`` pairs of the original release's
+``test_imgs`` (scene ``N``). The brightest exposure by mean luminance is the over-, the darkest
+the under-exposed source, as for `mefgan fuse`. Ground truth is optional, ``<gt dir>/<scene>.<ext>``
+(``--gt``; by default SICE's ``Label/`` folder beside the scenes, if there is one).
 
 Methods are built-in baselines (``mertens``, ``average``), folders of already-fused images
 (``NAME=folder:PATH``, ``PATH/<scene>.<ext>``) or trained models (``NAME=model:PATH``). Every
@@ -26,17 +23,14 @@ leaves that scene out for that method, and it is listed in the outputs, never si
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mefgan_tf import metrics
@@ -47,88 +41,20 @@ from mefgan_tf.fusion import crop_to_multiple
 from mefgan_tf.images import (
     decode_image_raw,
     encode_image_original,
-    is_image,
-    luminance,
     read_image_original_raw,
     read_image_uint8,
+    shrink,
+    shrunk_size,
     to_float,
     to_uint8,
 )
+from mefgan_tf.scenes import Scene, darkest_and_brightest, images_by_stem, lookup
 
 MAX_CROP = 8  # a fused image may be up to MAX_CROP - 1 pixels smaller than its sources
-FLAT_NAME = re.compile(r"^([uo])(\d+)$", re.IGNORECASE)
-Fuser = Callable[[list[np.ndarray]], np.ndarray]
+FuseFunction = Callable[[list[np.ndarray]], np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------- scenes
-@dataclass
-class Scene:
-    """A scene to score: its exposures, optional ground truth, or why it cannot be scored."""
-
-    name: str
-    exposures: list[Path] = field(default_factory=list)
-    gt: Path | None = None
-    problem: str | None = None
-
-
-def _natural_key(name: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name))
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_file() and is_image(p)), key=lambda p: _natural_key(p.name))
-
-
-def _by_stem(folder: Path) -> dict[str, Path]:
-    """Image files of ``folder`` by stem (first one in name order when several share a stem)."""
-    found: dict[str, Path] = {}
-    for path in _images_in(folder):
-        found.setdefault(path.stem, path)
-    return found
-
-
-def find_scenes(root: Path, gt_dir: Path | None) -> list[Scene]:
-    """The scenes under ``root`` in either layout, in natural name order."""
-    if not root.is_dir():
-        raise CommandError(f"{root}: not a folder of scenes")
-    if gt_dir is not None and not gt_dir.is_dir():
-        raise CommandError(f"{gt_dir}: ground-truth folder not found")
-    flat = [p for p in _images_in(root) if FLAT_NAME.match(p.stem)]
-    scenes = _flat_scenes(flat) if flat else _folder_scenes(root)
-    if gt_dir is None and not flat and (root / "Label").is_dir():
-        gt_dir = root / "Label"
-    if not scenes:
-        raise CommandError(f"{root}: no scenes found (expected one subfolder of exposures per scene, or uN/oN image pairs)")
-    truths = _by_stem(gt_dir) if gt_dir is not None else {}
-    for scene in scenes:
-        scene.gt = truths.get(scene.name)
-    return sorted(scenes, key=lambda s: _natural_key(s.name))
-
-
-def _flat_scenes(paths: list[Path]) -> list[Scene]:
-    pairs: dict[str, dict[str, Path]] = {}
-    for path in paths:
-        kind, name = FLAT_NAME.match(path.stem).groups()
-        pairs.setdefault(name, {}).setdefault(kind.lower(), path)
-    scenes = []
-    for name, pair in pairs.items():
-        missing = [f"{k}{name}.*" for k in "uo" if k not in pair]
-        problem = f"missing {' and '.join(missing)}" if missing else None
-        scenes.append(Scene(name, [pair[k] for k in "uo" if k in pair], problem=problem))
-    return scenes
-
-
-def _folder_scenes(root: Path) -> list[Scene]:
-    scenes = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if folder.name.lower() == "label":
-            continue
-        exposures = _images_in(folder)
-        problem = None if len(exposures) >= 2 else f"needs at least 2 exposures, found {len(exposures)}"
-        scenes.append(Scene(folder.name, exposures, problem=problem))
-    return scenes
-
-
 @dataclass
 class LoadedScene:
     """Full-resolution uint8 RGB sources of a scene (and its ground truth, if any)."""
@@ -149,8 +75,7 @@ def load_scene(scene: Scene, original_io: bool = False) -> LoadedScene:
     sizes = {im.shape[:2] for im in images}
     if len(sizes) != 1:
         raise CommandError(f"exposures differ in size: {', '.join(_size(s) for s in sorted(sizes))}")
-    order = np.argsort([luminance(im) for im in images], kind="stable")
-    under, over = images[order[0]], images[order[-1]]
+    under, over = darkest_and_brightest(images)
     gt, note = None, ""
     if scene.gt is not None:
         gt = read(scene.gt)
@@ -172,7 +97,7 @@ class Method:
     name: str
     kind: str  # "builtin", "folder" or "model"
     target: str
-    fuse: Fuser | None = None
+    fuse: FuseFunction | None = None
     files: dict[str, Path] = field(default_factory=dict)
     original_io: bool = False  # a model run with the original's test-time I/O
 
@@ -200,12 +125,12 @@ def parse_method(spec: str) -> Method:
     if kind == "folder":
         if not path.is_dir():
             raise CommandError(f"--method {spec!r}: {path} is not a folder")
-        return Method(name or path.name, kind, target, files=_by_stem(path))
+        return Method(name or path.name, kind, target, files=images_by_stem(path))
     original_io = kind == MODEL_ORIGINAL_IO
     return Method(name or path.stem, "model", target, fuse=_load_model(spec, path), original_io=original_io)
 
 
-def _load_model(spec: str, path: Path) -> Fuser:
+def _load_model(spec: str, path: Path) -> FuseFunction:
     try:
         from mefgan_tf.fusion import load_fuser
     except ImportError as err:
@@ -230,22 +155,6 @@ def parse_methods(specs: Sequence[str], original_io: bool = False) -> list[Metho
 
 
 # ---------------------------------------------------------------------------------------- scoring
-def shrunk_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
-    """(rows, columns) after ``shrink``."""
-    if not max_side or max(height, width) <= max_side:
-        return height, width
-    scale = max_side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
-    """Downscale (area interpolation) so that the longer side is at most ``max_side``."""
-    rows, cols = shrunk_size(*image.shape[:2], max_side)
-    if (rows, cols) == image.shape[:2]:
-        return image
-    return cv2.resize(image, (cols, rows), interpolation=cv2.INTER_AREA)
-
-
 @dataclass
 class Row:
     """One scene x method: the metrics, or why it was left out."""
@@ -287,7 +196,7 @@ class SceneScorer:
         h, w = self.scene.under.shape[:2]
         row = Row(name, method.name)
         if method.kind == "folder":
-            path = method.files.get(name)
+            path = lookup(method.files, name)
             if path is None:
                 return _skip(row, f"no fused image {name}.* in {method.target}")
             fused = read_image_uint8(path)
@@ -490,33 +399,7 @@ def write_chart(path: Path, summary: dict) -> None:
         fig.savefig(tmp, format="png", dpi=100)
 
 
-# ---------------------------------------------------------------------------------------- CLI
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenes", type=Path, metavar="SCENES_DIR",
-                        help="one subfolder of exposures per scene, or uN/oN image pairs (the original test_imgs layout)")
-    parser.add_argument("--method", action="append", required=True, metavar="SPEC",
-                        help="repeatable: mertens | average | NAME=folder:PATH (fused images named <scene>.<ext>) "
-                             "| NAME=model:PATH (checkpoint or SavedModel) | NAME=model-original-io:PATH (a model "
-                             "with the authors' test-time I/O, see --original-io)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="writes per_image.csv, summary.csv, summary.json, summary.md and metrics.png here")
-    parser.add_argument("--gt", type=Path, metavar="DIR",
-                        help="ground truth as <scene>.<ext> (default: SCENES_DIR/Label if present)")
-    parser.add_argument("--resize-max", type=int, metavar="PIXELS",
-                        help="shrink every image of a scene identically so its longer side is at most PIXELS "
-                             "(after the crop rule; faster, but the numbers are not the full-resolution ones)")
-    parser.add_argument("--original-io", action="store_true",
-                        help="run every model: method with the authors' test-time I/O, as `mefgan fuse "
-                             "--original-io` writes it, to compare like for like with their results: sources "
-                             "read by PIL without EXIF rotation and cropped at the top-left to multiples of 8, "
-                             "fused image min-max stretched (scipy's bytescale) and passed through a quality-75 "
-                             "JPEG; it is scored against sources and ground truth cropped the same way "
-                             "(NAME=model-original-io:PATH does this for one method only)")
-    parser.add_argument("-y", "--overwrite", action="store_true",
-                        help="replace the report files if --out holds them already (default: refuse, naming the file)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
-
-
+# ---------------------------------------------------------------------------------------- report
 REPORT_FILES = ("per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png")
 
 
@@ -534,25 +417,15 @@ def check_scored(rows: list[Row], root: Path) -> None:
                            "(reasons above); nothing written")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.resize_max is not None and args.resize_max < 2 * metrics.WINDOW:
-        raise CommandError(f"--resize-max {args.resize_max}: must be at least {2 * metrics.WINDOW}")
-    out: Path = args.out
-    check_out(out, args.overwrite)
-    methods = parse_methods(args.method, args.original_io)
-    scenes = find_scenes(args.scenes, args.gt)
-    rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet)
-    check_scored(rows, args.scenes)
+def write_report(out: Path, rows: list[Row], methods: list[Method], options: dict) -> str:
+    """Write ``REPORT_FILES`` into ``out`` (``options``: the command's settings, kept in summary.json);
+    returns the Markdown summary."""
     summary = summarise(rows, methods)
     write_per_image(out / "per_image.csv", rows, summary["metrics"] or metrics.METRIC_NAMES)
     write_summary_csv(out / "summary.csv", summary)
-    options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
-               "resize_max": args.resize_max, "original_io": args.original_io}
     write_summary_json(out / "summary.json", summary, options)
     markdown = summary_markdown(summary)
     with atomic_path(out / "summary.md") as tmp:
         tmp.write_text(markdown)
     write_chart(out / "metrics.png", summary)
-    if not args.quiet:
-        print(markdown, end="")
-    return 0
+    return markdown

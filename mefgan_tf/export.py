@@ -1,5 +1,5 @@
-"""`mefgan export`: a SavedModel of the generator for TensorFlow Serving (or, with ``--tflite``, a
-LiteRT file for devices: see ``mefgan_tf.tflite``).
+"""The SavedModel of `mefgan export`: the generator for TensorFlow Serving (``--tflite`` writes a
+LiteRT file for devices instead: see ``mefgan_tf.tflite``).
 
 The SavedModel has two signatures:
 
@@ -9,9 +9,9 @@ The SavedModel has two signatures:
 - ``fuse_images``: ``over_bytes`` and ``under_bytes``, string [B] of encoded JPEG/PNG/BMP/GIF
   files -> ``fused_png_bytes``, string [B] of 8-bit PNG files. A JPEG's EXIF orientation is
   applied, as ``mefgan fuse`` applies it, so phone photos come out upright. Each pair is ordered
-  by mean luminance inside the graph (the brighter one is "over"), as ``mefgan fuse`` does, so
-  web clients may send the two exposures in any order. The ``_bytes`` suffixes make the REST API
-  carry the values as ``{"b64": ...}``.
+  by mean luminance inside the graph, as ``mefgan fuse`` does (``scenes.over_under``'s rule in
+  TensorFlow: the brighter one is "over"), so web clients may send the two exposures in any
+  order. The ``_bytes`` suffixes make the REST API carry the values as ``{"b64": ...}``.
 
 Inputs are checked inside the graph with the CLI's rules (rank 4, 3 channels, sides of at least
 8 pixels, the two of one shape, values in [0, 1] without NaN): a bad request fails with an
@@ -22,12 +22,11 @@ It also keeps the two tiling stages of ``fusion.GeneratorStages`` (``attention_h
 """
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_dir, check_file_target, check_folder_target
+from mefgan_tf.files import atomic_dir
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
@@ -213,106 +212,3 @@ def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
     except OSError as err:
         raise CommandError(f"{out}: cannot write ({err.strerror or err})") from None
     return out
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="mefgan-tf checkpoint folder or prefix to export (default: the shipped generator in checkpoints/reference)",
-    )
-    parser.add_argument(
-        "--out",
-        required=True,
-        metavar="PATH",
-        help="new numbered version folder in TensorFlow Serving's layout, e.g. export/mefgan/1; "
-        "with --tflite, the .tflite file to write",
-    )
-    parser.add_argument(
-        "--attention-chunk",
-        type=int,
-        default=None,
-        metavar="N",
-        help="attention query rows computed at once in the exported graph "
-        "(default: the model config's value; with --tflite, 256)",
-    )
-    parser.add_argument(
-        "--tflite",
-        action="store_true",
-        help="write a LiteRT (TFLite) model for devices instead: over, under float32 [1, H, W, 3] in [0, 1], "
-        "H and W multiples of 8 (the caller pads and crops)",
-    )
-    parser.add_argument(
-        "--quantize",
-        choices=("none", "float16", "int8"),
-        default=None,
-        help="with --tflite: float16 weights, or int8 weights and activations (post-training, calibrated) "
-        "(default: none)",
-    )
-    parser.add_argument(
-        "--calibration",
-        metavar="DIR",
-        help="with --quantize int8: exposure pairs to calibrate on (uN/oN files or one folder per scene; "
-        "default: pairs made from the bundled demo photos)",
-    )
-    parser.add_argument(
-        "-y", "--overwrite", action="store_true",
-        help="with --tflite: replace the .tflite file if it exists (default: refuse). A SavedModel version "
-        "folder is never replaced: TensorFlow Serving may be serving it; export a new version number",
-    )
-
-
-def check_attention_chunk(chunk: int | None) -> int | None:
-    """CommandError unless ``--attention-chunk`` is unset or a positive number of rows."""
-    if chunk is not None and chunk < 1:
-        raise CommandError(f"--attention-chunk {chunk}: must be a positive number of rows")
-    return chunk
-
-
-def check_tflite_options(args: argparse.Namespace) -> None:
-    """CommandError for option combinations that do not go together (before any model is loaded)."""
-    if not args.tflite:
-        if args.quantize is not None or args.calibration is not None:
-            given = "--quantize" if args.quantize is not None else "--calibration"
-            raise CommandError(f"{given} applies to LiteRT exports only; add --tflite")
-        return
-    if args.calibration is not None:
-        if args.quantize != "int8":
-            raise CommandError("--calibration is used by --quantize int8 only")
-        if not Path(args.calibration).is_dir():
-            raise CommandError(f"--calibration {args.calibration}: no such folder")
-
-
-def run_tflite(args: argparse.Namespace) -> int:
-    from mefgan_tf import tflite
-    from mefgan_tf.checkpoint import load_generator
-    from mefgan_tf.fusion import resolve_model
-
-    out = Path(args.out)
-    tflite.check_tflite_path(out)
-    check_file_target(out, args.overwrite)
-    chunk = tflite.check_chunk(tflite.DEFAULT_CHUNK if args.attention_chunk is None else args.attention_chunk)
-    generator = load_generator(resolve_model(args.checkpoint))
-    quantize = args.quantize or "none"
-    tflite.export_tflite(generator, out, quantize, args.calibration, chunk)
-    size = out.stat().st_size / 2**20
-    print(f"LiteRT model written to {out} ({size:.1f} MiB, quantization: {quantize}; signatures: {', '.join(tflite.SIGNATURES)})")
-    return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    from mefgan_tf.checkpoint import load_generator
-    from mefgan_tf.fusion import resolve_model
-
-    check_tflite_options(args)
-    check_attention_chunk(args.attention_chunk)
-    if args.tflite:
-        return run_tflite(args)
-    out = Path(args.out)
-    check_version_folder(out)
-    check_folder_target(out.parent, out)
-    model = resolve_model(args.checkpoint)
-    generator = load_generator(model, attention_chunk=args.attention_chunk)
-    export_saved_model(generator, out, source=str(model))
-    print(f"SavedModel written to {out} (signatures: {FLOAT_SIGNATURE}, {BYTES_SIGNATURE})")
-    return 0

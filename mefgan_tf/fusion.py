@@ -13,7 +13,7 @@ cheap to run on the whole image. Everything at full resolution (local block and 
 
 More than two exposures are fused in turn, as the paper does: sorted by mean luminance, the two
 darkest first, then the result with the next brighter one, and so on; in every pair the brighter
-image (mean BT.601 luma) is the over-exposed input.
+image (mean BT.601 luma) is the over-exposed input (the rules of ``scenes``).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import numpy as np
 
 import mefgan_tf
 from mefgan_tf.errors import CommandError
-from mefgan_tf.images import luminance
+from mefgan_tf.scenes import exposure_order, over_under
 
 # The generator shipped with the project (a mefgan-tf checkpoint folder).
 DEFAULT_MODEL = Path(mefgan_tf.__file__).resolve().parents[1] / "checkpoints" / "reference"
@@ -122,9 +122,17 @@ def auto_tile(height: int, width: int, available: int | None = None) -> int | No
     return None if tile >= height and tile >= width else tile
 
 
-def check_tile(tile: int) -> int:
+def tile_problem(tile: int) -> str | None:
+    """Why ``tile`` cannot be a tile side (None when it can): the one rule of ``--tile`` and ``Fuser``."""
     if tile < 2 * SIZE_MULTIPLE or tile % SIZE_MULTIPLE:
-        raise CommandError(f"--tile {tile}: the tile side must be a multiple of {SIZE_MULTIPLE}, at least {2 * SIZE_MULTIPLE}")
+        return f"the tile side must be a multiple of {SIZE_MULTIPLE}, at least {2 * SIZE_MULTIPLE}"
+    return None
+
+
+def check_tile(tile: int) -> int:
+    problem = tile_problem(tile)
+    if problem:
+        raise CommandError(f"--tile {tile}: {problem}")
     return tile
 
 
@@ -138,10 +146,11 @@ def stages_class():
     """The ``GeneratorStages`` class (built on first use so that importing this module stays light)."""
     import tensorflow as tf
 
+    from mefgan_tf.generator import HALF_CHANNELS, INPUT_CHANNELS
     from mefgan_tf.layers import upsample_nearest
 
-    x_spec = tf.TensorSpec([None, None, None, 6], tf.float32, name="x")
-    half_spec = tf.TensorSpec([None, None, None, 16], tf.float32, name="attention_half")
+    x_spec = tf.TensorSpec([None, None, None, INPUT_CHANNELS], tf.float32, name="x")
+    half_spec = tf.TensorSpec([None, None, None, HALF_CHANNELS], tf.float32, name="attention_half")
 
     class GeneratorStages(tf.Module):
         """``attention_half(x)``: the attention branch on the whole 6-channel input (H, W multiples
@@ -173,12 +182,12 @@ def full_resolution(stages, x: np.ndarray, half: np.ndarray, tile: int | None = 
     whole (``tile=None``) or in tiles of ``tile`` pixels grown by the halo. Returns [H', W', 3]."""
     from tqdm import tqdm
 
-    from mefgan_tf.generator import FULL_RES_HALO
+    from mefgan_tf.generator import FULL_RES_HALO, OUTPUT_CHANNELS
 
     padded_h, padded_w = x.shape[1:3]
     if tile is None or (tile >= padded_h and tile >= padded_w):
         return stages.fuse_tile(x, half).numpy()[0]
-    fused = np.empty((padded_h, padded_w, 3), np.float32)
+    fused = np.empty((padded_h, padded_w, OUTPUT_CHANNELS), np.float32)
     boxes = list(tile_grid(padded_h, padded_w, check_tile(tile), FULL_RES_HALO))
     for (top, bottom, left, right), (e_top, e_bottom, e_left, e_right) in tqdm(
         boxes, desc="tiles", unit="tile", leave=False, disable=not progress
@@ -204,12 +213,6 @@ def fuse_pair(stages, over: np.ndarray, under: np.ndarray, tile: int | None = No
     return full_resolution(stages, x, half, tile, progress)[:height, :width]
 
 
-def exposure_order(images: Sequence[np.ndarray]) -> list[int]:
-    """Indices of ``images`` from darkest to brightest (mean luminance; ties keep input order)."""
-    levels = [luminance(image) for image in images]
-    return sorted(range(len(images)), key=lambda i: levels[i])
-
-
 def check_exposures(images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> None:
     """CommandError unless there are at least two RGB exposures of one size."""
     names = list(names) if names is not None else [f"exposure {i + 1}" for i in range(len(images))]
@@ -227,8 +230,7 @@ def fuse_exposures(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarray:
     ordered = [images[i] for i in exposure_order(images)]
     fused = ordered[0]
     for image in ordered[1:]:
-        over, under = (image, fused) if luminance(image) >= luminance(fused) else (fused, image)
-        fused = pair(over, under)
+        fused = pair(*over_under(image, fused))
     return fused
 
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from mefgan_tf.config import BT601_LUMA
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import write_bytes
 
@@ -24,8 +25,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", "
 # PGM holds grey images only: read, never written (outputs are colour).
 OUTPUT_EXTENSIONS = tuple(ext for ext in IMAGE_EXTENSIONS if ext != ".pgm")
 SIXTEEN_BIT_EXTENSIONS = (".png", ".tif", ".tiff")
-# ITU-R BT.601 luma, the weights of MATLAB's rgb2gray and of the original's gradient loss.
-LUMA_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
+LUMA_WEIGHTS = np.array(BT601_LUMA, np.float32)  # mean luminance orders exposures (``scenes``)
 ORIGINAL_JPEG_QUALITY = 75  # PIL's default, which scipy.misc.imsave used
 
 
@@ -89,14 +89,11 @@ def read_image_uint8(path: str | Path) -> np.ndarray:
     return to_uint8(read_image(path))
 
 
-def image_bit_depth(path: str | Path) -> int:
-    """8 or 16: the precision the file holds."""
-    return 16 if read_image_raw(path).dtype == np.uint16 else 8
-
-
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float [0, 1] to uint8 with rounding and clipping."""
-    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """Float [0, 1] to uint8 with rounding and clipping (NaN becomes 0, infinities 0 and 255)."""
+    clipped = np.clip(image, 0.0, 1.0)
+    np.nan_to_num(clipped, copy=False, nan=0.0)
+    return np.round(clipped * 255.0).astype(np.uint8)
 
 
 def to_uint16(image: np.ndarray) -> np.ndarray:
@@ -108,6 +105,23 @@ def luminance(image: np.ndarray) -> float:
     if image.dtype == np.uint8 or image.dtype == np.uint16:
         image = to_float(image)
     return float(np.mean(image[..., :3] @ LUMA_WEIGHTS))
+
+
+def shrunk_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """(rows, columns) after ``shrink``."""
+    if not max_side or max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``image`` downscaled (area interpolation) so that its longer side is at most ``max_side``
+    (unchanged when it already is, or when ``max_side`` is None)."""
+    rows, cols = shrunk_size(*image.shape[:2], max_side)
+    if (rows, cols) == image.shape[:2]:
+        return image
+    return cv2.resize(image, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
 def write_image(path: str | Path, image: np.ndarray, bit_depth: int = 8) -> Path:

@@ -1,4 +1,4 @@
-"""`mefgan serve`: a local fusion server that speaks TensorFlow Serving's REST API, with a web page.
+"""The server of `mefgan serve`: local fusion that speaks TensorFlow Serving's REST API, with a web page.
 
 The endpoints are TensorFlow Serving's, for the model name ``mefgan``:
 
@@ -18,7 +18,6 @@ pixels (413), each request has a deadline (504), and bad input is a 400 with one
 TensorFlow Serving's form, ``{"error": "..."}``.
 """
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run time.
-import argparse
 import asyncio
 import base64
 import binascii
@@ -139,11 +138,11 @@ def decode_exposure(data: bytes, where: str, limits: Limits) -> np.ndarray:
         image = decode_image_raw(data, where)
     except CommandError:
         raise RequestError(f"{where} is not a readable image (expected JPEG, PNG, TIFF, BMP or WebP)") from None
-    check_image(image, where, limits)
+    check_image_size(image, where, limits)
     return to_float(image)
 
 
-def check_image(image: np.ndarray, where: str, limits: Limits) -> None:
+def check_image_size(image: np.ndarray, where: str, limits: Limits) -> None:
     height, width = image.shape[:2]
     if height * width > limits.max_pixels:
         raise RequestError(f"{where} is larger than this server's limit of {limits.max_pixels / 1e6:g} megapixels", 413)
@@ -169,7 +168,7 @@ def float_image(value: Any, where: str, rank: int, limits: Limits) -> np.ndarray
         raise RequestError(f"{where}: values must be in [0, 1], found {'NaN' if np.isnan(found) else repr(float(found))}")
     images = array.astype(np.float32)
     for i, image in enumerate(images if rank == 4 else [images]):
-        check_image(image, f"{where}[{i}]" if rank == 4 else where, limits)
+        check_image_size(image, f"{where}[{i}]" if rank == 4 else where, limits)
     return images
 
 
@@ -547,63 +546,35 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    from mefgan_tf.fuse_cli import parse_tile
-
-    parser.add_argument(
-        "--model", metavar="PATH",
-        help="mefgan-tf checkpoint folder/prefix, SavedModel folder from `mefgan export`, or a folder of "
-        "numbered SavedModel versions (default: the shipped generator in checkpoints/reference)",
-    )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on; 0 picks a free one (default: %(default)s)")
-    parser.add_argument(
-        "--tile", type=parse_tile, default="auto", metavar="SIZE",
-        help="side of the full-resolution tiles, as for `mefgan fuse` (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
-        help="requests that may wait while one is fused; more get 503 with Retry-After (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, metavar="MB",
-        help="largest request body; larger ones get 413 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
-        help="largest decoded image; larger ones get 413 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-        help="deadline of one request, queueing included; later ones get 504 (default: %(default)s)",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no access log")
-
-
-def run(args: argparse.Namespace) -> int:
+def serve_forever(
+    model: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    tile: int | str | None = "auto",
+    queue_size: int = DEFAULT_QUEUE,
+    limits: Limits = Limits(),
+    quiet: bool = False,
+) -> None:
+    """Serve ``model`` (``served_model``; default: the shipped generator) on ``host``:``port`` until
+    SIGTERM or SIGINT, then shut down gracefully."""
     import uvicorn
 
     from mefgan_tf.fusion import load_fuser
 
-    if args.queue < 0 or args.max_body_mb <= 0 or args.max_megapixels <= 0 or args.timeout <= 0:
-        raise CommandError("--queue must be 0 or more; --max-body-mb, --max-megapixels and --timeout must be positive")
-    model, version = served_model(args.model)
-    sock = listening_socket(args.host, args.port)  # before loading: a busy port fails fast
-    fuser = load_fuser(model, tile=args.tile)
-    limits = Limits(int(args.max_body_mb * 2**20), int(args.max_megapixels * 1e6), args.timeout)
-    app = create_app(fuser, version=version, queue_size=args.queue, limits=limits)
+    path, version = served_model(model)
+    sock = listening_socket(host, port)  # before loading: a busy port fails fast
+    fuser = load_fuser(path, tile=tile)
+    app = create_app(fuser, version=version, queue_size=queue_size, limits=limits)
     config = uvicorn.Config(
-        app, log_level="warning" if args.quiet else "info", access_log=not args.quiet,
-        timeout_graceful_shutdown=int(args.timeout) + 5,
+        app, log_level="warning" if quiet else "info", access_log=not quiet,
+        timeout_graceful_shutdown=int(limits.timeout_s) + 5,
     )
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"mefgan serve: model {model}, version {version}", flush=True)
+    print(f"mefgan serve: model {path}, version {version}", flush=True)
     print(f"mefgan serve: listening on http://{shown}:{port}/ (page; REST API at /v1/models/{MODEL_NAME})", flush=True)
     stopped: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn shuts down gracefully, then re-raises these
         signal.signal(sig, lambda number, frame: stopped.append(number))
     uvicorn.Server(config).run(sockets=[sock])
     print(f"mefgan serve: stopped{f' ({signal.Signals(stopped[0]).name})' if stopped else ''}", flush=True)
-    return 0
-

@@ -1,4 +1,4 @@
-"""The authors' TF1 checkpoint: the variable-name map, and ``mefgan import-tf1``.
+"""The authors' TF1 checkpoint: the variable-name map, and its import (``mefgan import-tf1``).
 
 ``TF1_UNITS`` is the one table that ties each of our layers to the original's variable scopes.
 The original creates each convolution's kernel and bias in a uniquified scope (``Generator_N/...``)
@@ -7,7 +7,6 @@ re-enters ``Generator`` with ``reuse``); the discriminator's ``u`` vectors are `
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -154,15 +153,3 @@ def import_tf1(prefix: str | Path, out_dir: str | Path) -> Path:
     if extra:
         raise CommandError(f"{prefix}: unexpected variable(s) not in MEF-GAN: {', '.join(extra)}")
     return save_model_checkpoint(out_dir, generator, discriminator, step=step)
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT_PREFIX", help="the original checkpoint prefix (e.g. model/model.ckpt) or its folder")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the converted checkpoint (created)")
-
-
-def run(args: argparse.Namespace) -> int:
-    path = import_tf1(args.checkpoint, args.out)
-    print(f"imported {args.checkpoint} -> {path}")
-    return 0
-

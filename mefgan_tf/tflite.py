@@ -97,6 +97,8 @@ def lite_module_class():
     """``LiteModule``: the three signatures as traced functions over one generator (built on first use)."""
     import tensorflow as tf
 
+    from mefgan_tf.generator import CHANNELS, HALF_CHANNELS, INPUT_CHANNELS
+
     def spec(channels: int, name: str) -> tf.TensorSpec:
         return tf.TensorSpec([1, None, None, channels], tf.float32, name=name)
 
@@ -112,16 +114,16 @@ def lite_module_class():
             g = self.generator
             return g.merge(g.local_features(x), upsample2(half))
 
-        @tf.function(input_signature=[spec(3, "over"), spec(3, "under")])
+        @tf.function(input_signature=[spec(CHANNELS, "over"), spec(CHANNELS, "under")])
         def fuse(self, over, under):
             x = tf.concat([over, under], axis=-1)
             return {"fused": self.fused(x, attention_half(self.generator, x, self.chunk))}
 
-        @tf.function(input_signature=[spec(6, "x")])
+        @tf.function(input_signature=[spec(INPUT_CHANNELS, "x")])
         def attention(self, x):
             return {"attention_half": attention_half(self.generator, x, self.chunk)}
 
-        @tf.function(input_signature=[spec(6, "x"), spec(16, "attention_half")])
+        @tf.function(input_signature=[spec(INPUT_CHANNELS, "x"), spec(HALF_CHANNELS, "attention_half")])
         def fuse_tile(self, x, attention_half):
             return {"fused": self.fused(x, attention_half)}
 
@@ -144,8 +146,8 @@ def centre_square(image: np.ndarray, side: int) -> np.ndarray:
 def calibration_pairs(folder: str | os.PathLike | None = None, side: int = CALIBRATION_SIDE) -> list[Pair]:
     """(over, under) float32 pairs for int8 calibration, each a centre square of ``side`` pixels.
 
-    ``folder``: scenes as ``mefgan evaluate`` reads them (uN/oN pairs, or one subfolder of
-    exposures per scene; darkest and brightest are used); None: the bundled demo photos."""
+    ``folder``: scenes as every command reads them (``scenes.find_scenes``: uN/oN pairs, or one
+    subfolder of exposures per scene; darkest and brightest are used); None: the bundled demo photos."""
     if side % 8 or side < 16:
         raise CommandError(f"calibration side {side}: must be a multiple of 8, at least 16")
     if folder is None:
@@ -153,7 +155,8 @@ def calibration_pairs(folder: str | os.PathLike | None = None, side: int = CALIB
 
         raw = [sample_pair(name, ev)[::-1] for name in SAMPLE_IMAGES for ev in CALIBRATION_EVS]
     else:
-        from mefgan_tf.evaluate import find_scenes, load_scene
+        from mefgan_tf.evaluate import load_scene
+        from mefgan_tf.scenes import find_scenes
 
         scenes = [s for s in find_scenes(Path(folder), None) if s.problem is None]
         if not scenes:

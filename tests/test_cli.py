@@ -1,6 +1,7 @@
 """`mefgan --help` lists every subcommand, and each one has its own help."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -54,3 +55,24 @@ def test_a_user_error_is_one_line_on_stderr_without_tensorflow_chatter(tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"mefgan fuse: error: {tmp_path / 'a.jpg'}: cannot read (No such file or directory)"]
     assert not (tmp_path / "f.png").exists()
+
+
+def test_importing_the_library_changes_no_environment_and_help_needs_no_tensorflow():
+    script = (
+        "import os, sys\n"
+        "import mefgan_tf, mefgan_tf.config, mefgan_tf.scenes, mefgan_tf.fusion, mefgan_tf.evaluate\n"
+        "print(os.environ.get('KERAS_BACKEND'), os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
+        "from mefgan_tf.cli import COMMANDS, main\n"
+        "for argv in [['--help']] + [[name, '--help'] for name in COMMANDS]:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "None None"  # the library sets nothing ...
+    assert lines[-1] == "False False"  # ... and no command's --help loads TensorFlow or Keras

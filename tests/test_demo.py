@@ -13,7 +13,7 @@ from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.fusion import load_fuser
 from mefgan_tf.generator import build_generator
 from mefgan_tf.images import luminance, read_image, read_image_raw, to_uint8
-from mefgan_tf.samples import SAMPLE_IMAGES, expose, sample_pair, sample_photo
+from mefgan_tf.samples import SAMPLE_IMAGES, exposed, sample_pair, sample_photo
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +34,10 @@ def test_sample_pairs_come_from_photos_the_package_ships(name):
 
 def test_exposure_scales_linear_light_by_two_to_the_ev():
     grey = np.full((2, 2, 3), 119, np.uint8)  # sRGB 119/255 is 0.184 in linear light, about 18% grey
-    assert expose(grey, 0.0)[0, 0, 0] == 119
-    assert expose(grey, 1.0)[0, 0, 0] == 164  # 0.369 linear
-    assert expose(grey, -1.0)[0, 0, 0] == 86  # 0.092 linear
-    assert expose(grey, 3.0)[0, 0, 0] == 255  # clipped at white
+    assert exposed(grey, 0.0)[0, 0, 0] == 119
+    assert exposed(grey, 1.0)[0, 0, 0] == 164  # 0.369 linear
+    assert exposed(grey, -1.0)[0, 0, 0] == 86  # 0.092 linear
+    assert exposed(grey, 3.0)[0, 0, 0] == 255  # clipped at white
 
 
 def test_demo_writes_the_pair_its_fusion_and_a_side_by_side_comparison(model, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from mefgan_tf import metrics
 from mefgan_tf.baselines import average
 from mefgan_tf.cli import main
-from mefgan_tf.evaluate import Scene, load_scene
+from mefgan_tf.evaluate import load_scene
 from mefgan_tf.images import (
     decode_image_raw,
     encode_image_original,
@@ -22,6 +22,7 @@ from mefgan_tf.images import (
     to_uint8,
     write_image,
 )
+from mefgan_tf.scenes import Scene
 
 OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png"]
 

@@ -10,27 +10,28 @@ import cv2
 import h5py
 import numpy as np
 import pytest
-from conftest import shared_path
 from PIL import Image
 
 from data_prep import build as build_mod
-from data_prep.build import build, configure
+from data_prep.build import PatchOptions, build
 from data_prep.patches import patch_grid
-from data_prep.references import mertens as fuse_mertens
+from data_prep.references import mertens_uint8 as fuse_mertens
 from data_prep.sources import resize
 from data_prep.synth import ExposureModel, expose, linear_to_srgb, srgb_to_linear
 from mefgan_tf import __version__
 from mefgan_tf.cli import main
+from mefgan_tf.cli.patches import configure, patch_options
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import luminance, read_image_uint8
 
 H, W = 96, 128  # generated scenes: 2 x 3 patches of 48 at stride 40
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def parse(*argv: str) -> PatchOptions:
+    """The options of `mefgan patches` with these arguments (small patches, no progress bar)."""
     parser = argparse.ArgumentParser()
     configure(parser)
-    return parser.parse_args(["--quiet", "--size", "48", "--stride", "40", *argv])
+    return patch_options(parser.parse_args(["--quiet", "--size", "48", "--stride", "40", *argv]))
 
 
 def texture(seed: int, h: int = H, w: int = W) -> np.ndarray:
@@ -123,8 +124,8 @@ def test_scale_resizes_every_image_before_cutting(tmp_path):
     np.testing.assert_array_equal(data[0, ..., 0:3], resize(frames["3.png"], 0.5)[:48, :48])
 
 
-def test_sice_layout_from_shared_brackets_picks_brightest_and_darkest(tmp_path):
-    brackets = shared_path("brackets")
+def test_sice_layout_from_shared_brackets_picks_brightest_and_darkest(tmp_path, shared_data):
+    brackets = shared_data("brackets")
     root = tmp_path / "sice"
     expected = {}
     for scene in sorted(p for p in brackets.iterdir() if p.is_dir())[:3]:

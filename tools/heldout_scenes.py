@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data_prep.build import collect_scenes, split_scenes
+from data_prep.build import PatchOptions, collect_scenes, split_scenes
 from data_prep.sources import LoadOptions
 from mefgan_tf.images import write_image
 
@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    scenes, _ = collect_scenes(args)
+    sources = {kind: tuple(getattr(args, kind)) for kind in ("sice", "brackets", "photos", "exclude")}
+    scenes, _ = collect_scenes(PatchOptions(**sources, val_fraction=args.val_fraction, seed=args.seed))
     options = LoadOptions(seed=args.seed)
     for index in sorted(split_scenes(len(scenes), args.val_fraction, args.seed)):
         scene = scenes[index]

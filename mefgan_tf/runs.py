@@ -1,23 +1,23 @@
-"""`mefgan train`: train MEF-GAN on a patch file with the original recipe; resumable and distributable.
+"""A `mefgan train` run folder: its config (new or resumed), the resume rules, the cluster, and ``train_run``.
 
-The run folder ``--out`` holds the checkpoints (G, D, both optimizers, the step counter, the data
-position), ``mefgan.json`` (the config, so a resumed run continues with the same settings) and
-TensorBoard logs under ``logs/``. Running the same command again resumes where it stopped. The
-folder is also a generator checkpoint that ``mefgan fuse`` and ``mefgan export`` load.
+The run folder holds the checkpoints (G, D, both optimizers, the step counter, the data position),
+``mefgan.json`` (the config, so a resumed run continues with the same settings) and TensorBoard
+logs under ``logs/``. Training into the same folder again resumes where it stopped. The folder is
+also a generator checkpoint that ``mefgan fuse`` and ``mefgan export`` load.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mefgan_tf.checkpoint import METADATA_FILE, read_config, read_metadata, write_metadata
-from mefgan_tf.config import MEFGANConfig, field_value
+from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import check_folder_target
 
@@ -25,93 +25,11 @@ DEFAULT_DATA = "data/patches.h5"
 DEFAULT_OUT = "checkpoints/run"
 # Settings that fix the meaning of a saved data position or model: a resumed run must keep them.
 FIXED_ON_RESUME = ("batch_size", "seed", "patch_size")
-# Flag -> config field for the flags that override the config.
-FLAG_FIELDS = {
-    "batch_size": "batch_size",
-    "epochs": "epochs",
-    "learning_rate": "learning_rate",
-    "seed": "seed",
-    "checkpoint_every": "checkpoint_every",
-    "random_flips": "random_flips",
-}
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    defaults = MEFGANConfig()
-    parser.add_argument("--data", default=DEFAULT_DATA, help="HDF5 patch file from `mefgan patches` (default: %(default)s)")
-    parser.add_argument(
-        "--out", default=DEFAULT_OUT, help="run folder; an existing one is resumed where it stopped (default: %(default)s)"
-    )
-    parser.add_argument("--config", help="YAML or JSON file of config overrides (see --print-config for the keys)")
-    parser.add_argument(
-        "--paper", action="store_true", help="the paper's variant: learning rate 6e-4 and 2 epochs (code: 3e-4, 4)"
-    )
-    parser.add_argument("--batch-size", type=int, help=f"global batch size (default: {defaults.batch_size})")
-    parser.add_argument("--epochs", type=int, help=f"epochs over the patch file (default: {defaults.epochs})")
-    parser.add_argument("--learning-rate", type=float, help=f"base learning rate of G; D uses 2x (default: {defaults.learning_rate})")
-    parser.add_argument(
-        "--max-steps", type=int, help="stop (after a checkpoint) once this many batches are trained in total (default: all epochs)"
-    )
-    parser.add_argument(
-        "--checkpoint-every", type=int, help=f"checkpoint every N steps, and at each epoch end (default: {defaults.checkpoint_every})"
-    )
-    parser.add_argument(
-        "--seed", type=int, help="seed of weights, shuffling and flips: same seed, same losses on CPU (default: random, saved)"
-    )
-    parser.add_argument(
-        "--random-flips", action="store_true", default=None,
-        help="randomly flip patches left-right and up-down (default: off, as the original)",
-    )
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override any config key, e.g. --set content_weight=100 (repeatable)",
-    )
-    parser.add_argument(
-        "--mixed-precision", action="store_true", help="compute in bfloat16 on CPU, float16 with loss scaling on GPU (default: float32)"
-    )
-    parser.add_argument(
-        "--init-generator", metavar="PATH",
-        help="start G from this mefgan-tf checkpoint (e.g. checkpoints/reference) instead of random weights, to "
-        "fine-tune it on your data; D starts fresh. Only for a new run: a resumed run continues from its own checkpoint",
-    )
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``--set KEY=VALUE`` items as config values (YAML syntax), each checked against its field's type."""
-    import yaml
-
-    values = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise CommandError(f"--set {item}: expected KEY=VALUE")
-        try:
-            values[key.strip()] = field_value(key.strip(), yaml.safe_load(text))
-        except yaml.YAMLError:
-            raise CommandError(f"--set {item}: {text!r} is not a valid value") from None
-        except CommandError as err:
-            raise CommandError(f"--set {item}: {err}") from None
-    return values
-
-
-def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Config values the user asked for on this command line (file, flags, --set), in that order."""
-    values: dict[str, Any] = {}
-    if args.paper:
-        values.update(learning_rate=6e-4, epochs=2)
-    if args.config:
-        from_file, defaults = MEFGANConfig.from_file(args.config).to_dict(), MEFGANConfig().to_dict()
-        values.update({k: v for k, v in from_file.items() if v != defaults[k]})
-    values.update({field: getattr(args, flag) for flag, field in FLAG_FIELDS.items() if getattr(args, flag) is not None})
-    values.update(parse_set(args.set))
-    return values
-
-
-def resolve_config(args: argparse.Namespace, out: Path) -> tuple[MEFGANConfig, bool]:
-    """The run's config and whether it resumes a folder with a saved config."""
-    wanted = overrides(args)
+def resolve_config(wanted: dict[str, Any], out: Path) -> tuple[MEFGANConfig, bool]:
+    """The run's config, from the settings ``wanted`` on this command line, and whether it resumes a
+    folder with a saved config (whose settings it keeps unless ``wanted`` changes them)."""
     resuming = (out / METADATA_FILE).exists()
     if not resuming:
         config = MEFGANConfig().replace(**wanted)
@@ -130,10 +48,10 @@ def config_changes(saved: MEFGANConfig, config: MEFGANConfig) -> dict[str, list]
     return {k: [old[k], new[k]] for k in new if new[k] != old[k]}
 
 
-def validate(config: MEFGANConfig, args: argparse.Namespace) -> None:
+def validate_config(config: MEFGANConfig, max_steps: int | None = None) -> None:
     if config.batch_size < 1 or config.epochs < 1 or config.checkpoint_every < 1:
         raise CommandError("--batch-size, --epochs and --checkpoint-every must be at least 1")
-    if args.max_steps is not None and args.max_steps < 1:
+    if max_steps is not None and max_steps < 1:
         raise CommandError("--max-steps must be at least 1")
     if config.learning_rate <= 0:
         raise CommandError(f"--learning-rate {config.learning_rate:g}: must be positive")
@@ -171,16 +89,33 @@ def make_strategy(multi_worker: bool):
     return tf.distribute.get_strategy()
 
 
-def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    config, resuming = resolve_config(args, out)
-    validate(config, args)
-    if args.print_config:
-        print(config.to_json())
-        return 0
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``mefgan train`` is asked to do, besides the config settings (``overrides``)."""
+
+    data: Path = Path(DEFAULT_DATA)
+    out: Path = Path(DEFAULT_OUT)
+    overrides: dict[str, Any] = field(default_factory=dict)  # config values from --paper, --config, flags, --set
+    max_steps: int | None = None
+    init_generator: str | None = None
+    mixed_precision: bool = False
+    quiet: bool = False
+
+
+def prepare(options: TrainOptions) -> tuple[MEFGANConfig, bool]:
+    """The run's config and whether it resumes, checked (before anything is built or written)."""
+    config, resuming = resolve_config(options.overrides, options.out)
+    validate_config(config, options.max_steps)
+    return config, resuming
+
+
+def train_run(options: TrainOptions) -> None:
+    """Train into the run folder ``options.out``: a new run, or the rest of an interrupted one."""
+    out = options.out
+    config, resuming = prepare(options)
     check_out_folder(out)
     multi_worker, chief, index = cluster()
-    if multi_worker and args.seed is None and not resuming:
+    if multi_worker and "seed" not in options.overrides and not resuming:
         raise CommandError("multi-worker training needs --seed (the same on every worker) so all read the same batches")
 
     strategy = make_strategy(multi_worker)
@@ -190,33 +125,32 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.pipeline import open_batches
     from mefgan_tf.trainer import Trainer, train
 
-    batches = open_batches(args.data, config, config.seed)
+    batches = open_batches(options.data, config, config.seed)
     metadata = read_metadata(out)
     check_data(out, metadata, batches)
     history = metadata.get("history", [])
     if resuming:
         history = history + note_changes(out, read_config(out), config)
-    precision = ("float16" if tf.config.list_physical_devices("GPU") else "bfloat16") if args.mixed_precision else None
+    precision = ("float16" if tf.config.list_physical_devices("GPU") else "bfloat16") if options.mixed_precision else None
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same losses (no measurable cost on CPU)
     trainer = Trainer(config, len(batches), strategy, precision)
-    init = metadata.get("init_generator") if resuming else args.init_generator
-    if args.init_generator and not resuming:
-        initialize_generator(trainer, args.init_generator)
+    init = metadata.get("init_generator") if resuming else options.init_generator
+    if options.init_generator and not resuming:
+        initialize_generator(trainer, options.init_generator)
     out.mkdir(parents=True, exist_ok=True)
     if chief:
         extra = {"history": history} if history else {}
-        write_metadata(out, config, data=str(args.data), patches=len(batches.patches), init_generator=init, **extra)
+        write_metadata(out, config, data=str(options.data), patches=len(batches.patches), init_generator=init, **extra)
     directory = out if chief else out / f"worker-{index}"
-    describe(config, batches, strategy, precision, out, resuming, args.quiet)
-    report = train(trainer, batches, directory, args.max_steps, is_chief=chief, progress=not args.quiet)
-    if chief and not args.quiet:
+    describe(config, batches, strategy, precision, out, resuming, options.quiet)
+    report = train(trainer, batches, directory, options.max_steps, is_chief=chief, progress=not options.quiet)
+    if chief and not options.quiet:
         print(
             f"trained {report.steps_done}/{report.total_steps} steps; checkpoint {report.last_checkpoint}; "
             f"`mefgan fuse` and `mefgan export` load {out}",
             file=sys.stderr,
         )
-    return 0
 
 
 def initialize_generator(trainer, path: str) -> None:

@@ -1,0 +1,132 @@
+"""The `mefgan` console script: one subcommand per module of this package.
+
+Each command module provides ``configure(parser)`` and ``run(args) -> int``: it parses the options
+and calls the library with typed parameters. Modules are imported only when their command runs,
+so ``mefgan --help`` answers without loading TensorFlow. The environment that TensorFlow and Keras
+read when they are imported (``TF_CPP_MIN_LOG_LEVEL``, ``KERAS_BACKEND``) is set here, by the entry
+point: importing the library changes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from mefgan_tf import __version__
+from mefgan_tf.errors import CommandError
+
+# What the entry point sets unless the user did: TensorFlow's C++ log level (warnings and errors
+# only) and Keras's backend.
+ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: the module of this package holding its ``configure``/``run``, its one-line help,
+    and whether it runs TensorFlow (whose start-up chatter is then hidden)."""
+
+    module: str
+    help: str
+    tensorflow: bool = True
+
+
+COMMANDS: dict[str, Command] = {
+    "patches": Command("patches", "cut an HDF5 file of training patches from SICE, brackets or photos", tensorflow=False),
+    "train": Command("train", "train the GAN (original recipe, resumable, multi-GPU/worker)"),
+    "fuse": Command("fuse", "fuse exposures at full resolution with a trained generator"),
+    "export": Command("export", "write a SavedModel of the generator for TensorFlow Serving"),
+    "serve": Command("serve", "serve fusion over TensorFlow Serving's REST API, with a web page"),
+    "evaluate": Command("evaluate", "score fusion methods with the paper's and MEFB's metrics"),
+    "import-tf1": Command("import_tf1", "convert the authors' TF1 checkpoint into a mefgan-tf checkpoint"),
+    "demo": Command("demo", "fuse a generated sample pair with the shipped generator"),
+}
+
+
+def set_environment() -> None:
+    """``ENVIRONMENT``, where the user has not set it: before TensorFlow or Keras is imported."""
+    for key, value in ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; the subparser of ``only`` (if given) is fully configured."""
+    parser = argparse.ArgumentParser(
+        prog="mefgan",
+        description="MEF-GAN multi-exposure image fusion (TensorFlow 2 / Keras 3).",
+    )
+    parser.add_argument("--version", action="version", version=f"mefgan-tf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, help=command.help, description=command.help)
+        if name == only:  # configure only the command that runs: keeps startup fast
+            command_module(name).configure(p)
+    return parser
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe its devices with C++ log lines hidden; shown again if it fails."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def command_module(name: str):
+    return importlib.import_module(f"{__name__}.{COMMANDS[name].module}")
+
+
+@contextmanager
+def config_warnings_as_notes(command: str) -> Iterator[None]:
+    """Show ``ConfigWarning`` (unknown keys in a saved config) as one line naming the command."""
+    from mefgan_tf.config import ConfigWarning
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ConfigWarning):
+                print(f"mefgan {command}: warning: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always", ConfigWarning)
+        warnings.showwarning = show
+        yield
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    set_environment()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    if args.command is None:
+        build_parser().print_help()
+        return 2
+    if COMMANDS[args.command].tensorflow:
+        import_tensorflow_quietly()
+    try:
+        with config_warnings_as_notes(args.command):
+            return int(command_module(args.command).run(args) or 0)
+    except CommandError as err:
+        print(f"mefgan {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mefgan {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,53 @@
+"""`mefgan evaluate`: score fusion methods on a folder of scenes with the paper's and MEFB's metrics (``evaluate``)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mefgan_tf.errors import CommandError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenes", type=Path, metavar="SCENES_DIR",
+                        help="one subfolder of exposures per scene, or uN/oN image pairs (the original test_imgs layout)")
+    parser.add_argument("--method", action="append", required=True, metavar="SPEC",
+                        help="repeatable: mertens | average | NAME=folder:PATH (fused images named <scene>.<ext>) "
+                             "| NAME=model:PATH (checkpoint or SavedModel) | NAME=model-original-io:PATH (a model "
+                             "with the authors' test-time I/O, see --original-io)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="writes per_image.csv, summary.csv, summary.json, summary.md and metrics.png here")
+    parser.add_argument("--gt", type=Path, metavar="DIR",
+                        help="ground truth as <scene>.<ext> (default: SCENES_DIR/Label if present)")
+    parser.add_argument("--resize-max", type=int, metavar="PIXELS",
+                        help="shrink every image of a scene identically so its longer side is at most PIXELS "
+                             "(after the crop rule; faster, but the numbers are not the full-resolution ones)")
+    parser.add_argument("--original-io", action="store_true",
+                        help="run every model: method with the authors' test-time I/O, as `mefgan fuse "
+                             "--original-io` writes it, to compare like for like with their results: sources "
+                             "read by PIL without EXIF rotation and cropped at the top-left to multiples of 8, "
+                             "fused image min-max stretched (scipy's bytescale) and passed through a quality-75 "
+                             "JPEG; it is scored against sources and ground truth cropped the same way "
+                             "(NAME=model-original-io:PATH does this for one method only)")
+    parser.add_argument("-y", "--overwrite", action="store_true",
+                        help="replace the report files if --out holds them already (default: refuse, naming the file)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mefgan_tf import metrics
+    from mefgan_tf.evaluate import check_out, check_scored, evaluate, parse_methods, write_report
+    from mefgan_tf.scenes import find_scenes
+
+    if args.resize_max is not None and args.resize_max < 2 * metrics.WINDOW:
+        raise CommandError(f"--resize-max {args.resize_max}: must be at least {2 * metrics.WINDOW}")
+    check_out(args.out, args.overwrite)
+    methods = parse_methods(args.method, args.original_io)
+    scenes = find_scenes(args.scenes, args.gt)
+    rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet)
+    check_scored(rows, args.scenes)
+    options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
+               "resize_max": args.resize_max, "original_io": args.original_io}
+    markdown = write_report(args.out, rows, methods, options)
+    if not args.quiet:
+        print(markdown, end="")
+    return 0

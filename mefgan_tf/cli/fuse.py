@@ -1,0 +1,150 @@
+"""`mefgan fuse`: fuse exposures at full resolution, one scene or a folder of scenes.
+
+Inputs may come in any order and any size (see ``fusion`` for the order in which more than two
+exposures are fused and for the exact tiled inference, ``fusion_io`` for the files). A folder of
+scenes is read by ``scenes.find_scenes``, as every command reads one. Nothing is written unless
+the fusion succeeds, and every problem is one line naming the file.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mefgan_tf.errors import CommandError
+
+
+def parse_tile(value: str) -> int | str | None:
+    """``auto``, ``0`` (untiled) or a tile side in pixels (``fusion.tile_problem`` says which)."""
+    from mefgan_tf.fusion import tile_problem
+
+    if value == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a side in pixels, got {value!r}") from None
+    if tile == 0:
+        return None
+    problem = tile_problem(tile)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem}, got {tile}")
+    return tile
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "mefgan fuse IMAGE IMAGE [IMAGE ...] -o OUT | mefgan fuse --pairs DIR -o OUTDIR"
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="two or more exposures of one scene, in any order")
+    parser.add_argument(
+        "-o", "--out", required=True, metavar="PATH",
+        help="output image (format from the extension: .png, .jpg, .tif, ...); with --pairs, the output folder",
+    )
+    parser.add_argument(
+        "--pairs", metavar="DIR",
+        help="fuse every scene of DIR (one subfolder of exposures per scene, or uN/oN pairs, as `mefgan "
+        "evaluate` reads them) into OUTDIR/<scene>.<format>",
+    )
+    parser.add_argument(
+        "--model", metavar="PATH",
+        help="mefgan-tf checkpoint folder/prefix or SavedModel folder from `mefgan export` "
+        "(default: the shipped generator in checkpoints/reference)",
+    )
+    parser.add_argument(
+        "--tile", type=parse_tile, default="auto", metavar="SIZE",
+        help="side of the full-resolution tiles in pixels (multiple of 8); 0 = whole image at once; "
+        "'auto' picks it from available memory (default: %(default)s). Results are identical either way.",
+    )
+    parser.add_argument(
+        "--bit-depth", choices=("auto", "8", "16"), default="auto",
+        help="bits per channel of the output; 'auto' writes 16 when an input has 16 bits and the "
+        "format (PNG, TIFF) allows it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--format", metavar="EXT",
+        help="with --pairs: extension of the fused images (default: png; jpg with --original-io)",
+    )
+    parser.add_argument(
+        "--original-io", action="store_true",
+        help="the authors' test-time I/O, for like-for-like comparisons with their results: inputs read "
+        "by PIL without EXIF rotation and cropped at the top-left to multiples of 8 (the output is up to "
+        "7 rows/columns smaller), output min-max stretched to 0-255 (scipy's bytescale) and written "
+        "8-bit by PIL, as JPEG at quality 75 for .jpg (other extensions keep their format)",
+    )
+    parser.add_argument(
+        "-y", "--overwrite", action="store_true",
+        help="replace output files that exist (default: refuse, naming the file)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def check_original_io(original_io: bool, bit_depth: str) -> None:
+    if original_io and bit_depth == "16":
+        raise CommandError("--original-io writes 8-bit images (scipy's bytescale); drop --bit-depth 16")
+
+
+def run_pairs(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mefgan_tf.files import check_folder_target, check_new_files
+    from mefgan_tf.fusion import load_fuser
+    from mefgan_tf.fusion_io import extension_problem, fuse_files
+    from mefgan_tf.scenes import find_scenes, layout_notes
+
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CommandError(f"{out_dir}: exists and is not a folder (with --pairs, -o names the output folder)")
+    ext = (args.format or ("jpg" if args.original_io else "png")).lstrip(".")
+    problem = extension_problem("." + ext, args.bit_depth)
+    if problem:
+        raise CommandError(f"--format {args.format or ext}: {problem}")
+    root = Path(args.pairs)
+    scenes = find_scenes(root)
+    for note in layout_notes(root, scenes):
+        print(f"note: {note}", file=sys.stderr)
+    check_folder_target(out_dir)
+    outputs = [out_dir / f"{scene.name}.{ext}" for scene in scenes]
+    check_new_files(outputs, args.overwrite)
+    fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
+    failed = []
+    for scene, out in tqdm(list(zip(scenes, outputs)), desc="scenes", unit="scene", disable=args.quiet):
+        if scene.ignored:
+            tqdm.write(f"note: {scene.name}: ignoring non-image file(s) {', '.join(scene.ignored)}", file=sys.stderr)
+        try:
+            fuse_files(fuser, scene.exposures, out, args.bit_depth, args.original_io)
+        except CommandError as err:
+            failed.append(scene.name)
+            tqdm.write(f"mefgan fuse: {scene.name}: {err}", file=sys.stderr)
+    done = len(scenes) - len(failed)
+    print(f"fused {done} of {len(scenes)} scenes into {out_dir}")
+    if failed:
+        raise CommandError(f"{len(failed)} of {len(scenes)} scenes failed: {', '.join(failed)} (reasons above)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    check_original_io(args.original_io, args.bit_depth)
+    if args.pairs:
+        if args.images:
+            raise CommandError("give either IMAGE files or --pairs DIR, not both")
+        return run_pairs(args)
+    from mefgan_tf.fusion import load_fuser
+    from mefgan_tf.fusion_io import (
+        check_inputs_and_output,
+        check_output_extension,
+        check_writable,
+        read_exposures,
+        read_exposures_original,
+        write_fused,
+    )
+
+    paths, out = [Path(p) for p in args.images], Path(args.out)
+    if len(paths) < 2:
+        raise CommandError(f"need at least two exposures to fuse, got {len(paths)}")
+    check_output_extension(out, args.original_io, args.bit_depth)
+    check_inputs_and_output(paths, out)
+    check_writable(out, args.overwrite)
+    images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
+    fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
+    write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
+    print(f"fused {len(paths)} exposures into {out}")
+    return 0

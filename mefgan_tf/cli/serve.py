@@ -1,0 +1,51 @@
+"""`mefgan serve`: fusion over TensorFlow Serving's REST API, with a web page (``serve``)."""
+from __future__ import annotations
+
+import argparse
+
+from mefgan_tf.cli.fuse import parse_tile
+from mefgan_tf.errors import CommandError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from mefgan_tf.serve import DEFAULT_HOST, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_MEGAPIXELS, DEFAULT_PORT, DEFAULT_QUEUE, DEFAULT_TIMEOUT_S
+
+    parser.add_argument(
+        "--model", metavar="PATH",
+        help="mefgan-tf checkpoint folder/prefix, SavedModel folder from `mefgan export`, or a folder of "
+        "numbered SavedModel versions (default: the shipped generator in checkpoints/reference)",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--tile", type=parse_tile, default="auto", metavar="SIZE",
+        help="side of the full-resolution tiles, as for `mefgan fuse` (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
+        help="requests that may wait while one is fused; more get 503 with Retry-After (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, metavar="MB",
+        help="largest request body; larger ones get 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
+        help="largest decoded image; larger ones get 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+        help="deadline of one request, queueing included; later ones get 504 (default: %(default)s)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no access log")
+
+
+
+def run(args: argparse.Namespace) -> int:
+    from mefgan_tf.serve import Limits, serve_forever
+
+    if args.queue < 0 or args.max_body_mb <= 0 or args.max_megapixels <= 0 or args.timeout <= 0:
+        raise CommandError("--queue must be 0 or more; --max-body-mb, --max-megapixels and --timeout must be positive")
+    limits = Limits(int(args.max_body_mb * 2**20), int(args.max_megapixels * 1e6), args.timeout)
+    serve_forever(args.model, args.host, args.port, args.tile, args.queue, limits, args.quiet)
+    return 0

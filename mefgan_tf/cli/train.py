@@ -1,0 +1,117 @@
+"""`mefgan train`: train MEF-GAN on a patch file with the original recipe; resumable and distributable.
+
+The options become a ``runs.TrainOptions``: the config values asked for (``--paper``, ``--config``,
+the flags, ``--set``, in that order) and what to train from and into; ``runs.train_run`` trains.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mefgan_tf.config import PAPER, MEFGANConfig, field_value
+from mefgan_tf.errors import CommandError
+from mefgan_tf.runs import DEFAULT_DATA, DEFAULT_OUT, TrainOptions
+
+# Flag -> config field for the flags that override the config.
+FLAG_FIELDS = {
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "learning_rate": "learning_rate",
+    "seed": "seed",
+    "checkpoint_every": "checkpoint_every",
+    "random_flips": "random_flips",
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    defaults = MEFGANConfig()
+    paper = ", ".join(f"{k} {v:g}" for k, v in PAPER.items())
+    parser.add_argument("--data", default=DEFAULT_DATA, help="HDF5 patch file from `mefgan patches` (default: %(default)s)")
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, help="run folder; an existing one is resumed where it stopped (default: %(default)s)"
+    )
+    parser.add_argument("--config", help="YAML or JSON file of config overrides (see --print-config for the keys)")
+    parser.add_argument(
+        "--paper", action="store_true",
+        help=f"the paper's variant: {paper} (code: {', '.join(f'{k} {getattr(defaults, k):g}' for k in PAPER)})"
+    )
+    parser.add_argument("--batch-size", type=int, help=f"global batch size (default: {defaults.batch_size})")
+    parser.add_argument("--epochs", type=int, help=f"epochs over the patch file (default: {defaults.epochs})")
+    parser.add_argument("--learning-rate", type=float, help=f"base learning rate of G; D uses 2x (default: {defaults.learning_rate})")
+    parser.add_argument(
+        "--max-steps", type=int, help="stop (after a checkpoint) once this many batches are trained in total (default: all epochs)"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, help=f"checkpoint every N steps, and at each epoch end (default: {defaults.checkpoint_every})"
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed of weights, shuffling and flips: same seed, same losses on CPU (default: random, saved)"
+    )
+    parser.add_argument(
+        "--random-flips", action="store_true", default=None,
+        help="randomly flip patches left-right and up-down (default: off, as the original)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override any config key, e.g. --set content_weight=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--mixed-precision", action="store_true", help="compute in bfloat16 on CPU, float16 with loss scaling on GPU (default: float32)"
+    )
+    parser.add_argument(
+        "--init-generator", metavar="PATH",
+        help="start G from this mefgan-tf checkpoint (e.g. checkpoints/reference) instead of random weights, to "
+        "fine-tune it on your data; D starts fresh. Only for a new run: a resumed run continues from its own checkpoint",
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as config values (YAML syntax), each checked against its field's type."""
+    import yaml
+
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--set {item}: expected KEY=VALUE")
+        try:
+            values[key.strip()] = field_value(key.strip(), yaml.safe_load(text))
+        except yaml.YAMLError:
+            raise CommandError(f"--set {item}: {text!r} is not a valid value") from None
+        except CommandError as err:
+            raise CommandError(f"--set {item}: {err}") from None
+    return values
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Config values the user asked for on this command line (file, flags, --set), in that order."""
+    values: dict[str, Any] = {}
+    if args.paper:
+        values.update(PAPER)
+    if args.config:
+        from_file, defaults = MEFGANConfig.from_file(args.config).to_dict(), MEFGANConfig().to_dict()
+        values.update({k: v for k, v in from_file.items() if v != defaults[k]})
+    values.update({field: getattr(args, flag) for flag, field in FLAG_FIELDS.items() if getattr(args, flag) is not None})
+    values.update(parse_set(args.set))
+    return values
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    return TrainOptions(
+        data=Path(args.data), out=Path(args.out), overrides=overrides(args), max_steps=args.max_steps,
+        init_generator=args.init_generator, mixed_precision=args.mixed_precision, quiet=args.quiet,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mefgan_tf.runs import prepare, train_run
+
+    options = train_options(args)
+    if args.print_config:
+        print(prepare(options)[0].to_json())
+        return 0
+    train_run(options)
+    return 0
