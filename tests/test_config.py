@@ -7,6 +7,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mefgan_tf.checkpoint import load_generator, read_config, save_model_checkpoint
@@ -77,3 +78,20 @@ def test_the_networks_keras_config_holds_the_network_only_and_old_ones_still_loa
         warnings.simplefilter("error")
         assert Generator.from_config(old).config.lr_decay_rate == 0.867
         assert Discriminator.from_config({"name": "discriminator", "config": old["config"]}).network_config == NetworkConfig()
+
+
+def test_a_command_shows_the_warning_of_an_unknown_saved_key_as_one_line(tmp_path, random_generator, capsys):
+    from mefgan_tf.cli import main
+    from mefgan_tf.images import write_image
+
+    folder = save_model_checkpoint(tmp_path / "ckpt", random_generator(seed=0))
+    saved = json.loads((folder / "mefgan.json").read_text())
+    saved["config"]["warp_drive"] = True
+    (folder / "mefgan.json").write_text(json.dumps(saved))
+    for name, level in (("a.png", 0.2), ("b.png", 0.8)):
+        write_image(tmp_path / name, np.full((16, 16, 3), level, np.float32))
+    assert main(["fuse", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "f.png"),
+                 "--model", str(folder), "-q"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mefgan fuse: warning: {folder / 'mefgan.json'}: ignoring unknown config key(s) warp_drive "
+                   "(written by a newer mefgan-tf?)"]
