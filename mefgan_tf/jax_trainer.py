@@ -1,28 +1,40 @@
 """The original recipe under Keras's JAX backend, for accelerator machines that have JAX but no TensorFlow.
 
 ``trainer.py`` is the product's trainer (tf.function steps, tf.distribute, checkpoints, TensorBoard).
-This module runs the same recipe with the same pieces (the networks of ``generator.py`` and
-``discriminator.py``, the losses, schedule and balancing rule of ``losses.py``, every value from
-``MEFGANConfig``) through Keras's stateless API and ``jax.jit``. Like ``trainer.py``, every call
-runs G and D with ``training=True`` (batch statistics; each spectral-norm ``u`` advances once per
-call), the batch-norm moving statistics move only in the updates, and D sees real and fused patches
-in one concatenated batch. It writes Keras weight files,
-which ``mefgan_tf.checkpoint.import_keras_weights`` turns into a mefgan-tf checkpoint:
+This module runs the same recipe with the same pieces: the networks of ``generator.py`` and
+``discriminator.py``, the losses of ``losses.py``, every value from ``MEFGANConfig``, and the
+shared core of ``training.py`` (optimizers, batches from ``pipeline``, balancing, step accounting,
+TensorBoard scalars, the NaN guard). What is its own are the step functions, written with Keras's
+stateless API under ``jax.jit``. Like ``trainer.py``, every call runs G and D with ``training=True``
+(batch statistics; each spectral-norm ``u`` advances once per call), the batch-norm moving
+statistics move only in the updates, and D sees real and fused patches in one concatenated batch.
+It writes Keras weight files, which ``mefgan_tf.checkpoint.import_keras_weights`` turns into a
+mefgan-tf checkpoint, ``history.json`` and TensorBoard scalars under ``logs/``:
 
-    KERAS_BACKEND=jax python -m mefgan_tf.jax_trainer --data train.h5 --val val.h5 --out DIR
+    python -m mefgan_tf.jax_trainer --data train.h5 --val val.h5 --out DIR
+
+Keras must run on JAX: run as a program, the module chooses it (``KERAS_BACKEND=jax`` unless set);
+imported as a library, it refuses any other backend.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+if __name__ == "__main__":  # the entry point picks the backend, before Keras is imported
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "jax":
+    raise ImportError(
+        f"mefgan_tf.jax_trainer runs on Keras's JAX backend, and Keras runs on {keras.backend.backend()}: "
+        "set KERAS_BACKEND=jax before Keras is imported"
+    )
 
 import jax  # noqa: E402
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
@@ -31,7 +43,22 @@ from mefgan_tf.data import open_patches, split_channels  # noqa: E402
 from mefgan_tf.discriminator import build_discriminator  # noqa: E402
 from mefgan_tf.generator import build_generator  # noqa: E402
 from mefgan_tf.layers import moving_statistics  # noqa: E402
-from mefgan_tf.losses import balanced_batch, content_loss, d_loss, generator_loss, learning_rate  # noqa: E402
+from mefgan_tf.losses import content_loss, d_loss, generator_loss  # noqa: E402
+from mefgan_tf.pipeline import open_batches  # noqa: E402
+from mefgan_tf.training import (  # noqa: E402
+    BatchResult,
+    TrainingCore,
+    batch_positions,
+    check_finite,
+    make_optimizers,
+    summary_scalars,
+)
+
+# history.json's name of each BatchResult field (read by tools/reference_model.py)
+HISTORY_KEYS = {
+    "d_loss": "d_loss", "d_real": "d_real", "d_fake": "d_fake", "g_loss": "g_total", "adversarial": "g_adversarial",
+    "content": "g_content", "mse": "g_mse", "gradient": "g_gradient", "d_updates": "d_updates", "g_updates": "g_updates",
+}
 
 
 class Network:
@@ -54,20 +81,16 @@ class Network:
             variable.assign(value)
 
 
-class JaxTrainer:
-    """Compiled D update, G update and measurement; the Python loop applies the balancing rule."""
+class JaxTrainer(TrainingCore):
+    """Compiled D update, G update and measurement on JAX arrays; ``TrainingCore`` applies the recipe."""
 
     def __init__(self, config: MEFGANConfig, batches_per_epoch: int):
         self.config, self.batches_per_epoch, self.step = config, batches_per_epoch, 0
         keras.utils.set_random_seed(config.seed or 0)
-        adam = keras.optimizers.Adam(
-            learning_rate=config.learning_rate,
-            beta_1=config.g_beta1,
-            beta_2=config.g_beta2,
-            epsilon=config.adam_epsilon,
-        )
-        self.g = Network(build_generator(config), adam)
-        self.d = Network(build_discriminator(config), keras.optimizers.SGD(learning_rate=config.learning_rate))
+        # The rates are set at every update from the shared step (``_apply``).
+        g_optimizer, d_optimizer = make_optimizers(config, config.learning_rate, config.learning_rate)
+        self.g = Network(build_generator(config), g_optimizer)
+        self.d = Network(build_discriminator(config), d_optimizer)
         self._d_update = jax.jit(self._d_update_fn)
         self._g_update = jax.jit(self._g_update_fn)
         self._measure = jax.jit(self._measure_fn)
@@ -125,18 +148,18 @@ class JaxTrainer:
         fused, _ = self.g.model.stateless_call(g_tv, g_state, (over, under), training=False)
         return content_loss(gt, fused, self.config)
 
-    def lr(self) -> float:
-        return float(learning_rate(self.step, self.batches_per_epoch, self.config))
+    def global_step(self) -> int:
+        return self.step
 
     def d_step(self, batch) -> dict:
-        g, d = self.g, self.d
-        g.state, d.trainable, d.state, d.opt, out = self._d_update(g.trainable, g.state, d.trainable, d.state, d.opt, batch, self.lr())
+        g, d, lr = self.g, self.d, self.current_learning_rate()
+        g.state, d.trainable, d.state, d.opt, out = self._d_update(g.trainable, g.state, d.trainable, d.state, d.opt, batch, lr)
         self.step += 1
         return out
 
     def g_step(self, batch) -> dict:
-        g, d = self.g, self.d
-        g.trainable, g.state, d.state, g.opt, out = self._g_update(g.trainable, g.state, d.trainable, d.state, g.opt, batch, self.lr())
+        g, d, lr = self.g, self.d, self.current_learning_rate()
+        g.trainable, g.state, d.state, g.opt, out = self._g_update(g.trainable, g.state, d.trainable, d.state, g.opt, batch, lr)
         self.step += 1
         return out
 
@@ -146,17 +169,18 @@ class JaxTrainer:
         g.state, d.state, d_real, d_fake = self._measure(g.trainable, g.state, d.trainable, d.state, batch)
         return float(d_fake), float(d_real)
 
-    def train_batch(self, batch, index: int) -> dict:
-        """D, then G; on every third batch the extra updates of the balancing rule."""
-        out = balanced_batch(index, lambda: self.d_step(batch), lambda: self.g_step(batch), lambda: self.measure(batch), self.config)
-        values = {k: float(v) for k, v in {**out.d_out, **out.g_out}.items()}
-        return {**values, "d_updates": out.d_updates, "g_updates": out.g_updates}
+    def measured(self, batch) -> tuple[float, float]:
+        return self.measure(batch)
 
-    def validation_content(self, patches: np.ndarray, batch_size: int) -> float:
-        losses = [
-            float(self._infer(self.g.trainable, self.g.state, to_float(patches[i : i + batch_size])))
-            for i in range(0, len(patches) - batch_size + 1, batch_size)
-        ]
+    def train_batch(self, batch, index: int) -> BatchResult:
+        """D, then G; on every third batch the extra updates of the balancing rule (``TrainingCore``)."""
+        return super().train_batch(batch, index)[0]
+
+    def validation_content(self, path: str | Path) -> float:
+        """Mean content loss of G (inference mode) over the whole batches of the patch file ``path``."""
+        size = self.config.batch_size
+        with open_patches(path) as patches:
+            losses = [float(self._infer(self.g.trainable, self.g.state, b)) for b in patches.batches(size) if len(b) == size]
         return float(np.mean(losses)) if losses else float("nan")
 
 
@@ -165,54 +189,48 @@ def keep_moving(network: Network, old: list, new: list) -> list:
     return [o if moving else n for o, n, moving in zip(old, new, network.is_moving)]
 
 
-def to_float(patches: np.ndarray) -> np.ndarray:
-    return patches.astype(np.float32) / 255.0
+def train(config: MEFGANConfig, data: str | Path, val: str | Path | None, out: Path, log_every: int = 50) -> dict:
+    """Train for ``config.epochs`` epochs on the batches of ``pipeline`` (the order and flips of
+    `mefgan train` for the seed); write weights, ``history.json`` and TensorBoard scalars into ``out``
+    after every epoch. A non-finite loss stops with a CommandError, keeping the last epoch's files."""
+    from tensorboard.summary import Writer  # writes event files without TensorFlow
 
-
-def load_uint8(path: str | Path) -> np.ndarray:
-    """The whole patch file as uint8 NHWC (accelerator hosts have the memory; 10k patches = 1.9 GB)."""
-    with open_patches(path) as patches:
-        return np.concatenate([np.round(b * 255).astype(np.uint8) for b in patches.batches(512)])
-
-
-def flip(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random horizontal and vertical flips of each patch (all nine channels together)."""
-    out = batch.copy()
-    h = rng.random(len(batch)) < 0.5
-    v = rng.random(len(batch)) < 0.5
-    out[h] = out[h, :, ::-1]
-    out[v] = out[v, ::-1]
-    return out
-
-
-def train(config: MEFGANConfig, data: str, val: str | None, out: Path, log_every: int = 50) -> dict:
-    """Train for ``config.epochs`` epochs; write weights and a JSON history into ``out``."""
+    seed = config.seed or 0
+    batches = open_batches(data, config, seed)
+    if val is not None:
+        open_patches(val).close()  # a bad validation file fails now, not after the first epoch
     out.mkdir(parents=True, exist_ok=True)
-    patches = load_uint8(data)
-    val_patches = load_uint8(val) if val else None
-    batches_per_epoch = len(patches) // config.batch_size
-    trainer = JaxTrainer(config, batches_per_epoch)
-    history: dict = {"config": config.to_dict(), "batches_per_epoch": batches_per_epoch, "log": [], "epochs": []}
+    trainer = JaxTrainer(config, len(batches))
+    history: dict = {"config": config.to_dict(), "batches_per_epoch": len(batches), "log": [], "epochs": []}
+    writer = Writer(str(out / "logs"))
     start = time.time()
-    for epoch in range(config.epochs):
-        rng = np.random.default_rng([config.seed or 0, epoch])
-        order = rng.permutation(len(patches))
-        for index in range(batches_per_epoch):
-            batch = patches[np.sort(order[index * config.batch_size : (index + 1) * config.batch_size])]
-            batch = to_float(flip(batch, rng) if config.random_flips else batch)
+    try:
+        for epoch, index in batch_positions(0, config.epochs * len(batches), len(batches)):
+            batch = batches.batch(epoch, index)
+            began, lr = time.perf_counter(), trainer.current_learning_rate()
             result = trainer.train_batch(batch, index)
-            if not all(np.isfinite(v) for v in result.values()):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch} batch {index}: {result}")
+            done = epoch * len(batches) + index + 1
+            kept = str(out / "generator.weights.h5") if epoch else None
+            check_finite(result, done, kept, lambda batch=batch: [batch], batches.patches.path)
+            if done % config.summary_every == 0:
+                for tag, value in summary_scalars(result, lr, config.batch_size / (time.perf_counter() - began)).items():
+                    writer.add_scalar(tag, value, step=done)
             if index % log_every == 0:
-                seconds = round(time.time() - start, 1)
-                entry = {"epoch": epoch, "batch": index, "step": trainer.step, "lr": trainer.lr(), "seconds": seconds, **result}
+                values = {key: getattr(result, field) for field, key in HISTORY_KEYS.items()}
+                entry = {"epoch": epoch, "batch": index, "step": trainer.step, "lr": lr, "seconds": round(time.time() - start, 1),
+                         **values}
                 history["log"].append(entry)
                 print(json.dumps(entry), flush=True)
-        val_content = trainer.validation_content(val_patches, config.batch_size) if val_patches is not None else None
-        seconds = round(time.time() - start, 1)
-        history["epochs"].append({"epoch": epoch, "step": trainer.step, "val_content": val_content, "seconds": seconds})
-        print(json.dumps(history["epochs"][-1]), flush=True)
-        save(trainer, out, history)
+            if index == len(batches) - 1:
+                val_content = trainer.validation_content(val) if val is not None else None
+                seconds = round(time.time() - start, 1)
+                history["epochs"].append({"epoch": epoch, "step": trainer.step, "val_content": val_content, "seconds": seconds})
+                print(json.dumps(history["epochs"][-1]), flush=True)
+                writer.flush()
+                save(trainer, out, history)
+    finally:
+        writer.close()
+        batches.patches.close()
     return history
 
 
@@ -228,23 +246,7 @@ def save(trainer: JaxTrainer, out: Path, history: dict) -> None:
     os.replace(out / ".history.json", out / "history.json")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train MEF-GAN under Keras's JAX backend (no TensorFlow needed).")
-    parser.add_argument("--data", required=True, help="training patches (HDF5, from `mefgan patches`)")
-    parser.add_argument("--val", help="validation patches (content loss per epoch)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for weights and history.json")
-    parser.add_argument("--config", help="YAML/JSON file of MEFGANConfig overrides")
-    parser.add_argument("--epochs", type=int, help="override config.epochs")
-    parser.add_argument("--flips", action="store_true", help="random flips (config.random_flips)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    config = MEFGANConfig.from_file(args.config) if args.config else MEFGANConfig()
-    overrides = {"seed": args.seed, "random_flips": args.flips or config.random_flips}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
-    train(config.replace(**overrides), args.data, args.val, args.out)
-    return 0
-
-
 if __name__ == "__main__":
+    from mefgan_tf.cli.jax_train import main
+
     raise SystemExit(main())

@@ -1,10 +1,11 @@
-"""The MEF-GAN trainer: the original recipe as ``tf.function`` steps driven by a small eager loop.
+"""The TensorFlow trainer of `mefgan train`: the original recipe as ``tf.function`` steps driven by a small eager loop.
 
 ``Trainer`` owns G, D, their optimizers and the counters, all inside one ``tf.distribute`` strategy
-(one device, ``MirroredStrategy`` or ``MultiWorkerMirroredStrategy``). Three compiled steps exist:
-a D update, a G update and a measurement of mean D(gt) / D(fused); ``train_batch`` decides in Python
-which to run (the balancing rule of ``losses``). ``train`` adds the run management: resume from the
-latest checkpoint, checkpoints, TensorBoard summaries, a progress bar and the NaN/Inf guard.
+(one device, ``MirroredStrategy`` or ``MultiWorkerMirroredStrategy``). Its three compiled steps (a
+D update, a G update and a measurement of mean D(gt) / D(fused)) are its backend-specific part;
+the optimizers, the balancing of the steps, the step accounting, the summaries and the NaN/Inf
+guard are the shared ``training`` core (the JAX trainer uses it too). ``train`` adds the run
+management: resume from the latest checkpoint, checkpoints, TensorBoard summaries, a progress bar.
 
 Which ``training=`` flags: the original runs G and D as one TF1 graph whose batch norm is in
 training mode and whose spectral-norm ``u`` vectors are reassigned on every run. So every call here
@@ -16,10 +17,9 @@ moving statistics move only in the two updates: the original attaches ``UPDATE_O
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -34,33 +34,15 @@ from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.errors import CommandError
 from mefgan_tf.generator import build_generator
 from mefgan_tf.layers import moving_statistics
-from mefgan_tf.losses import balanced_batch, d_loss_per_example, generator_loss_per_example, learning_rate
+from mefgan_tf.losses import d_loss_per_example, generator_loss_per_example, learning_rate
 from mefgan_tf.pipeline import PatchBatches
+from mefgan_tf.training import BatchResult, TrainingCore, batch_positions, check_finite, make_optimizers, summary_scalars
 
 PRECISIONS = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 GRID_IMAGES = 4
 
 
-@dataclass
-class BatchResult:
-    """What one training batch reports (global means over the batch)."""
-
-    d_loss: float
-    g_loss: float
-    adversarial: float
-    content: float
-    mse: float
-    gradient: float
-    d_real: float
-    d_fake: float
-    d_updates: int
-    g_updates: int
-
-    def finite(self) -> bool:
-        return all(math.isfinite(v) for v in asdict(self).values())
-
-
-class Trainer:
+class Trainer(TrainingCore):
     """G, D, their optimizers, the shared update counter and the data position, plus the steps."""
 
     def __init__(
@@ -102,13 +84,7 @@ class Trainer:
         # Data position: the next batch to train is batch `batch` of epoch `epoch`.
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch")
-        g_opt = keras.optimizers.Adam(
-            learning_rate=self.g_learning_rate,
-            beta_1=config.g_beta1,
-            beta_2=config.g_beta2,
-            epsilon=config.adam_epsilon,
-        )
-        d_opt = keras.optimizers.SGD(learning_rate=self.d_learning_rate)
+        g_opt, d_opt = make_optimizers(config, self.g_learning_rate, self.d_learning_rate)
         if precision == "float16":
             g_opt, d_opt = keras.optimizers.LossScaleOptimizer(g_opt), keras.optimizers.LossScaleOptimizer(d_opt)
         g_opt.build(self.generator.trainable_variables)
@@ -121,6 +97,9 @@ class Trainer:
 
     def d_learning_rate(self):
         return self.config.d_lr_factor * self.g_learning_rate()
+
+    def global_step(self) -> int:
+        return int(self.step.numpy())
 
     @property
     def steps_done(self) -> int:
@@ -224,32 +203,15 @@ class Trainer:
             variable.assign(value)
         return self._global_means(out)
 
+    def measured(self, batch) -> tuple[float, float]:
+        means = self.measure(batch)
+        return float(means["d_fake"]), float(means["d_real"])
+
     def train_batch(self, batch, index: int) -> tuple[BatchResult, tf.Tensor]:
-        """One batch of the original recipe (``losses.balanced_batch``) with the compiled steps.
-
-        Returns the batch's report and the first replica's fused images of its last G update.
-        """
-
-        def measure() -> tuple[float, float]:
-            m = self.measure(batch)
-            return float(m["d_fake"]), float(m["d_real"])
-
-        out = balanced_batch(index, lambda: self.d_step(batch), lambda: self.g_step(batch), measure, self.config)
-        d, g = out.d_out, out.g_out
-        d_fake, d_real = out.measured or (float(d["d_fake"]), float(d["d_real"]))
-        result = BatchResult(
-            d_loss=float(d["d_loss"]),
-            g_loss=float(g["g_total"]),
-            adversarial=float(g["g_adversarial"]),
-            content=float(g["g_content"]),
-            mse=float(g["g_mse"]),
-            gradient=float(g["g_gradient"]),
-            d_real=d_real,
-            d_fake=d_fake,
-            d_updates=out.d_updates,
-            g_updates=out.g_updates,
-        )
-        return result, g["fused"]
+        """One batch of the recipe (``TrainingCore.train_batch``) with the compiled steps: its report and
+        the first replica's fused images of its last G update."""
+        result, g_out = super().train_batch(batch, index)
+        return result, g_out["fused"]
 
     def distributed_batches(self, batches: PatchBatches, epoch: int, start: int):
         """The batches ``start..`` of ``epoch``, split over this strategy's replicas."""
@@ -259,9 +221,6 @@ class Trainer:
             return batches.dataset(epoch, start, context.input_pipeline_id, context.num_input_pipelines, replicas)
 
         return self.strategy.distribute_datasets_from_function(dataset)
-
-    def current_learning_rate(self) -> float:
-        return float(learning_rate(int(self.step.numpy()), self.batches_per_epoch, self.config))
 
 
 def _sums(values: dict) -> dict:
@@ -278,7 +237,7 @@ def image_grid(batch, fused, count: int = GRID_IMAGES) -> np.ndarray:
 
 
 class RunLog:
-    """TensorBoard event files (chief only): the scalars in SPEC and image grids."""
+    """TensorBoard event files (chief only): ``training.summary_scalars`` and image grids."""
 
     def __init__(self, directory: Path | None, config: MEFGANConfig):
         self.config = config
@@ -287,19 +246,8 @@ class RunLog:
     def write(self, step: int, result: BatchResult, lr: float, patches_per_second: float, images=None) -> None:
         with self.writer.as_default(step=step):
             if step % self.config.summary_every == 0 or images is not None:
-                scalars = {f"loss/{n}": getattr(result, n) for n in ("content", "adversarial", "mse", "gradient")}
-                scalars.update({
-                    "loss/generator": result.g_loss,
-                    "loss/discriminator": result.d_loss,
-                    "D/real": result.d_real,
-                    "D/fake": result.d_fake,
-                    "balance/d_updates": result.d_updates,
-                    "balance/g_updates": result.g_updates,
-                    "learning_rate": lr,
-                    "patches_per_second": patches_per_second,
-                })
-                for tag, value in scalars.items():
-                    tf.summary.scalar(tag, float(value))
+                for tag, value in summary_scalars(result, lr, patches_per_second).items():
+                    tf.summary.scalar(tag, value)
             if images is not None:
                 tf.summary.image("over | under | fused | gt", np.clip(images, 0.0, 1.0))
 
@@ -346,33 +294,31 @@ def train(
     log = RunLog(directory / "logs" if is_chief else None, config)
     bar = tqdm(total=stop, initial=done, unit="step", disable=not (progress and is_chief), dynamic_ncols=True)
     result = None
+    iterator, current = None, None
     try:
-        while done < stop:
-            epoch, first = divmod(done, per_epoch)
-            iterator = iter(trainer.distributed_batches(batches, epoch, first))
-            for index in range(first, min(per_epoch, first + stop - done)):
-                batch = next(iterator)
-                began = time.perf_counter()
-                lr = trainer.current_learning_rate()
-                result, fused = trainer.train_batch(batch, index)
-                if not result.finite():
-                    local = [np.asarray(t) for t in trainer.strategy.experimental_local_results(batch)]
-                    cause = data_problem(local, batches.patches.path)
-                    raise CommandError(_non_finite_message(done + 1, result, manager.latest_checkpoint, cause))
-                rate = config.batch_size / (time.perf_counter() - began)
-                done += 1
-                trainer.set_position(done)
-                images = None
-                if is_chief and done % config.image_summary_every == 0:
-                    local = trainer.strategy.experimental_local_results(batch)[0]
-                    images = image_grid(local, fused)
-                log.write(done, result, lr, rate, images)
-                bar.set_postfix_str(_postfix(result, lr, rate), refresh=False)
-                bar.update(1)
-                if on_step is not None:
-                    on_step(done, result)
-                if done % config.checkpoint_every == 0 or index == per_epoch - 1 or done == stop:
-                    manager.save(checkpoint_number=done)
+        for epoch, index in batch_positions(done, stop, per_epoch):
+            if epoch != current:
+                iterator, current = iter(trainer.distributed_batches(batches, epoch, index)), epoch
+            batch = next(iterator)
+            began = time.perf_counter()
+            lr = trainer.current_learning_rate()
+            result, fused = trainer.train_batch(batch, index)
+            local = trainer.strategy.experimental_local_results(batch)
+            check_finite(result, done + 1, manager.latest_checkpoint, lambda local=local: [np.asarray(t) for t in local],
+                         batches.patches.path)
+            rate = config.batch_size / (time.perf_counter() - began)
+            done += 1
+            trainer.set_position(done)
+            images = None
+            if is_chief and done % config.image_summary_every == 0:
+                images = image_grid(local[0], fused)
+            log.write(done, result, lr, rate, images)
+            bar.set_postfix_str(_postfix(result, lr, rate), refresh=False)
+            bar.update(1)
+            if on_step is not None:
+                on_step(done, result)
+            if done % config.checkpoint_every == 0 or index == per_epoch - 1 or done == stop:
+                manager.save(checkpoint_number=done)
     finally:
         bar.close()
         log.close()
@@ -394,24 +340,4 @@ def _postfix(result: BatchResult, lr: float, rate: float) -> str:
         f"G {result.g_loss:.4g} (adv {result.adversarial:.3g}, content {result.content:.3g}) "
         f"D {result.d_loss:.3g} D(real) {result.d_real:.2f} D(fake) {result.d_fake:.2f} "
         f"lr {lr:.2e} {rate:.1f} patches/s"
-    )
-
-
-def data_problem(batches: list[np.ndarray], path: Path) -> str | None:
-    """What is wrong with the values of a training batch (given as its replicas' slices), if anything."""
-    for values in batches:
-        if not np.isfinite(values).all():
-            return f"the batch read from {path} holds NaN or infinite values"
-        low, high = float(values.min()), float(values.max())
-        if low < 0 or high > 1:
-            return f"the batch read from {path} has values in [{low:g}, {high:g}], outside [0, 1]"
-    return None
-
-
-def _non_finite_message(step: int, result: BatchResult, last_checkpoint: str | None, cause: str | None = None) -> str:
-    kept = f"the last good checkpoint {last_checkpoint} is kept" if last_checkpoint else "no checkpoint was written"
-    advice = f"{cause}: fix the patch file" if cause else "try a lower --learning-rate"
-    return (
-        f"non-finite loss at step {step} (G loss {result.g_loss}, D loss {result.d_loss}); "
-        f"training stopped and {kept} ({advice})"
     )

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 pytest.importorskip("jax", reason="the JAX trainer needs the [jax] extra (make test installs it)")
+pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,7 +22,8 @@ import json
 import keras
 import numpy as np
 from mefgan_tf.config import MEFGANConfig
-from mefgan_tf.jax_trainer import JaxTrainer, to_float
+from mefgan_tf.images import to_float
+from mefgan_tf.jax_trainer import JaxTrainer
 
 rng = np.random.default_rng(0)
 gt = rng.uniform(0.2, 0.8, (2, 18, 18, 3)).repeat(8, 1).repeat(8, 2)
@@ -37,7 +39,8 @@ measured = {
     "u_advanced": all(not np.array_equal(a, b) for a, b, m in zip(after, before, moving) if not m),
     "probs": [d_fake, d_real],
 }
-result = trainer.train_batch(batch, 1)
+report = trainer.train_batch(batch, 1)
+result = {"d_updates": report.d_updates, "g_updates": report.g_updates, "g_total": report.g_loss, "d_real": report.d_real}
 updated = [np.asarray(s) for s in trainer.g.state]
 measured.update(
     backend=keras.backend.backend(),
@@ -61,3 +64,33 @@ def test_jax_trainer_measures_without_moving_bn_statistics_and_trains_a_batch():
     assert out["step"] == 2 and out["result"]["d_updates"] == 1 and out["result"]["g_updates"] == 1
     assert out["moving_updated"]
     assert out["result"]["g_total"] > 0 and 0 < out["result"]["d_real"] < 1
+
+
+def test_importing_the_jax_trainer_on_another_backend_is_refused():
+    import keras
+
+    assert keras.backend.backend() == "tensorflow"  # this test process
+    with pytest.raises(ImportError, match="KERAS_BACKEND=jax"):
+        import mefgan_tf.jax_trainer  # noqa: F401
+
+
+def test_the_jax_trainer_program_picks_jax_and_writes_weights_history_and_the_shared_scalars(tmp_path, make_patches):
+    data = make_patches(tmp_path / "p.h5", n=4)
+    (tmp_path / "c.yaml").write_text("batch_size: 2\nsummary_every: 1\n")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}  # the program chooses JAX itself
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    command = [sys.executable, "-m", "mefgan_tf.jax_trainer", "--data", str(data), "--out", str(tmp_path / "run"),
+               "--config", str(tmp_path / "c.yaml"), "--epochs", "1", "--seed", "3"]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    assert (run / "generator.weights.h5").is_file() and (run / "discriminator.weights.h5").is_file()
+    history = json.loads((run / "history.json").read_text())
+    assert history["batches_per_epoch"] == 2 and len(history["epochs"]) == 1
+    assert {"d_loss", "d_real", "d_fake", "g_total", "g_adversarial", "g_content", "g_mse", "g_gradient", "lr"} <= set(history["log"][0])
+
+    import tensorflow as tf
+
+    tags = {value.tag for path in (run / "logs").glob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert {"loss/generator", "loss/discriminator", "D/real", "D/fake", "learning_rate"} <= tags  # as `mefgan train` writes
