@@ -1,4 +1,10 @@
-"""MEF-GAN's losses, learning-rate schedule and D/G balancing rule (SPEC "Losses", "Training recipe").
+"""MEF-GAN's losses, learning-rate schedule and D/G balancing rule, as the authors' TF1 code has them.
+
+The original minimises, for G, ``-log(D(fused) + eps) + lambda * (MSE + xi * gradient loss)`` with
+Adam, and for D ``-log(D(gt) + eps) - log(1 - D(fused) + eps)`` with SGD at twice the rate, both
+rates decaying continuously with one global step that every update advances. Each batch runs one D
+and one G update; every third batch then adds D updates while D is fooled and G updates while D
+wins (``balanced_batch``).
 
 Everything here is backend-neutral: the losses use ``keras.ops`` only and the schedule and the
 balancing rule are plain Python, so a JAX training script can import them unchanged. Each loss has
