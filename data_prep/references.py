@@ -2,7 +2,8 @@
 
 SICE's reference for each scene is the best of 13 fusion and HDR methods' outputs on the whole
 bracket. ``best_reference`` does the same automatically: it makes several candidates from all the
-frames (Mertens exposure fusion with three weightings; a Debevec radiance map, from exposure
+frames (Mertens exposure fusion with OpenCV's weights, with a well-exposedness weight added, and
+with the contrast weight doubled; a Debevec radiance map, from exposure
 times estimated from the frames, with Reinhard and Drago tone mapping) and keeps the one
 with the highest MEF-SSIM against the whole bracket. ``mertens_reference`` is the plain default.
 Frames are RGB uint8 of one size, in any order.
@@ -47,7 +48,7 @@ def _bgr(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def mertens_uint8(frames: Sequence[np.ndarray], contrast: float = 1.0, saturation: float = 1.0,
-            exposure: float = 1.0) -> np.ndarray:
+                  exposure: float = 0.0) -> np.ndarray:
     """``baselines.mertens`` of RGB uint8 frames with the given weight exponents, as RGB uint8."""
     return to_uint8(baselines.mertens(frames, contrast, saturation, exposure))
 
@@ -88,7 +89,7 @@ def tone_mapped(frames: Sequence[np.ndarray], tonemap: str) -> np.ndarray:
 
 CANDIDATES: dict[str, Callable[[Sequence[np.ndarray]], np.ndarray]] = {
     "mertens": mertens_uint8,
-    "mertens-exposure": lambda f: mertens_uint8(f, exposure=2.0),
+    "mertens-exposure": lambda f: mertens_uint8(f, exposure=1.0),
     "mertens-contrast": lambda f: mertens_uint8(f, contrast=2.0),
     "debevec-reinhard": lambda f: tone_mapped(f, "reinhard"),
     "debevec-drago": lambda f: tone_mapped(f, "drago"),

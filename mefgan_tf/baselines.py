@@ -23,7 +23,7 @@ def mertens(images: Sequence[np.ndarray], contrast: float = 1.0, saturation: flo
     """Mertens, Kautz & Van Reeth (2007) exposure fusion by OpenCV (Laplacian-pyramid blending),
     clipped to [0, 1]. ``contrast``, ``saturation`` and ``exposure`` are the exponents of the
     contrast, saturation and well-exposedness weights; the defaults are OpenCV's (1, 1 and 0: no
-    well-exposedness weight). Also takes RGB uint8 exposures (``data_prep.references`` uses 1, 1, 1)."""
+    well-exposedness weight). Also takes RGB uint8 exposures (``data_prep.references`` varies them)."""
     _check(images)
     # MergeMertens scales its input by 1/255 whatever the type: hand it uint8 or float 0-255 BGR.
     if all(im.dtype == np.uint8 for im in images):
