@@ -20,8 +20,8 @@ from mefgan_tf.images import read_image_uint8, to_float, to_uint8
 
 
 def thumbnail(image: np.ndarray, height: int) -> np.ndarray:
-    width = round(image.shape[1] * height / image.shape[0])
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    """``image`` shrunk to a 3:2 cell of ``height`` rows (SICE's pairs are 3:2 to within 1%)."""
+    return cv2.resize(image, (height * 3 // 2, height), interpolation=cv2.INTER_AREA)
 
 
 def row(folder: Path, pair: int, fuser, height: int) -> np.ndarray:
