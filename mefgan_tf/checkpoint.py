@@ -155,13 +155,13 @@ def check_state_file(path: Path) -> None:
         raise CommandError(f"{path}: damaged ({first_line(err)})") from None
 
 
-def load_generator(path: str | Path, attention_chunk: int | None = None):
-    """Restore the generator of a mefgan-tf checkpoint (folder or prefix)."""
+def load_generator(path: str | Path, attention_chunk: int | None = None, attention_method: str = "flash"):
+    """Restore the generator of a mefgan-tf checkpoint (folder or prefix); the attention options as ``build_generator``'s."""
     from mefgan_tf.generator import build_generator
 
     prefix = resolve_checkpoint(path)
     folder = Path(path) if Path(path).is_dir() else Path(prefix).parent
-    generator = build_generator(read_config(folder), attention_chunk=attention_chunk)
+    generator = build_generator(read_config(folder), attention_chunk=attention_chunk, attention_method=attention_method)
     with reading_model(checkpoint_files(prefix)):
         status = make_checkpoint(generator=generator).restore(prefix)
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,13 @@ MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile s
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.
 PREFERRED_TILE, MIN_TILE = 512, 64
-# Attention query rows held at once: a block of scores is ATTENTION_CHUNK x N floats.
-ATTENTION_CHUNK = 256
+# Attention query rows held at once: a block of scores is ATTENTION_CHUNK x layers.KEY_BLOCK floats
+# (the fastest on CPU in benchmarks/bench_fusion.py; "rows" attention holds ATTENTION_CHUNK x N).
+ATTENTION_CHUNK = 2048
+ATTENTION_ROWS_PER_CALL = 8 * ATTENTION_CHUNK  # query rows per call of ``attention_rows``: one progress step
+# Time of one attention score in full-resolution pixels (CPU, benchmarks/bench_fusion.py): weighs
+# the steps of the progress bar so that its ETA holds across attention and tiles.
+SCORE_COST = 1.5e-4
 
 FusePair = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -146,16 +152,29 @@ def stages_class():
     """The ``GeneratorStages`` class (built on first use so that importing this module stays light)."""
     import tensorflow as tf
 
-    from mefgan_tf.generator import HALF_CHANNELS, INPUT_CHANNELS
+    from mefgan_tf.generator import ATTENTION_CHANNELS, ATTENTION_REDUCTION, HALF_CHANNELS, INPUT_CHANNELS
     from mefgan_tf.layers import upsample_nearest
 
     x_spec = tf.TensorSpec([None, None, None, INPUT_CHANNELS], tf.float32, name="x")
     half_spec = tf.TensorSpec([None, None, None, HALF_CHANNELS], tf.float32, name="attention_half")
+    encoded_spec = tf.TensorSpec([None, None, None, ATTENTION_CHANNELS], tf.float32, name="encoded")
+
+    def rows_spec(channels: int, name: str) -> tf.TensorSpec:
+        return tf.TensorSpec([None, None, channels], tf.float32, name=name)
+
+    key_spec = rows_spec(ATTENTION_CHANNELS // ATTENTION_REDUCTION, "f")
+    query_spec = rows_spec(ATTENTION_CHANNELS // ATTENTION_REDUCTION, "g")
+    value_spec, output_spec = rows_spec(ATTENTION_CHANNELS, "h"), rows_spec(ATTENTION_CHANNELS, "o")
 
     class GeneratorStages(tf.Module):
         """``attention_half(x)``: the attention branch on the whole 6-channel input (H, W multiples
         of 8) -> 16 maps at H/2 x W/2. ``fuse_tile(x, half)``: the full-resolution blocks on a
-        region of x (even offsets and sizes) given the matching region of the half-size maps."""
+        region of x (even offsets and sizes) given the matching region of the half-size maps.
+
+        ``attention_half`` in three steps, so that a caller can run the attention rows in blocks
+        (and show progress): ``attention_parts(x)`` -> {encoded, f, g, h}; ``attention_rows(g, f,
+        h)`` for any block of the query rows g; ``attention_finish(encoded, o)`` with all rows o.
+        """
 
         def __init__(self, generator) -> None:
             super().__init__(name="mefgan")
@@ -169,7 +188,53 @@ def stages_class():
         def fuse_tile(self, x, half):
             return self.generator.fuse_full_resolution(x, upsample_nearest(half), training=False)
 
+        @tf.function(input_signature=[x_spec])
+        def attention_parts(self, x):
+            encoded = self.generator.attention_encode(x, training=False)
+            f, g, h = self.generator.attention.project(encoded, training=False)
+            return {"encoded": encoded, "f": f, "g": g, "h": h}
+
+        @tf.function(input_signature=[query_spec, key_spec, value_spec])
+        def attention_rows(self, g, f, h):
+            return self.generator.attention.attend(g, f, h)
+
+        @tf.function(input_signature=[encoded_spec, output_spec])
+        def attention_finish(self, encoded, o):
+            return self.generator.attention_decode(self.generator.attention.combine(o, encoded), training=False)
+
     return GeneratorStages
+
+
+class FusionProgress:
+    """One progress bar over a whole fusion (attention rows, then tiles, pair after pair) with an
+    ETA: steps are weighed in full-resolution pixels, an attention score counting ``SCORE_COST``.
+    ``enabled``: True, False, or None (only when stderr is a terminal)."""
+
+    def __init__(self, total: float, enabled: bool | None = None, desc: str = "fusing") -> None:
+        from tqdm import tqdm
+
+        bar_format = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+        disable = None if enabled is None else not enabled
+        self.bar = tqdm(total=total, desc=desc, leave=False, disable=disable, bar_format=bar_format, file=sys.stderr)
+
+    def advance(self, work: float, step: str) -> None:
+        self.bar.set_postfix_str(step, refresh=False)
+        self.bar.update(work)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def pair_work(height: int, width: int) -> float:
+    """A pair's fusion work in full-resolution pixels (see ``FusionProgress``)."""
+    pad_h, pad_w = padding_to_multiple(height, width)
+    positions = (height + pad_h) * (width + pad_w) / SIZE_MULTIPLE**2
+    return (height + pad_h) * (width + pad_w) + SCORE_COST * positions**2
+
+
+def advance(progress: FusionProgress | None, work: float, step: str) -> None:
+    if progress is not None:
+        progress.advance(work, step)
 
 
 def network_input(over: np.ndarray, under: np.ndarray) -> np.ndarray:
@@ -177,40 +242,64 @@ def network_input(over: np.ndarray, under: np.ndarray) -> np.ndarray:
     return pad_to_multiple(np.concatenate([over, under], axis=-1).astype(np.float32))[None]
 
 
-def full_resolution(stages, x: np.ndarray, half: np.ndarray, tile: int | None = None, progress: bool = False) -> np.ndarray:
+def attention_maps(stages, x: np.ndarray, progress: FusionProgress | None = None) -> np.ndarray:
+    """The attention branch's half-size maps of the padded input ``x``: [1, H'/2, W'/2, 16].
+
+    Runs the attention rows ``ATTENTION_ROWS_PER_CALL`` at a time (a progress step each) where the
+    stages have ``attention_parts`` (``GeneratorStages``, SavedModels from this version on), else
+    ``attention_half`` in one call (TFLite files, older SavedModels). Same result either way.
+    """
+    positions = x.shape[1] * x.shape[2] // SIZE_MULTIPLE**2
+    if not hasattr(stages, "attention_parts"):
+        half = stages.attention_half(x).numpy()
+        advance(progress, SCORE_COST * positions**2, "attention")
+        return half
+    parts = stages.attention_parts(x)
+    starts = range(0, positions, ATTENTION_ROWS_PER_CALL)
+    rows = []
+    for number, start in enumerate(starts, 1):
+        query = parts["g"][:, start : start + ATTENTION_ROWS_PER_CALL]
+        rows.append(stages.attention_rows(query, parts["f"], parts["h"]).numpy())
+        advance(progress, SCORE_COST * query.shape[1] * positions, f"attention {number}/{len(starts)}")
+    return stages.attention_finish(parts["encoded"], np.concatenate(rows, axis=1)).numpy()
+
+
+def full_resolution(
+    stages, x: np.ndarray, half: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None
+) -> np.ndarray:
     """The full-resolution blocks on the padded input ``x`` given the attention maps ``half``:
     whole (``tile=None``) or in tiles of ``tile`` pixels grown by the halo. Returns [H', W', 3]."""
-    from tqdm import tqdm
-
     from mefgan_tf.generator import FULL_RES_HALO, OUTPUT_CHANNELS
 
     padded_h, padded_w = x.shape[1:3]
     if tile is None or (tile >= padded_h and tile >= padded_w):
-        return stages.fuse_tile(x, half).numpy()[0]
+        fused = stages.fuse_tile(x, half).numpy()[0]
+        advance(progress, padded_h * padded_w, "whole image")
+        return fused
     fused = np.empty((padded_h, padded_w, OUTPUT_CHANNELS), np.float32)
     boxes = list(tile_grid(padded_h, padded_w, check_tile(tile), FULL_RES_HALO))
-    for (top, bottom, left, right), (e_top, e_bottom, e_left, e_right) in tqdm(
-        boxes, desc="tiles", unit="tile", leave=False, disable=not progress
-    ):
+    for number, ((top, bottom, left, right), (e_top, e_bottom, e_left, e_right)) in enumerate(boxes, 1):
         # Offsets and sizes are even (tiles are multiples of 8, the halo is 8), so the half-size
         # attention maps slice exactly.
         out = stages.fuse_tile(
             x[:, e_top:e_bottom, e_left:e_right], half[:, e_top // 2 : e_bottom // 2, e_left // 2 : e_right // 2]
         ).numpy()[0]
         fused[top:bottom, left:right] = out[top - e_top : bottom - e_top, left - e_left : right - e_left]
+        advance(progress, (bottom - top) * (right - left), f"tile {number}/{len(boxes)}")
     return fused
 
 
-def fuse_pair(stages, over: np.ndarray, under: np.ndarray, tile: int | None = None, progress: bool = False) -> np.ndarray:
+def fuse_pair(
+    stages, over: np.ndarray, under: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None
+) -> np.ndarray:
     """Fuse one (over, under) pair of (H, W, 3) float32 [0, 1] arrays at full resolution.
 
     ``tile=None`` runs the full-resolution blocks on the whole image; an int tiles them (same
-    result within float rounding).
+    result within float rounding). ``progress`` advances by ``pair_work(H, W)`` in all.
     """
     height, width = over.shape[:2]
     x = network_input(over, under)
-    half = stages.attention_half(x).numpy()
-    return full_resolution(stages, x, half, tile, progress)[:height, :width]
+    return full_resolution(stages, x, attention_maps(stages, x, progress), tile, progress)[:height, :width]
 
 
 def check_exposures(images: Sequence[np.ndarray], names: Sequence[str] | None = None) -> None:
@@ -260,8 +349,9 @@ def load_saved_model(model: Path):
         return tf.saved_model.load(str(model))
 
 
-def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = ATTENTION_CHUNK):
-    """The inference stages of a checkpoint (folder or prefix) or of a SavedModel from ``mefgan export``."""
+def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = ATTENTION_CHUNK, attention_method: str = "flash"):
+    """The inference stages of a checkpoint (folder or prefix) or of a SavedModel from ``mefgan export``
+    (whose attention was fixed at export; the attention options apply to checkpoints)."""
     model = resolve_model(path)
     if is_saved_model(model):
         loaded = load_saved_model(model)
@@ -270,16 +360,17 @@ def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | No
         return loaded
     from mefgan_tf.checkpoint import load_generator
 
-    return generator_stages(load_generator(model, attention_chunk=attention_chunk))
+    return generator_stages(load_generator(model, attention_chunk=attention_chunk, attention_method=attention_method))
 
 
 @dataclass
 class Fuser:
-    """Fuses a list of exposures with a model's stages. ``tile``: "auto", None (untiled) or a side."""
+    """Fuses a list of exposures with a model's stages. ``tile``: "auto", None (untiled) or a side.
+    ``progress``: one bar per call (``FusionProgress``): True, False, or None (on a terminal only)."""
 
     stages: object
     tile: int | str | None = "auto"
-    progress: bool = False
+    progress: bool | None = False
 
     def tile_for(self, height: int, width: int) -> int | None:
         if self.tile != "auto":
@@ -287,14 +378,21 @@ class Fuser:
         pad_h, pad_w = padding_to_multiple(height, width)
         return auto_tile(height + pad_h, width + pad_w)
 
-    def pair(self, over: np.ndarray, under: np.ndarray) -> np.ndarray:
-        return fuse_pair(self.stages, over, under, self.tile_for(*over.shape[:2]), self.progress)
+    def pair(self, over: np.ndarray, under: np.ndarray, progress: FusionProgress | None = None) -> np.ndarray:
+        return fuse_pair(self.stages, over, under, self.tile_for(*over.shape[:2]), progress)
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        return fuse_exposures(self.pair, images)
+        check_exposures(images)
+        if self.progress is False:
+            return fuse_exposures(self.pair, images)
+        progress = FusionProgress((len(images) - 1) * pair_work(*images[0].shape[:2]), self.progress)
+        try:
+            return fuse_exposures(functools.partial(self.pair, progress=progress), images)
+        finally:
+            progress.close()
 
 
-def load_fuser(path: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool = False) -> Fuser:
+def load_fuser(path: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False) -> Fuser:
     """A callable fusing a list of RGB float32 [0, 1] exposures (any order, one size) into one image.
 
     ``path``: a mefgan-tf checkpoint folder/prefix or an exported SavedModel folder (default: the

@@ -19,6 +19,8 @@ CHANNELS = 3  # RGB: each input exposure and the fused output
 INPUT_CHANNELS = 2 * CHANNELS  # over | under, concatenated on channels
 OUTPUT_CHANNELS = CHANNELS
 HALF_CHANNELS = 16  # the attention block's maps at half resolution (decoder_conv2)
+ATTENTION_CHANNELS = 32  # encoder_conv2's maps at 1/8 resolution: the self-attention layer's input
+ATTENTION_REDUCTION = 4  # f and g have ATTENTION_CHANNELS // ATTENTION_REDUCTION channels
 LOCAL_FILTERS = 40
 LOCAL_LAYERS = 5
 # Receptive-field radius of the full-resolution path (5 local + 3 merge 3x3 convolutions): a tile
@@ -35,7 +37,11 @@ class Generator(keras.Model):
     """
 
     def __init__(
-        self, config: MEFGANConfig | NetworkConfig | None = None, attention_chunk: int | None = None, **kwargs: Any
+        self,
+        config: MEFGANConfig | NetworkConfig | None = None,
+        attention_chunk: int | None = None,
+        attention_method: str = "flash",
+        **kwargs: Any,
     ):
         kwargs.setdefault("name", "generator")
         super().__init__(**kwargs)
@@ -58,8 +64,10 @@ class Generator(keras.Model):
         for i in range(LOCAL_LAYERS):
             setattr(self, f"local_conv{i + 1}", unit(LOCAL_FILTERS, f"local_conv{i + 1}", spectral_norm=i > 0))
         self.encoder_conv1 = unit(16, "encoder_conv1", strides=2, spectral_norm=False)
-        self.encoder_conv2 = unit(32, "encoder_conv2", strides=2)
-        self.attention = SelfAttention(chunk=chunk, kernel_stddev=c.g_kernel_stddev, name="self_attention")
+        self.encoder_conv2 = unit(ATTENTION_CHANNELS, "encoder_conv2", strides=2)
+        self.attention = SelfAttention(
+            chunk=chunk, kernel_stddev=c.g_kernel_stddev, reduction=ATTENTION_REDUCTION, method=attention_method, name="self_attention"
+        )
         self.decoder_conv1 = unit(20, "decoder_conv1")
         self.decoder_conv2 = unit(HALF_CHANNELS, "decoder_conv2")
         self.merge_conv1 = unit(128, "merge_conv1")
@@ -84,14 +92,21 @@ class Generator(keras.Model):
             features.append(conv(inp, training=training))
         return ops.concatenate(features, axis=-1)
 
-    def attention_features_half(self, x, training: bool = False):
-        """The self-attention block up to (not including) its last x2 upsampling: 16 maps at H/2."""
+    def attention_encode(self, x, training: bool = False):
+        """The encoder before the self-attention layer: 32 maps at H/8."""
         y = self.encoder_conv1(x, training=training)
         y = ops.max_pool(y, pool_size=2, strides=2, padding="valid")
-        y = self.encoder_conv2(y, training=training)
-        y = self.attention(y, training=training)
+        return self.encoder_conv2(y, training=training)
+
+    def attention_decode(self, y, training: bool = False):
+        """The decoder after the self-attention layer, up to (not including) its last x2 upsampling."""
         y = self.decoder_conv1(upsample_nearest(y), training=training)
         return self.decoder_conv2(upsample_nearest(y), training=training)
+
+    def attention_features_half(self, x, training: bool = False):
+        """The self-attention block up to (not including) its last x2 upsampling: 16 maps at H/2."""
+        y = self.attention_encode(x, training)
+        return self.attention_decode(self.attention(y, training=training), training)
 
     def merge(self, local, attention, training: bool = False):
         """The merge block on [local 200, attention 16] at full resolution -> RGB in [0, 1]."""
@@ -111,7 +126,9 @@ class Generator(keras.Model):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(config=self.network_config.to_dict(), attention_chunk=self.attention.chunk)
+        config.update(
+            config=self.network_config.to_dict(), attention_chunk=self.attention.chunk, attention_method=self.attention.method
+        )
         return config
 
     @classmethod
@@ -122,9 +139,14 @@ class Generator(keras.Model):
         return cls(config=model_config, **config)
 
 
-def build_generator(config: MEFGANConfig | NetworkConfig | None = None, attention_chunk: int | None = None) -> Generator:
-    """A built generator (weights created) accepting ``(over, under)`` of any size that is a multiple of 8."""
-    generator = Generator(config, attention_chunk=attention_chunk)
+def build_generator(
+    config: MEFGANConfig | NetworkConfig | None = None, attention_chunk: int | None = None, attention_method: str = "flash"
+) -> Generator:
+    """A built generator (weights created) accepting ``(over, under)`` of any size that is a multiple of 8.
+
+    ``attention_chunk`` and ``attention_method``: how the exact attention is computed (``layers.SelfAttention``).
+    """
+    generator = Generator(config, attention_chunk=attention_chunk, attention_method=attention_method)
     dummy = ops.zeros((1, 16, 16, 3))
     generator((dummy, dummy))
     return generator

@@ -3,8 +3,9 @@
 - ``spectral_normalize``: one power iteration, as the original ``spectral_norm`` does.
 - ``ConvUnit``: the original ``unit``: reflect pad, convolution, bias, optional spectral
   normalisation, batch normalisation and leaky ReLU.
-- ``SelfAttention``: the SAGAN layer, computed one block of queries at a time so that memory grows
-  linearly with the number of positions; the result is the same as the full N x N softmax.
+- ``SelfAttention``: the SAGAN layer, computed in blocks of queries and keys (``flash_attention``)
+  so that memory grows linearly with the number of positions and the work stays in cache; the
+  result is the same as the full N x N softmax.
 """
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def spectral_normalize(kernel, u):
 
 
 MOVING_STATISTICS = ("moving_mean", "moving_variance")
+ATTENTION_METHODS = ("flash", "rows")  # SelfAttention(method=...): flash_attention, chunked_attention
+KEY_BLOCK = 1024  # keys per block of flash_attention: a block of scores is chunk x KEY_BLOCK floats
+# Largest gap between a row's shift and its largest score for which flash_attention stays exact:
+# its largest weight is then >= e^-50 and weights flushed to zero (< e^-87) are below e^-37 of it.
+SHIFT_LIMIT = 50.0
+SAMPLED_KEYS = 256  # keys scored to bound each row's largest score from below
 
 
 def moving_statistics(model: keras.Model) -> list:
@@ -177,21 +184,99 @@ def attention_rows(query, key, value):
     return ops.matmul(ops.softmax(scores, axis=-1), value)
 
 
+def blocks_of(n, block: int):
+    """(block, blocks): ``block`` capped at n, and how many cover n (n may be a tensor)."""
+    size = min(block, n) if isinstance(n, int) else ops.minimum(block, n)
+    return size, (n + size - 1) // size
+
+
+def query_blocks(query, chunk: int):
+    """[B, n, c] -> ([blocks, B, block, c] zero-padded, n): the query rows ``chunk`` at a time."""
+    batch, n, channels = ops.shape(query)[0], ops.shape(query)[1], ops.shape(query)[2]
+    block, blocks = blocks_of(n, chunk)
+    padded = ops.pad(query, ((0, 0), (0, blocks * block - n), (0, 0)))
+    return ops.transpose(ops.reshape(padded, (batch, blocks, block, channels)), (1, 0, 2, 3)), n
+
+
+def unblock(out, n):
+    """The inverse of ``query_blocks`` on [blocks, B, block, C] results: [B, n, C]."""
+    blocks, batch, block, channels = (ops.shape(out)[i] for i in range(4))
+    return ops.reshape(ops.transpose(out, (1, 0, 2, 3)), (batch, blocks * block, channels))[:, :n, :]
+
+
 def chunked_attention(query, key, value, chunk: int):
     """``softmax(query keyᵀ) value`` computed ``chunk`` queries at a time (same result, O(N) memory).
 
-    Rows of the softmax are independent, so each block of queries is exact on its own. Queries are
-    zero-padded to a whole number of blocks and the padding rows are dropped afterwards.
+    Rows of the softmax are independent, so each block of queries is exact on its own. Each block
+    writes, normalises and re-reads a ``chunk`` x N score matrix, so at large N this is bound by
+    memory traffic; ``flash_attention`` is the fast way, this one is kept for comparison.
     """
-    batch, n, cq = ops.shape(query)[0], ops.shape(query)[1], ops.shape(query)[2]
-    channels = ops.shape(value)[-1]
-    block = min(chunk, n) if isinstance(n, int) else ops.minimum(chunk, n)
-    blocks = (n + block - 1) // block
-    padded = ops.pad(query, ((0, 0), (0, blocks * block - n), (0, 0)))
-    blocked = ops.transpose(ops.reshape(padded, (batch, blocks, block, cq)), (1, 0, 2, 3))
-    out = ops.map(lambda q: attention_rows(q, key, value), blocked)
-    out = ops.reshape(ops.transpose(out, (1, 0, 2, 3)), (batch, blocks * block, channels))
-    return out[:, :n, :]
+    blocked, n = query_blocks(query, chunk)
+    return unblock(ops.map(lambda q: attention_rows(q, key, value), blocked), n)
+
+
+def score_bounds(query, key, sample):
+    """Per query row, an upper and a lower bound of its largest score ``max_j q·k_j``.
+
+    Upper: per channel the larger of q times the keys' largest and smallest value (the score with
+    the corner of the keys' bounding box that q points to). Lower: the largest score over
+    ``sample``, a subset of the keys.
+    """
+    most, least = ops.max(key, axis=1, keepdims=True), ops.min(key, axis=1, keepdims=True)
+    upper = ops.sum(ops.maximum(query * most, query * least), axis=-1)
+    lower = ops.max(ops.matmul(query, ops.transpose(sample, (0, 2, 1))), axis=-1)
+    return upper, lower
+
+
+def key_blocks(key, value, block: int):
+    """Keys and values cut into blocks for ``flash_attention``: [nb, B, c'+1, block], [nb, B, block, C+1].
+
+    Keys get a row of ones (so the score product also subtracts each query's shift) and values a
+    column of ones (so the product that weighs the values also sums the weights). Padding keys
+    repeat the last key, with all-zero value rows: finite weights that add nothing.
+    """
+    batch, n = ops.shape(key)[0], ops.shape(key)[1]
+    block, blocks = blocks_of(n, block)
+    rows = ops.minimum(ops.arange(blocks * block), n - 1)
+    key = ops.take(ops.concatenate([key, ops.ones_like(key[..., :1])], axis=-1), rows, axis=1)
+    value = ops.concatenate([value, ops.ones_like(value[..., :1])], axis=-1)
+    value = ops.pad(value, ((0, 0), (0, blocks * block - n), (0, 0)))
+    key = ops.transpose(ops.reshape(key, (batch, blocks, block, ops.shape(key)[-1])), (1, 0, 3, 2))
+    value = ops.transpose(ops.reshape(value, (batch, blocks, block, ops.shape(value)[-1])), (1, 0, 2, 3))
+    return key, value, blocks
+
+
+def flash_attention(query, key, value, chunk: int, key_block: int = KEY_BLOCK):
+    """``softmax(query keyᵀ) value`` exactly, in ``chunk`` x ``key_block`` tiles of scores that stay in cache.
+
+    A softmax row is unchanged by subtracting any shift; the shift only has to keep ``exp`` from
+    overflowing and the largest weight from underflowing. Each block of query rows takes as shift
+    the upper bound of ``score_bounds`` where that is within ``SHIFT_LIMIT`` of the lower bound
+    (every weight is then <= 1 and the largest >= e^-SHIFT_LIMIT, so nothing that counts in float32
+    is lost), else the exact row maximum (one more pass over the keys). Then per key block one
+    product gives the shifted scores, one ``exp``, and one product both weighs the values and sums
+    the weights: the online-softmax recurrence, without its running rescaling.
+    """
+    keys, values, blocks = key_blocks(key, value, key_block)
+    n = ops.shape(key)[1]
+    stride = max(1, n // SAMPLED_KEYS) if isinstance(n, int) else ops.maximum(1, n // SAMPLED_KEYS)
+    sample = ops.take(key, ops.arange(0, n, stride), axis=1)
+
+    def row_max(q):
+        q = ops.concatenate([q, ops.zeros_like(q[..., :1])], axis=-1)
+        first = ops.max(ops.matmul(q, keys[0]), axis=-1)
+        return ops.fori_loop(1, blocks, lambda i, m: ops.maximum(m, ops.max(ops.matmul(q, keys[i]), axis=-1)), first)
+
+    def rows(q):
+        upper, lower = score_bounds(q, key, sample)
+        shift = ops.cond(ops.max(upper - lower) <= SHIFT_LIMIT, lambda: upper, lambda: row_max(q))
+        q = ops.concatenate([q, -shift[..., None]], axis=-1)
+        start = ops.zeros((ops.shape(q)[0], ops.shape(q)[1], ops.shape(values)[-1]), dtype=q.dtype)
+        total = ops.fori_loop(0, blocks, lambda i, acc: acc + ops.matmul(ops.exp(ops.matmul(q, keys[i])), values[i]), start)
+        return total[..., :-1] / total[..., -1:]
+
+    blocked, rows_n = query_blocks(query, chunk)
+    return unblock(ops.map(rows, blocked), rows_n)
 
 
 @keras.saving.register_keras_serializable(package="mefgan")
@@ -200,7 +285,9 @@ class SelfAttention(keras.layers.Layer):
     normalised 1x1 convolutions with bias; ``y = gamma * softmax(g fᵀ) h + x``.
 
     ``chunk`` bounds the number of query rows whose scores are held at once; ``chunk=None``
-    computes the full N x N matrix (for tests and tiny inputs).
+    computes the full N x N matrix (for tests and tiny inputs), as does any input whose N is known
+    and within ``chunk`` (training patches). ``method``: "flash" (``flash_attention``) or "rows"
+    (``chunked_attention``, the earlier memory-bound way, kept for comparison); same results.
     """
 
     def __init__(
@@ -208,12 +295,16 @@ class SelfAttention(keras.layers.Layer):
         chunk: int | None = 1024,
         kernel_stddev: float = 0.5,
         reduction: int = 4,
+        method: str = "flash",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if method not in ATTENTION_METHODS:
+            raise ValueError(f"attention method {method!r}: choose one of {', '.join(ATTENTION_METHODS)}")
         self.chunk = chunk
         self.kernel_stddev = kernel_stddev
         self.reduction = reduction
+        self.method = method
 
     def build(self, input_shape) -> None:
         channels = input_shape[-1]
@@ -241,24 +332,34 @@ class SelfAttention(keras.layers.Layer):
             name=name,
         )
 
-    def call(self, x, training: bool = False):
+    def project(self, x, training: bool = False):
+        """The projections (f, g, h) of x, flattened: [B, N, C/4], [B, N, C/4], [B, N, C]."""
         shape = ops.shape(x)
-        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+        batch, positions = shape[0], shape[1] * shape[2]
+        maps = (self.f(x, training=training), self.g(x, training=training), self.h(x, training=training))
+        return tuple(ops.reshape(t, (batch, positions, ops.shape(t)[-1])) for t in maps)
 
-        def flat(t):
-            return ops.reshape(t, (batch, height * width, ops.shape(t)[-1]))
+    def attend(self, g, f, h):
+        """``softmax(g fᵀ) h`` for any subset of the query rows g (rows are independent)."""
+        n = ops.shape(f)[1]
+        if self.chunk is None or (isinstance(n, int) and n <= self.chunk):
+            return attention_rows(g, f, h)
+        if self.method == "rows":
+            return chunked_attention(g, f, h, self.chunk)
+        return flash_attention(g, f, h, self.chunk)
 
-        f = flat(self.f(x, training=training))
-        g = flat(self.g(x, training=training))
-        h = flat(self.h(x, training=training))
-        o = attention_rows(g, f, h) if self.chunk is None else chunked_attention(g, f, h, self.chunk)
-        o = ops.reshape(o, (batch, height, width, channels))
-        return ops.cast(self.gamma, x.dtype) * o + x
+    def combine(self, o, x):
+        """``gamma * o + x``, the attention output o [B, N, C] put back in the shape of x."""
+        return ops.cast(self.gamma, x.dtype) * ops.reshape(o, ops.shape(x)) + x
+
+    def call(self, x, training: bool = False):
+        f, g, h = self.project(x, training)
+        return self.combine(self.attend(g, f, h), x)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(chunk=self.chunk, kernel_stddev=self.kernel_stddev, reduction=self.reduction)
+        config.update(chunk=self.chunk, kernel_stddev=self.kernel_stddev, reduction=self.reduction, method=self.method)
         return config

@@ -154,9 +154,9 @@ def gated_fuser():
             super().__init__(stages)
             self.entered, self.gate = threading.Event(), threading.Event()
 
-        def pair(self, over, under):
+        def pair(self, over, under, progress=None):
             self.entered.set()
             self.gate.wait(30)
-            return super().pair(over, under)
+            return super().pair(over, under, progress)
 
     return GatedFuser

@@ -226,6 +226,16 @@ def test_help_explains_every_option_with_its_default(capsys):
         assert option in out
 
 
+def test_progress_is_one_bar_with_an_eta_when_asked_and_nothing_on_a_pipe_by_default(model, tmp_path, capsys):
+    paths = write_bracket(tmp_path, gains=(0.3, 1.0, 1.8))
+    assert main(["fuse", *map(str, paths), "-o", str(tmp_path / "quiet.png"), "--model", model]) == 0
+    assert "fusing" not in capsys.readouterr().err  # stderr is captured here: not a terminal
+    assert main(["fuse", *map(str, paths), "-o", str(tmp_path / "shown.png"), "--model", model, "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "fusing:   0%|" in err and "<" in err  # the bar, with its ETA (elapsed<remaining)
+    assert "attention 1/1" in err and "whole image" in err  # attention blocks, then the full-resolution stage
+
+
 def test_overwrite_replaces_an_existing_output(model, tmp_path):
     under, over = write_bracket(tmp_path)
     (tmp_path / "out.png").write_bytes(b"old")

@@ -8,6 +8,8 @@ from mefgan_tf import fusion
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion import (
+    Fuser,
+    attention_maps,
     auto_tile,
     crop_to_multiple,
     exposure_order,
@@ -15,7 +17,9 @@ from mefgan_tf.fusion import (
     fuse_pair,
     generator_stages,
     load_fuser,
+    network_input,
     pad_to_multiple,
+    pair_work,
     tile_grid,
 )
 from mefgan_tf.generator import FULL_RES_HALO
@@ -142,6 +146,44 @@ def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages(generato
     expected = fuse_pair(stages, over, under)
     np.testing.assert_allclose(fuser([under, over]), expected, atol=1e-4)
     np.testing.assert_allclose(fuser([over, under]), expected, atol=1e-4)
+
+
+def test_attention_rows_run_in_blocks_give_the_attention_branch_of_one_call(stages, monkeypatch):
+    monkeypatch.setattr(fusion, "ATTENTION_ROWS_PER_CALL", 100)  # 88 x 120 px: 165 rows, 2 calls
+    x = network_input(*exposure_pair(85, 117, seed=4))
+    np.testing.assert_allclose(attention_maps(stages, x), stages.attention_half(x).numpy(), atol=1e-5)
+
+
+class RecordedProgress:
+    def __init__(self) -> None:
+        self.steps: list[tuple[float, str]] = []
+
+    def advance(self, work: float, step: str) -> None:
+        self.steps.append((work, step))
+
+
+def test_progress_covers_attention_blocks_then_tiles_and_adds_up_to_the_pair_work(stages, monkeypatch):
+    monkeypatch.setattr(fusion, "ATTENTION_ROWS_PER_CALL", 64)
+    over, under = exposure_pair(100, 70, seed=5)  # padded 104 x 72: 117 attention rows, 2 calls
+    progress = RecordedProgress()
+    fuse_pair(stages, over, under, tile=48, progress=progress)
+    names = [step for _, step in progress.steps]
+    assert names == ["attention 1/2", "attention 2/2"] + [f"tile {i}/6" for i in range(1, 7)]
+    assert sum(work for work, _ in progress.steps) == pytest.approx(pair_work(100, 70))
+
+
+def test_progress_of_several_exposures_is_one_bar_that_ends_full(stages, monkeypatch):
+    bars = []
+
+    class Recorder(fusion.FusionProgress):
+        def __init__(self, total, enabled=None, desc="fusing"):
+            super().__init__(total, enabled, desc)
+            bars.append(self)
+
+    monkeypatch.setattr(fusion, "FusionProgress", Recorder)
+    images = [exposure_pair(40, 56, seed=s)[0] * g for s, g in ((6, 0.2), (7, 0.5), (8, 0.9))]
+    Fuser(stages, tile=None, progress=True)(images)
+    assert len(bars) == 1 and bars[0].bar.n == pytest.approx(bars[0].bar.total) == pytest.approx(2 * pair_work(40, 56))
 
 
 def test_a_missing_shipped_generator_is_a_clear_error(monkeypatch, tmp_path):

@@ -1,4 +1,4 @@
-"""Spectral normalisation, the convolution unit and chunked self-attention behave as the original's TF1 code does."""
+"""Spectral normalisation, the convolution unit and blocked self-attention behave as the original's TF1 code does."""
 from __future__ import annotations
 
 import keras
@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from reference_numpy import conv, lrelu, sn_kernel
 
-from mefgan_tf.layers import ConvUnit, SelfAttention, attention_rows, chunked_attention, spectral_normalize
+from mefgan_tf.layers import (
+    SHIFT_LIMIT,
+    ConvUnit,
+    SelfAttention,
+    attention_rows,
+    chunked_attention,
+    flash_attention,
+    score_bounds,
+    spectral_normalize,
+)
 
 
 def test_spectral_normalize_does_one_power_iteration_like_the_original():
@@ -78,6 +87,62 @@ def test_chunked_attention_equals_full_softmax():
         np.testing.assert_allclose(np.asarray(chunked_attention(q, k, v, chunk)), full, rtol=1e-5, atol=1e-6)
 
 
+def softmax_attention_float64(q, k, v):
+    scores = q.astype(np.float64) @ np.swapaxes(k, 1, 2).astype(np.float64)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    return (weights / weights.sum(-1, keepdims=True)) @ v.astype(np.float64)
+
+
+def attention_inputs(n: int, scale: float, seed: int = 6):
+    rng = np.random.default_rng(seed)
+    q = (rng.normal(size=(2, n, 8)) * scale).astype(np.float32)
+    return q, rng.normal(size=(2, n, 8)).astype(np.float32), rng.normal(size=(2, n, 32)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "n, scale, chunk, key_block, bounded",
+    [
+        (1000, 1.0, 256, 128, True),  # several query and key blocks, shift = upper bound
+        (777, 1.0, 100, 300, True),  # blocks that do not divide N (padded queries and keys)
+        (50, 1.0, 16, 1024, True),  # one key block larger than N
+        (3001, 30.0, 1024, 512, False),  # bounds too far apart: shift = exact row maximum
+    ],
+)
+def test_flash_attention_equals_the_full_softmax_to_float32_rounding(n, scale, chunk, key_block, bounded):
+    q, k, v = attention_inputs(n, scale)
+    upper, lower = score_bounds(q, k, k[:, :: max(1, n // 256)])
+    assert bool(np.max(np.asarray(upper) - np.asarray(lower)) <= SHIFT_LIMIT) == bounded
+    exact = softmax_attention_float64(q, k, v)
+    flash = np.asarray(flash_attention(q, k, v, chunk, key_block))
+    rows = np.asarray(chunked_attention(q, k, v, chunk))
+    # Measured: max |flash - exact| 1.1e-6 (scale 1) and 6.2e-5 (scale 30, scores up to ~900), the
+    # same as the row-wise softmax's own float32 error.
+    assert np.abs(flash - exact).max() <= max(2e-6, 1.5 * np.abs(rows - exact).max())
+
+
+def test_flash_attention_in_a_graph_with_unknown_sizes_equals_eager():
+    import tensorflow as tf
+
+    q, k, v = attention_inputs(1500, 1.0)
+    specs = [tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None, 32])]
+    graph = tf.function(lambda a, b, c: flash_attention(a, b, c, 512, 256), input_signature=specs)
+    np.testing.assert_allclose(graph(q, k, v).numpy(), np.asarray(flash_attention(q, k, v, 512, 256)), atol=1e-6)
+    np.testing.assert_allclose(graph(q[:, :40], k[:, :40], v[:, :40]).numpy(), softmax_attention_float64(q[:, :40], k[:, :40], v[:, :40]), atol=2e-6)
+
+
+def test_self_attention_methods_flash_and_rows_agree_and_an_unknown_one_is_refused():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(1, 40, 40, 32)).astype(np.float32)
+    flash = SelfAttention(chunk=300)
+    flash(x)
+    rows = SelfAttention(chunk=300, method="rows")
+    rows(x)
+    rows.set_weights(flash.get_weights())
+    np.testing.assert_allclose(flash(x).numpy(), rows(x).numpy(), atol=2e-5)
+    with pytest.raises(ValueError, match="attention method 'fast'"):
+        SelfAttention(method="fast")
+
+
 def test_self_attention_layer_chunked_and_unchunked_agree():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(1, 13, 17, 32)).astype(np.float32)
@@ -97,7 +162,36 @@ def test_self_attention_gamma_and_biases_start_random_not_zero():
 
 
 def test_layers_round_trip_through_get_config():
-    for layer in (ConvUnit(12, strides=2, spectral_norm=False, bias_stddev=0.3), SelfAttention(chunk=64)):
+    for layer in (ConvUnit(12, strides=2, spectral_norm=False, bias_stddev=0.3), SelfAttention(chunk=64, method="rows")):
         clone = layer.__class__.from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
     assert keras.saving.get_registered_object("mefgan>ConvUnit") is ConvUnit
+
+
+JAX_FLASH = """
+import json, numpy as np
+from mefgan_tf.layers import flash_attention
+rng = np.random.default_rng(6)
+q, k = rng.normal(size=(1, 900, 8)).astype(np.float32), rng.normal(size=(1, 900, 8)).astype(np.float32)
+v = rng.normal(size=(1, 900, 32)).astype(np.float32)
+s = q.astype(np.float64) @ k[0].T.astype(np.float64)
+w = np.exp(s - s.max(-1, keepdims=True))
+exact = (w / w.sum(-1, keepdims=True)) @ v.astype(np.float64)
+import keras
+print(json.dumps({"backend": keras.backend.backend(), "diff": float(np.abs(np.asarray(flash_attention(q, k, v, 256, 200)) - exact).max())}))
+"""
+
+
+def test_flash_attention_runs_exactly_under_the_jax_backend():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", JAX_FLASH], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["backend"] == "jax" and report["diff"] < 2e-6

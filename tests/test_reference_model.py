@@ -19,7 +19,7 @@ import pytest
 
 from mefgan_tf import metrics
 from mefgan_tf.checkpoint import load_generator
-from mefgan_tf.fusion import load_fuser
+from mefgan_tf.fusion import Fuser, load_fuser, load_stages
 from mefgan_tf.images import luminance, read_image_uint8, shrink, to_float, to_uint8
 from mefgan_tf.samples import sample_pair, sample_photo
 
@@ -56,6 +56,15 @@ def test_shipped_generator_fuses_real_sice_pairs_above_the_measured_floors(share
     assert metrics.mef_ms_ssim(over, under, fused) > mef_ssim
     assert metrics.qabf(over, under, fused) > qabf
     assert metrics.mean_level(fused) > level
+
+
+def test_flash_attention_fuses_the_same_8_bit_image_as_row_by_row_softmax():
+    under, over = (to_float(image) for image in sample_pair("astronaut", max_side=512))
+    fused = {
+        method: to_uint8(Fuser(load_stages(REFERENCE, attention_chunk=512, attention_method=method), tile=None)([under, over]))
+        for method in ("flash", "rows")
+    }  # 4,096 attention rows: 8 query blocks, 4 key blocks
+    assert np.abs(fused["flash"].astype(int) - fused["rows"].astype(int)).max() <= 1
 
 
 def test_shipped_generator_records_its_provenance():

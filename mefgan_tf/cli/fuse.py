@@ -74,7 +74,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-y", "--overwrite", action="store_true",
         help="replace output files that exist (default: refuse, naming the file)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress", action="store_true",
+        help="show the progress bars (with an ETA) even when stderr is not a terminal (default: on a terminal only)",
+    )
+    shown.add_argument("-q", "--quiet", action="store_true", help="no progress bars, even on a terminal")
+
+
+def progress_setting(args: argparse.Namespace) -> bool | None:
+    """Progress bars: forced on (--progress), off (--quiet), or None: on when stderr is a terminal."""
+    return True if args.progress else False if args.quiet else None
 
 
 def check_original_io(original_io: bool, bit_depth: str) -> None:
@@ -104,9 +114,11 @@ def run_pairs(args: argparse.Namespace) -> int:
     check_folder_target(out_dir)
     outputs = [out_dir / f"{scene.name}.{ext}" for scene in scenes]
     check_new_files(outputs, args.overwrite)
-    fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
+    progress = progress_setting(args)
+    fuser = load_fuser(args.model, tile=args.tile, progress=progress)
     failed = []
-    for scene, out in tqdm(list(zip(scenes, outputs)), desc="scenes", unit="scene", disable=args.quiet):
+    hidden = None if progress is None else not progress
+    for scene, out in tqdm(list(zip(scenes, outputs)), desc="scenes", unit="scene", disable=hidden):
         if scene.ignored:
             tqdm.write(f"note: {scene.name}: ignoring non-image file(s) {', '.join(scene.ignored)}", file=sys.stderr)
         try:
@@ -144,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     check_inputs_and_output(paths, out)
     check_writable(out, args.overwrite)
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
-    fuser = load_fuser(args.model, tile=args.tile, progress=not args.quiet)
+    fuser = load_fuser(args.model, tile=args.tile, progress=progress_setting(args))
     write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
     print(f"fused {len(paths)} exposures into {out}")
     return 0
