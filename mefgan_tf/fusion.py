@@ -43,7 +43,7 @@ PREFERRED_TILE, MIN_TILE = 512, 64
 # Attention query rows held at once: a block of scores is ATTENTION_CHUNK x layers.KEY_BLOCK floats
 # (the fastest on CPU in benchmarks/bench_fusion.py; "rows" attention holds ATTENTION_CHUNK x N).
 ATTENTION_CHUNK = 2048
-ATTENTION_ROWS_PER_CALL = 8 * ATTENTION_CHUNK  # query rows per call of ``attention_rows``: one progress step
+ATTENTION_ROWS_PER_CALL = ATTENTION_CHUNK  # query rows per call of ``attention_rows``: one progress step
 # Time of one attention score in full-resolution pixels (CPU, benchmarks/bench_fusion.py): weighs
 # the steps of the progress bar so that its ETA holds across attention and tiles.
 SCORE_COST = 1.5e-4

@@ -38,10 +38,15 @@ def spectral_normalize(kernel, u):
 MOVING_STATISTICS = ("moving_mean", "moving_variance")
 ATTENTION_METHODS = ("flash", "rows")  # SelfAttention(method=...): flash_attention, chunked_attention
 KEY_BLOCK = 1024  # keys per block of flash_attention: a block of scores is chunk x KEY_BLOCK floats
-# Largest gap between a row's shift and its largest score for which flash_attention stays exact:
-# its largest weight is then >= e^-50 and weights flushed to zero (< e^-87) are below e^-37 of it.
-SHIFT_LIMIT = 50.0
-SAMPLED_KEYS = 256  # keys scored to bound each row's largest score from below
+# flash_attention's weights are exp(score - shift), the shift HEADROOM below a bound of the row's
+# largest score: weights are at most e^HEADROOM and low scores are lifted a little away from the
+# denormal range (a larger headroom costs precision: the shift enters every score's rounding).
+# Where the bounds are more than SHIFT_LIMIT apart the exact row maximum is used instead, so that
+# the largest weight is >= e^(HEADROOM - SHIFT_LIMIT) = e^-50 and the weights lost below float32's
+# smallest normal (e^-87) are below e^-37 of it.
+HEADROOM = 10.0
+SHIFT_LIMIT = 60.0
+SAMPLED_KEYS = 1024  # keys scored to bound each row's largest score from below
 
 
 def moving_statistics(model: keras.Model) -> list:
@@ -251,9 +256,10 @@ def flash_attention(query, key, value, chunk: int, key_block: int = KEY_BLOCK):
 
     A softmax row is unchanged by subtracting any shift; the shift only has to keep ``exp`` from
     overflowing and the largest weight from underflowing. Each block of query rows takes as shift
-    the upper bound of ``score_bounds`` where that is within ``SHIFT_LIMIT`` of the lower bound
-    (every weight is then <= 1 and the largest >= e^-SHIFT_LIMIT, so nothing that counts in float32
-    is lost), else the exact row maximum (one more pass over the keys). Then per key block one
+    ``HEADROOM`` below the upper bound of ``score_bounds`` where that is within ``SHIFT_LIMIT`` of
+    the lower bound, else below the exact row maximum (one more pass over the keys): every weight
+    is then <= e^HEADROOM and the largest >= e^(HEADROOM - SHIFT_LIMIT), so nothing that counts in
+    float32 is lost. Then per key block one
     product gives the shifted scores, one ``exp``, and one product both weighs the values and sums
     the weights: the online-softmax recurrence, without its running rescaling.
     """
@@ -269,7 +275,7 @@ def flash_attention(query, key, value, chunk: int, key_block: int = KEY_BLOCK):
 
     def rows(q):
         upper, lower = score_bounds(q, key, sample)
-        shift = ops.cond(ops.max(upper - lower) <= SHIFT_LIMIT, lambda: upper, lambda: row_max(q))
+        shift = ops.cond(ops.max(upper - lower) <= SHIFT_LIMIT, lambda: upper, lambda: row_max(q)) - HEADROOM
         q = ops.concatenate([q, -shift[..., None]], axis=-1)
         start = ops.zeros((ops.shape(q)[0], ops.shape(q)[1], ops.shape(values)[-1]), dtype=q.dtype)
         total = ops.fori_loop(0, blocks, lambda i, acc: acc + ops.matmul(ops.exp(ops.matmul(q, keys[i])), values[i]), start)

@@ -7,6 +7,7 @@ import pytest
 from reference_numpy import conv, lrelu, sn_kernel
 
 from mefgan_tf.layers import (
+    SAMPLED_KEYS,
     SHIFT_LIMIT,
     ConvUnit,
     SelfAttention,
@@ -110,7 +111,7 @@ def attention_inputs(n: int, scale: float, seed: int = 6):
 )
 def test_flash_attention_equals_the_full_softmax_to_float32_rounding(n, scale, chunk, key_block, bounded):
     q, k, v = attention_inputs(n, scale)
-    upper, lower = score_bounds(q, k, k[:, :: max(1, n // 256)])
+    upper, lower = score_bounds(q, k, k[:, :: max(1, n // SAMPLED_KEYS)])
     assert bool(np.max(np.asarray(upper) - np.asarray(lower)) <= SHIFT_LIMIT) == bounded
     exact = softmax_attention_float64(q, k, v)
     flash = np.asarray(flash_attention(q, k, v, chunk, key_block))
