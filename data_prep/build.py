@@ -44,7 +44,7 @@ class PatchOptions:
     sice: tuple[str, ...] = ()
     brackets: tuple[str, ...] = ()
     photos: tuple[str, ...] = ()
-    reference: str = "mertens"  # a key of references.REFERENCES
+    reference: str = "mertens"  # one of references.REFERENCE_CHOICES
     extra_pairs: float | None = None
     out: str = "data/patches.h5"
     size: int = NetworkConfig.patch_size

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_prep.references import REFERENCES, exposure_pairs
+from data_prep.references import exposure_pairs, pair_references
 from data_prep.synth import ExposureModel, exposure_pair
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_image, read_image_uint8
@@ -39,7 +39,7 @@ class LoadOptions:
     seed: int = 0
     photo_variants: int = 1
     exposure: ExposureModel = field(default_factory=ExposureModel)
-    reference: str = "mertens"  # a key of references.REFERENCES: how a bracket's ground truth is made
+    reference: str = "mertens"  # one of references.REFERENCE_CHOICES: how a bracket's ground truth is made
     extra_pairs_ev: float | None = None  # also pair nearer frames of a bracket this many stops apart
 
 
@@ -176,11 +176,12 @@ def load_bracket(scene: Scene, options: LoadOptions) -> Loaded:
         shape = image.shape if i == 0 else shape
         check_same_size(path, image, paths[0], shape)
         frames.append(resize(image, options.scale))
-    reference = REFERENCES[options.reference](frames)
     pairs = exposure_pairs(frames, options.extra_pairs_ev)
-    scored = "" if math.isnan(reference.score) else f" (MEF-SSIM {reference.score:.4f} against the bracket)"
-    stacks = [stack(frames[over], frames[under], reference.image) for over, under in pairs]
-    return Loaded(stacks, f"reference {reference.method}{scored}, {len(pairs)} pair(s)")
+    references = pair_references(frames, pairs, options.reference)
+    first = references[0]
+    scored = "" if math.isnan(first.score) else f" (MEF-SSIM {first.score:.4f} against the bracket)"
+    stacks = [stack(frames[over], frames[under], ref.image) for (over, under), ref in zip(pairs, references)]
+    return Loaded(stacks, f"reference {first.method}{scored}, {len(pairs)} pair(s)")
 
 
 def scan_brackets(root: str | Path) -> list[SourceScene]:

@@ -402,7 +402,7 @@ def test_help_shows_every_option_with_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["patches", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # undo line wrapping
-    for needle in ("--sice", "--brackets", "--photos", "--val-fraction", "--ev-range", "--strict",
+    for needle in ("--sice", "--brackets", "--photos", "--val-fraction", "--ev-range", "--strict", "'pair' is",
                    "default: data/patches.h5", "default: 144", "half of --size"):
         assert needle in text
 
@@ -473,6 +473,28 @@ def test_reference_best_and_extra_pairs_from_the_command_line(tmp_path):
         assert f.attrs["reference"] == "best"
         note = json.loads(f.attrs["scene_notes"])["brackets:br/Hall"]
     assert note.startswith("reference ") and "MEF-SSIM" in note and note.endswith("1 pair(s)")
+
+
+def test_reference_pair_fuses_each_training_pair_alone_and_scores_higher_against_it(tmp_path):
+    from data_prep.references import mertens_uint8
+    from mefgan_tf.metrics import mef_ssim
+
+    frames = camera_bracket(6, (-3.0, -1.0, 1.0, 3.0))
+    for i, image in enumerate(frames):
+        save(tmp_path / "br" / "Hall" / f"{i + 1}.png", image)
+    pair, whole = tmp_path / "pair.h5", tmp_path / "whole.h5"
+    build(parse("--brackets", str(tmp_path / "br"), "--out", str(pair), "--reference", "pair", "--extra-pairs", "3.5"))
+    build(parse("--brackets", str(tmp_path / "br"), "--out", str(whole)))
+    data, plain = patches_of(pair)[0], patches_of(whole)[0]
+    assert len(data) == 18
+    for first, (over, under) in ((0, (3, 0)), (6, (2, 0)), (12, (3, 1))):  # each pair's own fusion
+        np.testing.assert_array_equal(data[first, ..., 6:9], mertens_uint8([frames[under], frames[over]])[:48, :48])
+    np.testing.assert_array_equal(data[:6, ..., :6], plain[..., :6])  # same inputs, other reference
+    ours = mef_ssim(frames[3], frames[0], mertens_uint8([frames[0], frames[3]]))
+    assert ours > mef_ssim(frames[3], frames[0], mertens_uint8(frames)) + 0.005
+    with h5py.File(pair, "r") as f:
+        assert f.attrs["reference"] == "pair"
+        assert json.loads(f.attrs["scene_notes"])["brackets:br/Hall"] == "reference pair, 3 pair(s)"
 
 
 def test_extra_pairs_must_be_positive(tmp_path):

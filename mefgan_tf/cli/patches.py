@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 
 from data_prep.build import SAMPLE_VARIANTS, PatchOptions
-from data_prep.references import CANDIDATES, REFERENCES
+from data_prep.references import CANDIDATES, REFERENCE_CHOICES
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,12 +22,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--brackets", action="append", default=[], metavar="DIR",
                      help="folder of aligned exposure brackets, one sub-folder per scene; the ground truth is the "
                      "Mertens exposure fusion of the whole bracket")
-    src.add_argument("--reference", choices=tuple(REFERENCES), default="mertens",
+    src.add_argument("--reference", choices=REFERENCE_CHOICES, default="mertens",
                      help="ground truth of --brackets scenes: 'mertens' is the Mertens exposure fusion of the whole "
                      "bracket; 'best' makes several candidates from the whole bracket (" + ", ".join(CANDIDATES) +
                      ") and keeps, per scene, the one with the highest MEF-SSIM against all its frames, as SICE "
-                     "picked its labels among many methods (slower; the choice is recorded per scene) "
-                     "(default: %(default)s)")
+                     "picked its labels among many methods (slower; the choice is recorded per scene); 'pair' is the "
+                     "Mertens fusion of each training pair alone, which scores far higher against that pair on "
+                     "MEF-SSIM and Q^AB/F, the metrics `mefgan evaluate` reports (default: %(default)s)")
     src.add_argument("--extra-pairs", type=float, default=None, metavar="STOPS",
                      help="--brackets augmentation: besides (brightest, darkest), also cut (second brightest, "
                      "darkest) and (brightest, second darkest) where their exposure gap, estimated from the "
