@@ -5,7 +5,7 @@
 RUN_DIR is either a `jax_trainer` run (generator.weights.h5 + history.json) or a `mefgan train`
 run folder (its latest checkpoint, or ckpt-N with --step). Writes the generator-only checkpoint
 (the discriminator is not needed for fusion and would triple the size), `training_log.json` and
-`tensorboard/` into a new folder ``--out``. With ``--val`` the validation content loss (MSE + 0.6
+`tensorboard/` (its scalars up to that checkpoint) into a new folder ``--out``. With ``--val`` the validation content loss (MSE + 0.6
 gradient loss, G in inference mode) of the run's starting generator, if any, and of the result is
 recorded too.
 """
@@ -68,6 +68,15 @@ def event_scalars(logdir: Path) -> list[dict]:
     return [steps[s] for s in sorted(steps)]
 
 
+def write_event_scalars(log: list[dict], logdir: Path) -> None:
+    """The scalars of ``log`` (from :func:`event_scalars`) as a fresh TensorBoard event file."""
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        for entry in log:
+            for tag, number in entry.items():
+                if tag != "step":
+                    tf.summary.scalar(tag, number, step=entry["step"])
+
+
 def from_tf_run(run: Path, out: Path, step: int | None, val: Path | None) -> None:
     """A `mefgan train` run folder: its generator, a log of its scalars and the validation loss."""
     prefix = str(run / f"ckpt-{step}") if step is not None else resolve_checkpoint(run)
@@ -88,7 +97,7 @@ def from_tf_run(run: Path, out: Path, step: int | None, val: Path | None) -> Non
         history["epochs"].append({"epoch": round(batches / (meta["patches"] // config.batch_size), 3),
                                   "step": updates, "val_content": end})
     (out / "training_log.json").write_text(json.dumps(history, indent=1))
-    shutil.copytree(run / "logs", out / "tensorboard")
+    write_event_scalars(history["log"], out / "tensorboard")
 
 
 def from_jax_run(run: Path, out: Path) -> None:
