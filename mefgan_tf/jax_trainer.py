@@ -84,12 +84,15 @@ class Network:
 class JaxTrainer(TrainingCore):
     """Compiled D update, G update and measurement on JAX arrays; ``TrainingCore`` applies the recipe."""
 
-    def __init__(self, config: MEFGANConfig, batches_per_epoch: int):
+    def __init__(self, config: MEFGANConfig, batches_per_epoch: int, init_generator: str | Path | None = None):
         self.config, self.batches_per_epoch, self.step = config, batches_per_epoch, 0
         keras.utils.set_random_seed(config.seed or 0)
         # The rates are set at every update from the shared step (``_apply``).
         g_optimizer, d_optimizer = make_optimizers(config, config.learning_rate, config.learning_rate)
-        self.g = Network(build_generator(config), g_optimizer)
+        generator = build_generator(config)
+        if init_generator is not None:  # fine-tuning, as `mefgan train --init-generator`: D starts fresh
+            generator.load_weights(init_generator)
+        self.g = Network(generator, g_optimizer)
         self.d = Network(build_discriminator(config), d_optimizer)
         self._d_update = jax.jit(self._d_update_fn)
         self._g_update = jax.jit(self._g_update_fn)
@@ -189,10 +192,22 @@ def keep_moving(network: Network, old: list, new: list) -> list:
     return [o if moving else n for o, n, moving in zip(old, new, network.is_moving)]
 
 
-def train(config: MEFGANConfig, data: str | Path, val: str | Path | None, out: Path, log_every: int = 50) -> dict:
+def train(
+    config: MEFGANConfig,
+    data: str | Path,
+    val: str | Path | None,
+    out: Path,
+    log_every: int = 50,
+    init_generator: str | Path | None = None,
+    keep_epochs: bool = False,
+) -> dict:
     """Train for ``config.epochs`` epochs on the batches of ``pipeline`` (the order and flips of
     `mefgan train` for the seed); write weights, ``history.json`` and TensorBoard scalars into ``out``
-    after every epoch. A non-finite loss stops with a CommandError, keeping the last epoch's files."""
+    after every epoch. A non-finite loss stops with a CommandError, keeping the last epoch's files.
+
+    ``init_generator``: a generator's Keras weight file to start from (fine-tuning; D starts fresh).
+    ``keep_epochs``: also keep each epoch's generator as ``generator-epochNN.weights.h5``, to score
+    the epochs afterwards."""
     from tensorboard.summary import Writer  # writes event files without TensorFlow
 
     seed = config.seed or 0
@@ -200,7 +215,7 @@ def train(config: MEFGANConfig, data: str | Path, val: str | Path | None, out: P
     if val is not None:
         open_patches(val).close()  # a bad validation file fails now, not after the first epoch
     out.mkdir(parents=True, exist_ok=True)
-    trainer = JaxTrainer(config, len(batches))
+    trainer = JaxTrainer(config, len(batches), init_generator)
     history: dict = {"config": config.to_dict(), "batches_per_epoch": len(batches), "log": [], "epochs": []}
     writer = Writer(str(out / "logs"))
     start = time.time()
@@ -227,18 +242,22 @@ def train(config: MEFGANConfig, data: str | Path, val: str | Path | None, out: P
                 history["epochs"].append({"epoch": epoch, "step": trainer.step, "val_content": val_content, "seconds": seconds})
                 print(json.dumps(history["epochs"][-1]), flush=True)
                 writer.flush()
-                save(trainer, out, history)
+                save(trainer, out, history, epoch if keep_epochs else None)
     finally:
         writer.close()
         batches.patches.close()
     return history
 
 
-def save(trainer: JaxTrainer, out: Path, history: dict) -> None:
+def save(trainer: JaxTrainer, out: Path, history: dict, epoch: int | None = None) -> None:
+    """Write both networks' weights and ``history.json``; with ``epoch``, also that epoch's generator."""
     trainer.g.write_back()
     trainer.d.write_back()
     history["step"] = trainer.step
-    for name, model in (("generator", trainer.g.model), ("discriminator", trainer.d.model)):
+    files = [("generator", trainer.g.model), ("discriminator", trainer.d.model)]
+    if epoch is not None:
+        files.append((f"generator-epoch{epoch + 1:02d}", trainer.g.model))
+    for name, model in files:
         tmp = out / f".{name}.tmp.weights.h5"  # a kill mid-write never damages the last good file
         model.save_weights(tmp)
         os.replace(tmp, out / f"{name}.weights.h5")

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("jax", reason="the JAX trainer needs the [jax] extra (make test installs it)")
@@ -74,19 +75,38 @@ def test_importing_the_jax_trainer_on_another_backend_is_refused():
         import mefgan_tf.jax_trainer  # noqa: F401
 
 
-def test_the_jax_trainer_program_picks_jax_and_writes_weights_history_and_the_shared_scalars(tmp_path, make_patches):
-    data = make_patches(tmp_path / "p.h5", n=4)
-    (tmp_path / "c.yaml").write_text("batch_size: 2\nsummary_every: 1\n")
+def jax_trainer(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}  # the program chooses JAX itself
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    command = [sys.executable, "-m", "mefgan_tf.jax_trainer", "--data", str(data), "--out", str(tmp_path / "run"),
-               "--config", str(tmp_path / "c.yaml"), "--epochs", "1", "--seed", "3"]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    command = [sys.executable, "-m", "mefgan_tf.jax_trainer", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_the_jax_trainer_program_fine_tunes_a_given_generator_keeps_epochs_and_writes_the_shared_scalars(
+    tmp_path, make_patches
+):
+    from mefgan_tf.config import MEFGANConfig
+    from mefgan_tf.generator import build_generator
+
+    data = make_patches(tmp_path / "p.h5", n=4)
+    (tmp_path / "c.yaml").write_text("batch_size: 2\nsummary_every: 1\n")
+    start = build_generator(MEFGANConfig())  # built by TensorFlow here; Keras weight files are backend-neutral
+    start.save_weights(tmp_path / "start.weights.h5")
+    proc = jax_trainer("--data", str(data), "--out", str(tmp_path / "run"), "--config", str(tmp_path / "c.yaml"),
+                       "--epochs", "1", "--seed", "3", "--init-generator", str(tmp_path / "start.weights.h5"),
+                       "--learning-rate", "1e-12", "--keep-epochs")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
     assert (run / "generator.weights.h5").is_file() and (run / "discriminator.weights.h5").is_file()
     history = json.loads((run / "history.json").read_text())
     assert history["batches_per_epoch"] == 2 and len(history["epochs"]) == 1
+    assert history["config"]["learning_rate"] == 1e-12
+    tuned, kept = build_generator(MEFGANConfig()), build_generator(MEFGANConfig())
+    tuned.load_weights(run / "generator.weights.h5")
+    kept.load_weights(run / "generator-epoch01.weights.h5")
+    for a, b, c in zip(start.trainable_weights, tuned.trainable_weights, kept.trainable_weights):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)  # started there, barely moved
+        np.testing.assert_array_equal(np.asarray(c), np.asarray(b))  # epoch 1's generator is the final one
     assert {"d_loss", "d_real", "d_fake", "g_total", "g_adversarial", "g_content", "g_mse", "g_gradient", "lr"} <= set(history["log"][0])
 
     import tensorflow as tf
@@ -94,3 +114,11 @@ def test_the_jax_trainer_program_picks_jax_and_writes_weights_history_and_the_sh
     tags = {value.tag for path in (run / "logs").glob("events.out.tfevents.*")
             for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
     assert {"loss/generator", "loss/discriminator", "D/real", "D/fake", "learning_rate"} <= tags  # as `mefgan train` writes
+
+
+def test_the_jax_trainer_program_refuses_a_missing_start_generator(tmp_path, make_patches):
+    data = make_patches(tmp_path / "p.h5", n=4)
+    proc = jax_trainer("--data", str(data), "--out", str(tmp_path / "run"), "--init-generator", str(tmp_path / "no.weights.h5"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == f"jax_trainer: error: {tmp_path / 'no.weights.h5'}: no such generator weight file"
+    assert not (tmp_path / "run").exists()

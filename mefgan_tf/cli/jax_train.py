@@ -21,6 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override config.epochs")
     parser.add_argument("--flips", action="store_true", help="random flips (config.random_flips)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, help="override config.learning_rate (G's Adam; D's SGD runs at twice it)")
+    parser.add_argument(
+        "--init-generator", type=Path, metavar="WEIGHTS",
+        help="start G from this Keras weight file (a generator.weights.h5); D starts fresh",
+    )
+    parser.add_argument(
+        "--keep-epochs", action="store_true", help="also keep every epoch's generator as generator-epochNN.weights.h5"
+    )
     return parser
 
 
@@ -35,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {"seed": args.seed, "random_flips": args.flips or config.random_flips}
         if args.epochs:
             overrides["epochs"] = args.epochs
-        train(config.replace(**overrides), args.data, args.val, args.out)
+        if args.learning_rate:
+            overrides["learning_rate"] = args.learning_rate
+        if args.init_generator is not None and not args.init_generator.is_file():
+            raise CommandError(f"{args.init_generator}: no such generator weight file")
+        train(config.replace(**overrides), args.data, args.val, args.out,
+              init_generator=args.init_generator, keep_epochs=args.keep_epochs)
     except CommandError as err:
         print(f"jax_trainer: error: {err}", file=sys.stderr)
         return 1
