@@ -133,7 +133,8 @@ REFERENCES: dict[str, Callable[[Sequence[np.ndarray]], Reference]] = {
     "best": best_reference,
 }
 PAIR = "pair"  # the reference made from each training pair alone, not from the whole bracket
-REFERENCE_CHOICES = (*REFERENCES, PAIR)
+MIX = "mix"  # each pair twice: with the whole bracket's Mertens fusion and with its own
+REFERENCE_CHOICES = (*REFERENCES, PAIR, MIX)
 
 
 def pair_reference(over: np.ndarray, under: np.ndarray) -> Reference:
@@ -143,12 +144,19 @@ def pair_reference(over: np.ndarray, under: np.ndarray) -> Reference:
     return Reference(mertens_uint8([under, over]), PAIR, float("nan"))
 
 
-def pair_references(frames: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], name: str) -> list[Reference]:
-    """One reference per (over, under) pair of ``frames``: ``pair_reference`` for ``PAIR``, else the
-    whole-bracket ``REFERENCES[name]`` (made once, shared by every pair)."""
+def pair_references(
+    frames: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], name: str
+) -> list[tuple[tuple[int, int], Reference]]:
+    """Each (over, under) pair of ``frames`` with its reference: ``pair_reference`` for ``PAIR``, the
+    whole-bracket ``REFERENCES[name]`` (made once, shared by every pair) otherwise, and for ``MIX``
+    every pair twice, first with the whole bracket's Mertens fusion, then with its own (the data of
+    the shipped generator's last stage: either alone trained a worse model)."""
+    if name == MIX:
+        return pair_references(frames, pairs, "mertens") + pair_references(frames, pairs, PAIR)
     if name == PAIR:
-        return [pair_reference(frames[over], frames[under]) for over, under in pairs]
-    return [REFERENCES[name](frames)] * len(pairs)
+        return [(pair, pair_reference(frames[pair[0]], frames[pair[1]])) for pair in pairs]
+    whole = REFERENCES[name](frames)
+    return [(pair, whole) for pair in pairs]
 
 
 def exposure_pairs(frames: Sequence[np.ndarray], extra_min_ev: float | None = None) -> list[tuple[int, int]]:

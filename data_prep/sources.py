@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_prep.references import exposure_pairs, pair_references
+from data_prep.references import MIX, exposure_pairs, pair_references
 from data_prep.synth import ExposureModel, exposure_pair
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_image, read_image_uint8
@@ -178,10 +178,11 @@ def load_bracket(scene: Scene, options: LoadOptions) -> Loaded:
         frames.append(resize(image, options.scale))
     pairs = exposure_pairs(frames, options.extra_pairs_ev)
     references = pair_references(frames, pairs, options.reference)
-    first = references[0]
+    first = references[0][1]
     scored = "" if math.isnan(first.score) else f" (MEF-SSIM {first.score:.4f} against the bracket)"
-    stacks = [stack(frames[over], frames[under], ref.image) for (over, under), ref in zip(pairs, references)]
-    return Loaded(stacks, f"reference {first.method}{scored}, {len(pairs)} pair(s)")
+    method = "mertens and pair" if options.reference == MIX else first.method
+    stacks = [stack(frames[over], frames[under], ref.image) for (over, under), ref in references]
+    return Loaded(stacks, f"reference {method}{scored}, {len(pairs)} pair(s)")
 
 
 def scan_brackets(root: str | Path) -> list[SourceScene]:

@@ -497,6 +497,23 @@ def test_reference_pair_fuses_each_training_pair_alone_and_scores_higher_against
         assert json.loads(f.attrs["scene_notes"])["brackets:br/Hall"] == "reference pair, 3 pair(s)"
 
 
+def test_reference_mix_cuts_every_pair_with_the_whole_bracket_reference_and_with_its_own(tmp_path):
+    frames = camera_bracket(7, (-3.0, -1.0, 1.0, 3.0))
+    for i, image in enumerate(frames):
+        save(tmp_path / "br" / "Hall" / f"{i + 1}.png", image)
+    files = {name: tmp_path / f"{name}.h5" for name in ("mertens", "pair", "mix")}
+    for name, path in files.items():
+        build(parse("--brackets", str(tmp_path / "br"), "--out", str(path), "--reference", name))
+    whole, own, mix = (patches_of(files[name])[0] for name in ("mertens", "pair", "mix"))
+    assert len(whole) == len(own) == 6 and len(mix) == 12
+    np.testing.assert_array_equal(mix[:6], whole)
+    np.testing.assert_array_equal(mix[6:], own)
+    assert np.abs(whole[..., 6:9].astype(int) - own[..., 6:9]).mean() > 2  # two different references
+    with h5py.File(files["mix"], "r") as f:
+        assert f.attrs["reference"] == "mix"
+        assert json.loads(f.attrs["scene_notes"])["brackets:br/Hall"] == "reference mertens and pair, 1 pair(s)"
+
+
 def test_extra_pairs_must_be_positive(tmp_path):
     with pytest.raises(CommandError, match="--extra-pairs -1.0: must be positive"):
         build(parse("--out", str(tmp_path / "p.h5"), "--extra-pairs", "-1"))

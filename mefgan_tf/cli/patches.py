@@ -28,7 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      ") and keeps, per scene, the one with the highest MEF-SSIM against all its frames, as SICE "
                      "picked its labels among many methods (slower; the choice is recorded per scene); 'pair' is the "
                      "Mertens fusion of each training pair alone, which scores far higher against that pair on "
-                     "MEF-SSIM and Q^AB/F, the metrics `mefgan evaluate` reports (default: %(default)s)")
+                     "MEF-SSIM and Q^AB/F, the metrics `mefgan evaluate` reports; 'mix' cuts every pair twice, with "
+                     "'mertens' and with 'pair' (the data of the shipped generator's last stage; either alone "
+                     "trained a worse model) (default: %(default)s)")
     src.add_argument("--extra-pairs", type=float, default=None, metavar="STOPS",
                      help="--brackets augmentation: besides (brightest, darkest), also cut (second brightest, "
                      "darkest) and (brightest, second darkest) where their exposure gap, estimated from the "
