@@ -77,6 +77,7 @@ class MEFGANConfig:
     content_weight: float = 500.0  # lambda
     gradient_weight: float = 0.6  # xi
     grey_weights: tuple[float, float, float] = BT601_LUMA
+    mef_ssim_weight: float = 0.0  # mu: G also minimises mu * (1 - MEF-SSIM against its inputs); 0 = the original
 
     # Optimisation
     learning_rate: float = 3e-4
@@ -123,6 +124,8 @@ class MEFGANConfig:
                 checked[key] = field_value(key, value)
             except CommandError as err:
                 raise CommandError(f"{key}: {err}") from None
+        if checked.get("mef_ssim_weight", 0.0) < 0:
+            raise CommandError(f"mef_ssim_weight: {checked['mef_ssim_weight']} is negative; use 0 (off) or more")
         return dataclasses.replace(self, **checked)
 
     def to_dict(self) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from mefgan_tf.training import (  # noqa: E402
 HISTORY_KEYS = {
     "d_loss": "d_loss", "d_real": "d_real", "d_fake": "d_fake", "g_loss": "g_total", "adversarial": "g_adversarial",
     "content": "g_content", "mse": "g_mse", "gradient": "g_gradient", "d_updates": "d_updates", "g_updates": "g_updates",
+    "structure": "g_structure",
 }
 
 
@@ -128,12 +129,12 @@ class JaxTrainer(TrainingCore):
         return g_state, d_tv, d_state, d_opt, {"d_loss": loss, "d_real": d_real, "d_fake": d_fake}
 
     def _g_update_fn(self, g_tv, g_state, d_tv, d_state, g_opt, batch, lr):
-        gt = split_channels(batch)[2]
+        over, under, gt = split_channels(batch)
 
         def loss_fn(tv):
             fused, state = self._fused(tv, g_state, batch)
             d_fake, d_new = self.d.model.stateless_call(d_tv, d_state, fused, training=True)
-            terms = generator_loss(d_fake, gt, fused, self.config)
+            terms = generator_loss(d_fake, gt, fused, self.config, sources=(over, under))
             return terms.total, (state, d_new, terms)
 
         (_, (g_state, d_state, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_tv)

@@ -16,22 +16,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
 from keras import ops
 
 from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.mef_ssim_window import (
+    EPS,
+    K2,
+    MAX_P,
+    MS_WEIGHTS,
+    RGB2GRAY_WEIGHTS,
+    STRENGTH_FLOOR,
+    WINDOW,
+    gaussian_kernel,
+    scales_that_fit,
+)
 
 # Laplacian-like kernel of the original's gradient operator: 1/8 at the neighbours, -1 at the centre.
 GRADIENT_KERNEL = ((0.125, 0.125, 0.125), (0.125, -1.0, 0.125), (0.125, 0.125, 0.125))
 
 
 class GeneratorLoss(NamedTuple):
-    """G's loss and its parts: total = adversarial + lambda * content, content = mse + xi * gradient."""
+    """G's loss and its parts: total = adversarial + lambda * content + mu * structure,
+    content = mse + xi * gradient, structure = 1 - MEF-SSIM against the inputs (0 unless mu > 0)."""
 
     total: object
     adversarial: object
     content: object
     mse: object
     gradient: object
+    structure: object
 
 
 def g_adversarial_per_example(d_fake, config: MEFGANConfig):
@@ -95,18 +109,118 @@ def content_loss(gt, fused, config: MEFGANConfig):
     return ops.mean(content_per_example(gt, fused, config))
 
 
-def generator_loss_per_example(d_fake, gt, fused, config: MEFGANConfig) -> GeneratorLoss:
-    """G's loss and its parts per example (each [B]): adversarial + lambda * (MSE + xi * gradient)."""
+def generator_loss_per_example(d_fake, gt, fused, config: MEFGANConfig, sources=None) -> GeneratorLoss:
+    """G's loss and its parts per example (each [B]): adversarial + lambda * (MSE + xi * gradient),
+    plus ``mef_ssim_weight`` * (1 - MEF-SSIM of ``fused`` against ``sources`` = (over, under)) when
+    that weight is set (not in the original)."""
     adversarial = g_adversarial_per_example(d_fake, config)
     squared = mse_per_example(gt, fused)
     gradient = gradient_loss_per_example(gt, fused, config)
     content = squared + config.gradient_weight * gradient
-    return GeneratorLoss(adversarial + config.content_weight * content, adversarial, content, squared, gradient)
+    total = adversarial + config.content_weight * content
+    structure = ops.zeros_like(squared)
+    if config.mef_ssim_weight:
+        if sources is None:
+            raise ValueError("mef_ssim_weight > 0 needs the sources (over, under) of the fused patches")
+        structure = structure_loss_per_example(*sources, fused)
+        total = total + config.mef_ssim_weight * structure
+    return GeneratorLoss(total, adversarial, content, squared, gradient, structure)
 
 
-def generator_loss(d_fake, gt, fused, config: MEFGANConfig) -> GeneratorLoss:
+def generator_loss(d_fake, gt, fused, config: MEFGANConfig, sources=None) -> GeneratorLoss:
     """G's loss and its parts as batch means (the total is what G minimises)."""
-    return GeneratorLoss(*(ops.mean(term) for term in generator_loss_per_example(d_fake, gt, fused, config)))
+    return GeneratorLoss(*(ops.mean(term) for term in generator_loss_per_example(d_fake, gt, fused, config, sources)))
+
+
+# ------------------------------------------------------------------ MEF-SSIM as a loss (not in the original)
+def _window_filter(maps, kernel_1d: np.ndarray):
+    """Each channel of ``maps`` [B, H, W, C] filtered over every full window (``valid``) with the
+    separable kernel ``kernel_1d`` (outer product with itself)."""
+    channels = maps.shape[-1]
+    k = ops.convert_to_tensor(kernel_1d, dtype=maps.dtype)
+    rows = ops.tile(ops.reshape(k, (-1, 1, 1, 1)), (1, 1, channels, 1))
+    cols = ops.tile(ops.reshape(k, (1, -1, 1, 1)), (1, 1, channels, 1))
+    return ops.depthwise_conv(ops.depthwise_conv(maps, rows, padding="valid"), cols, padding="valid")
+
+
+def _grey255(images):
+    """RGB in [0, 1] -> continuous MATLAB ``rgb2gray`` levels in [0, 255], [B, H, W]."""
+    weights = ops.convert_to_tensor(RGB2GRAY_WEIGHTS * 255.0, dtype=images.dtype)
+    return ops.sum(images * weights, axis=-1)
+
+
+def _halve(grey):
+    """MEF-SSIM's downsampling: 2x2 mean (``symmetric`` edge) and every other row and column."""
+    if grey.shape[1] % 2 or grey.shape[2] % 2:
+        grey = ops.pad(grey, ((0, 0), (0, grey.shape[1] % 2), (0, grey.shape[2] % 2)), mode="symmetric")
+    return ops.squeeze(ops.average_pool(grey[..., None], 2, strides=2, padding="valid"), -1)
+
+
+def _desired_patch(x0, x1):
+    """The sources' side of MEF-SSIM at one scale (``metrics.MefReference`` for two sources, in
+    ``keras.ops``): per window the coefficients c_k of the desired patch r = sum c_k (x_k - m_k),
+    the sources' window means m_k, and r's Gaussian mean and variance: (c_0, c_1, m_0, m_1, mean, var)."""
+    area = float(WINDOW * WINDOW)
+    box = _window_filter(ops.stack([x0, x1, x0 * x0, x0 * x1, x1 * x1], -1), np.ones(WINDOW))
+    s0, s1, s00, s01, s11 = (box[..., i] for i in range(5))
+    c00, c01, c11 = area * s00 - s0 * s0, area * s01 - s0 * s1, area * s11 - s1 * s1  # area^2 * covariances
+    n0, n1 = ops.maximum(c00, 0.0) / area, ops.maximum(c11, 0.0) / area  # ||d_k||^2
+    r0, r1 = ops.sqrt(n0), ops.sqrt(n1)
+    strength0, strength1 = r0 + STRENGTH_FLOOR, r1 + STRENGTH_FLOOR
+    numerator = ops.sqrt(ops.maximum(c00 + 2.0 * c01 + c11, 0.0) / area)
+    consistency = ops.clip((numerator + EPS) / (r0 + r1 + EPS), 0.0, 0.95)  # p reaches MAX_P at R = 0.937
+    p = ops.minimum(ops.tan(np.pi / 2 * consistency), MAX_P)
+    w0, w1 = (strength0 / WINDOW) ** p + EPS, (strength1 / WINDOW) ** p + EPS
+    a0 = ops.where(n0 > 0, w0 / (w0 + w1) / strength0, 0.0)
+    a1 = ops.where(n1 > 0, w1 / (w0 + w1) / strength1, 0.0)
+    r_norm2 = ops.maximum((a0 * a0 * c00 + 2.0 * a0 * a1 * c01 + a1 * a1 * c11) / area, 0.0)
+    scale = ops.where(r_norm2 > 0, ops.maximum(strength0, strength1) / ops.sqrt(ops.maximum(r_norm2, 1e-12)), 1.0)
+    a0, a1, m0, m1 = a0 * scale, a1 * scale, s0 / area, s1 / area
+    gauss = _window_filter(ops.stack([x0, x1, x0 * x0, x0 * x1, x1 * x1], -1), gaussian_kernel())
+    g0, g1, g00, g01, g11 = (gauss[..., i] for i in range(5))
+    mu_r = a0 * (g0 - m0) + a1 * (g1 - m1)
+    moment00 = g00 - 2.0 * m0 * g0 + m0 * m0
+    moment01 = g01 - m1 * g0 - m0 * g1 + m0 * m1
+    moment11 = g11 - 2.0 * m1 * g1 + m1 * m1
+    var_r = a0 * a0 * moment00 + 2.0 * a0 * a1 * moment01 + a1 * a1 * moment11 - mu_r**2
+    return a0, a1, m0, m1, mu_r, var_r
+
+
+def _mef_ssim_scale(x0, x1, f):
+    """Mean MEF-SSIM quality map per example at one scale; grey [B, H, W] in [0, 255]."""
+    a0, a1, m0, m1, mu_r, var_r = (ops.stop_gradient(t) for t in _desired_patch(x0, x1))
+    gauss = _window_filter(ops.stack([f, f * f, x0 * f, x1 * f], -1), gaussian_kernel())
+    g_f, g_ff, g_0f, g_1f = (gauss[..., i] for i in range(4))
+    r_f = a0 * (g_0f - m0 * g_f) + a1 * (g_1f - m1 * g_f)
+    cov = r_f - mu_r * g_f
+    var_f = g_ff - g_f**2
+    c = (K2 * 255.0) ** 2
+    return ops.mean((2.0 * cov + c) / (var_r + var_f + c), axis=(1, 2))
+
+
+def mef_ssim_per_example(over, under, fused):
+    """Multi-scale MEF-SSIM (as ``metrics.mef_ms_ssim`` reports it) of each fused patch against its
+    two sources, differentiable with respect to ``fused``; RGB [B, H, W, 3] in [0, 1].
+
+    Differs from the metric only where it must: grey levels are not rounded to integers, and
+    patches too small for all three scales use the scales that fit (weights renormalised).
+    """
+    levels = scales_that_fit(min(fused.shape[1], fused.shape[2]))
+    if levels == 0:
+        raise ValueError(f"patches of {fused.shape[1]}x{fused.shape[2]} are smaller than MEF-SSIM's {WINDOW}x{WINDOW} window")
+    weights = MS_WEIGHTS[:levels] / MS_WEIGHTS[:levels].sum()
+    x0, x1, f = (_grey255(ops.cast(image, "float32")) for image in (over, under, fused))
+    log_score = 0.0
+    for level, weight in enumerate(weights):
+        if level:
+            x0, x1, f = _halve(x0), _halve(x1), _halve(f)
+        log_score = log_score + float(weight) * ops.log(ops.maximum(_mef_ssim_scale(x0, x1, f), 1e-4))
+    return ops.exp(log_score)
+
+
+def structure_loss_per_example(over, under, fused):
+    """1 - MEF-SSIM of each fused patch against its sources (see ``mef_ssim_per_example``)."""
+    return 1.0 - mef_ssim_per_example(over, under, fused)
 
 
 def learning_rate(step, batches_per_epoch: int, config: MEFGANConfig):

@@ -26,12 +26,17 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-# MATLAB rgb2gray: first row of the inverse NTSC (YIQ) matrix.
-RGB2GRAY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
-EPS = np.finfo(np.float64).eps  # MATLAB's eps, used as the published code uses it
-WINDOW = 11  # MEF-SSIM and SSIM window size
-SIGMA = 1.5  # their Gaussian's standard deviation
-MS_WEIGHTS = np.array([0.0448, 0.2856, 0.3001]) / (0.0448 + 0.2856 + 0.3001)  # mef_ms_ssim defaults
+from mefgan_tf.mef_ssim_window import (  # noqa: F401  (RGB2GRAY_WEIGHTS, SIGMA: part of this module's API)
+    EPS,
+    K2,
+    MAX_P,
+    MS_WEIGHTS,
+    RGB2GRAY_WEIGHTS,
+    SIGMA,
+    STRENGTH_FLOOR,
+    WINDOW,
+    gaussian_kernel,
+)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -54,16 +59,9 @@ def _per_channel(image: np.ndarray, fn: Callable[[np.ndarray], float]) -> float:
     return float(np.mean([fn(c) for c in _channels(image)]))
 
 
-def _gaussian_kernel(size: int = WINDOW, sigma: float = SIGMA) -> np.ndarray:
-    """1-D factor of MATLAB ``fspecial('gaussian', size, sigma)`` (sums to 1)."""
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
 def _gauss_valid(x: np.ndarray) -> np.ndarray:
     """Gaussian-weighted mean over every full 11x11 window (MATLAB ``filter2(..., 'valid')``)."""
-    g = _gaussian_kernel()
+    g = gaussian_kernel()
     out = cv2.sepFilter2D(np.ascontiguousarray(x, np.float64), cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)
     b = WINDOW // 2
     return out[b:-b, b:-b]
@@ -105,7 +103,7 @@ class MefReference:
     for scoring several fused images.
     """
 
-    def __init__(self, sources: np.ndarray, k: float = 0.03):
+    def __init__(self, sources: np.ndarray, k: float = K2):
         self.sources = np.asarray(sources, np.float64)
         self.c = (k * 255.0) ** 2
         seq, n_src, area = self.sources, self.sources.shape[0], float(WINDOW * WINDOW)
@@ -115,12 +113,12 @@ class MefReference:
         # area * <d_a, d_b>, d = patch - patch mean: exact for integer/dyadic grey levels
         cross = {(a, b): area * _box_sum_valid(seq[a] * seq[b]) - sums[a] * sums[b] for a, b in pairs}
         norm2 = [np.maximum(cross[a, a], 0.0) / area for a in range(n_src)]  # ||d_a||^2
-        strength = [np.sqrt(v) + 0.001 for v in norm2]
+        strength = [np.sqrt(v) + STRENGTH_FLOOR for v in norm2]
         numerator = np.sqrt(np.maximum(sum(twice[ab] * cross[ab] for ab in pairs), 0.0) / area)  # ||sum_a d_a||
         denominator = sum(np.sqrt(v) for v in norm2)
         consistency = (numerator + EPS) / (denominator + EPS)
         consistency = np.where(consistency > 1, 1 - EPS, np.where(consistency < 0, EPS, consistency))
-        p = np.minimum(np.tan(np.pi / 2 * consistency), 10.0)
+        p = np.minimum(np.tan(np.pi / 2 * consistency), MAX_P)
         weights = [(s / WINDOW) ** p + EPS for s in strength]
         total = sum(weights)
         # desired patch r = sum_a coef_a * d_a; a flat source patch (d_a = 0 exactly) adds nothing
@@ -149,7 +147,7 @@ class MefReference:
         return (2 * cov_rf + self.c) / (self.var_r + var_f + self.c)
 
 
-def mef_ssim_map(sources: np.ndarray, fused: np.ndarray, k: float = 0.03) -> np.ndarray:
+def mef_ssim_map(sources: np.ndarray, fused: np.ndarray, k: float = K2) -> np.ndarray:
     """MEF-SSIM quality map of grey ``fused`` (H, W) against grey ``sources`` (K, H, W); see
     :class:`MefReference`."""
     return MefReference(sources, k).quality_map(fused)

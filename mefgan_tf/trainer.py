@@ -145,7 +145,7 @@ class Trainer(TrainingCore):
         with tf.GradientTape() as tape:
             fused = self._fused(over, under)
             d_fake = self._d_probs(fused)
-            terms = generator_loss_per_example(d_fake, gt, fused, self.config)
+            terms = generator_loss_per_example(d_fake, gt, fused, self.config, sources=(over, under))
             loss = tf.reduce_sum(terms.total) / self.config.batch_size
         self._apply(self.g_optimizer, tape, loss, variables)
         return {**_sums({f"g_{k}": v for k, v in terms._asdict().items()}), "fused": fused}
@@ -336,8 +336,9 @@ def restore(trainer: Trainer, prefix: str) -> None:
 
 
 def _postfix(result: BatchResult, lr: float, rate: float) -> str:
+    structure = f", 1-MEF-SSIM {result.structure:.3g}" if result.structure else ""
     return (
-        f"G {result.g_loss:.4g} (adv {result.adversarial:.3g}, content {result.content:.3g}) "
+        f"G {result.g_loss:.4g} (adv {result.adversarial:.3g}, content {result.content:.3g}{structure}) "
         f"D {result.d_loss:.3g} D(real) {result.d_real:.2f} D(fake) {result.d_fake:.2f} "
         f"lr {lr:.2e} {rate:.1f} patches/s"
     )

@@ -55,6 +55,7 @@ class BatchResult:
     d_fake: float
     d_updates: int
     g_updates: int
+    structure: float = 0.0  # 1 - MEF-SSIM, when mef_ssim_weight > 0
 
     @classmethod
     def of(cls, outcome: BalancedBatch) -> BatchResult:
@@ -72,6 +73,7 @@ class BatchResult:
             d_fake=d_fake,
             d_updates=outcome.d_updates,
             g_updates=outcome.g_updates,
+            structure=float(g.get("g_structure", 0.0)),
         )
 
     def finite(self) -> bool:
@@ -94,7 +96,8 @@ class TrainingCore:
         raise NotImplementedError
 
     def g_step(self, batch) -> dict:
-        """One G update: its loss terms ``g_total``, ``g_adversarial``, ``g_content``, ``g_mse``, ``g_gradient``."""
+        """One G update: its loss terms ``g_total``, ``g_adversarial``, ``g_content``, ``g_mse``, ``g_gradient``
+        (and ``g_structure``)."""
         raise NotImplementedError
 
     def measured(self, batch) -> tuple[float, float]:
@@ -122,7 +125,7 @@ def batch_positions(done: int, stop: int, batches_per_epoch: int) -> Iterator[tu
 
 def summary_scalars(result: BatchResult, lr: float, patches_per_second: float) -> dict[str, float]:
     """The TensorBoard scalars of a batch, by tag (both trainers write these)."""
-    scalars = {f"loss/{n}": getattr(result, n) for n in ("content", "adversarial", "mse", "gradient")}
+    scalars = {f"loss/{n}": getattr(result, n) for n in ("content", "adversarial", "mse", "gradient", "structure")}
     scalars.update({
         "loss/generator": result.g_loss,
         "loss/discriminator": result.d_loss,

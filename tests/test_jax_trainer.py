@@ -49,6 +49,8 @@ measured.update(
     result=result,
     moving_updated=any(not np.array_equal(a, b) for a, b, m in zip(updated, after, moving) if m),
 )
+mu = JaxTrainer(MEFGANConfig(batch_size=2, seed=1, mef_ssim_weight=30.0), batches_per_epoch=4).train_batch(batch, 1)
+measured["mu"] = {"total": mu.g_loss, "adversarial": mu.adversarial, "content": mu.content, "structure": mu.structure}
 print(json.dumps(measured))
 """
 
@@ -65,6 +67,9 @@ def test_jax_trainer_measures_without_moving_bn_statistics_and_trains_a_batch():
     assert out["step"] == 2 and out["result"]["d_updates"] == 1 and out["result"]["g_updates"] == 1
     assert out["moving_updated"]
     assert out["result"]["g_total"] > 0 and 0 < out["result"]["d_real"] < 1
+    mu = out["mu"]  # with mef_ssim_weight, G's loss adds 30 * (1 - MEF-SSIM)
+    assert 0 < mu["structure"] < 1
+    assert mu["total"] == pytest.approx(mu["adversarial"] + 500 * mu["content"] + 30 * mu["structure"], rel=1e-4)
 
 
 def test_importing_the_jax_trainer_on_another_backend_is_refused():

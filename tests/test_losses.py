@@ -133,3 +133,70 @@ def test_batches_not_divisible_by_three_take_one_d_and_one_g_update_and_no_measu
     game = ScriptedGame([])
     out = losses.balanced_batch(4, game.update_d, game.update_g, game.measure, CONFIG)
     assert game.log == ["D", "G"] and out.measured is None
+
+
+# ---------------------------------------------------------------- MEF-SSIM loss (an option, not the original)
+def astronaut_patches(size: int = 144) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(over, under, fused) uint8 crops of the bundled demo pair; fused = their average."""
+    from mefgan_tf.samples import sample_pair
+
+    under, over = (image[100:100 + size, 150:150 + size] for image in sample_pair("astronaut"))
+    return over, under, ((over.astype(np.float64) + under) / 2).round().astype(np.uint8)
+
+
+def as_batch(*images: np.ndarray) -> list[tf.Tensor]:
+    return [tf.constant(image[None].astype(np.float32) / 255.0) for image in images]
+
+
+def test_mef_ssim_loss_equals_the_multi_scale_metric_on_real_patches():
+    from mefgan_tf.metrics import mef_ms_ssim
+
+    over, under, fused = astronaut_patches()
+    for candidate in (fused, over, under):
+        expected = mef_ms_ssim(over, under, candidate)
+        got = float(losses.mef_ssim_per_example(*as_batch(over, under, candidate))[0])
+        assert got == pytest.approx(expected, abs=2e-3)  # the metric rounds grey levels to integers
+    assert float(losses.mef_ssim_per_example(*as_batch(over, under, fused))[0]) < 0.99
+
+
+def test_mef_ssim_loss_on_small_patches_uses_the_scales_that_fit_with_renormalised_weights():
+    from mefgan_tf.metrics import MS_WEIGHTS, Sources
+
+    over, under, fused = astronaut_patches(24)  # 24 and 12 px hold the 11 px window; 6 px does not
+    scales = Sources(over, under).mef_ms_ssim_scales(fused, 2)
+    weights = MS_WEIGHTS[:2] / MS_WEIGHTS[:2].sum()
+    expected = float(np.prod(np.asarray(scales) ** weights))
+    assert float(losses.mef_ssim_per_example(*as_batch(over, under, fused))[0]) == pytest.approx(expected, abs=3e-3)
+    with pytest.raises(ValueError, match="smaller than MEF-SSIM's 11x11 window"):
+        losses.mef_ssim_per_example(*as_batch(*astronaut_patches(10)))
+
+
+def test_gradient_steps_on_the_structure_loss_raise_the_measured_mef_ssim():
+    from mefgan_tf.metrics import mef_ms_ssim
+
+    over, under, fused = astronaut_patches(96)
+    over_t, under_t, start = as_batch(over, under, fused)
+    image, optimizer = tf.Variable(start), tf.keras.optimizers.Adam(3e-3)
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(losses.structure_loss_per_example(over_t, under_t, image))
+        grad = tape.gradient(loss, image)
+        assert np.isfinite(grad.numpy()).all()
+        optimizer.apply_gradients([(grad, image)])
+        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+    after = (image.numpy()[0] * 255).round().astype(np.uint8)
+    assert mef_ms_ssim(over, under, after) > mef_ms_ssim(over, under, fused) + 0.02
+
+
+def test_generator_loss_adds_mu_times_one_minus_mef_ssim_only_when_mu_is_set():
+    over, under, fused = as_batch(*astronaut_patches(48))
+    gt, d_fake = fused * 0.9, np.full((1, 1), 0.5, np.float32)
+    config = MEFGANConfig(patch_size=48)
+    plain = losses.generator_loss(d_fake, gt, fused, config)
+    assert float(plain.structure) == 0.0
+    with_mu = losses.generator_loss(d_fake, gt, fused, config.replace(mef_ssim_weight=50.0), sources=(over, under))
+    score = float(losses.mef_ssim_per_example(over, under, fused)[0])
+    assert float(with_mu.structure) == pytest.approx(1 - score, abs=1e-6)
+    assert float(with_mu.total) - float(plain.total) == pytest.approx(50.0 * (1 - score), rel=1e-4)
+    with pytest.raises(ValueError, match="needs the sources"):
+        losses.generator_loss(d_fake, gt, fused, config.replace(mef_ssim_weight=50.0))

@@ -28,7 +28,7 @@ def _exposures(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _reference_mef_ssim_map(seq: np.ndarray, f: np.ndarray, k: float = 0.03) -> np.ndarray:
     """MEF-SSIM patch by patch, straight from the paper's definitions (slow; small images only)."""
     n, bd, eps = 11, 5, np.finfo(float).eps
-    g = M._gaussian_kernel()
+    g = M.gaussian_kernel()
     win = np.outer(g, g)
     rows, cols = seq.shape[1] - 2 * bd, seq.shape[2] - 2 * bd
     q = np.zeros((rows, cols))

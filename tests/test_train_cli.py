@@ -181,3 +181,11 @@ def test_a_good_run_shows_no_error_lines_and_a_resume_with_other_settings_is_ann
     assert main(["train", *flags, "--max-steps", "3"]) == 0  # the same settings again: nothing to announce
     assert "notice" not in capsys.readouterr().err
     assert len(json.loads((run / "mefgan.json").read_text())["history"]) == 1
+
+
+def test_mef_ssim_weight_flag_sets_mu_and_a_negative_one_is_a_one_line_error(capsys, tmp_path):
+    assert printed_config(capsys, "--out", str(tmp_path / "run"))["mef_ssim_weight"] == 0.0  # the original
+    assert printed_config(capsys, "--out", str(tmp_path / "run"), "--mef-ssim-weight", "100")["mef_ssim_weight"] == 100.0
+    assert main(["train", "--print-config", "--out", str(tmp_path / "run"), "--mef-ssim-weight", "-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mef_ssim_weight" in err and "negative" in err

@@ -146,3 +146,18 @@ def test_a_measuring_pass_leaves_every_moving_statistic_unchanged_but_advances_u
     assert all(not np.array_equal(np.asarray(v), b) for v, b in zip(u, u_before, strict=True))
     trainer.g_step(batch)  # an update does move them, as the original's UPDATE_OPS do
     assert any(not np.array_equal(np.asarray(v), b) for v, b in zip(statistics, before, strict=True))
+
+
+def test_with_a_mef_ssim_weight_g_minimises_mu_times_one_minus_mef_ssim_on_top_of_the_original_loss(tmp_path, make_patches):
+    data = make_patches(tmp_path / "p.h5", n=2, size=48)
+    config = CONFIG.replace(patch_size=48, mef_ssim_weight=40.0)
+    results = []
+    trainer, batches = new_trainer(data, config)
+    train(trainer, batches, tmp_path / "run", max_steps=2, progress=False, on_step=lambda step, r: results.append(r))
+    for r in results:
+        assert 0.0 < r.structure < 1.0
+        assert r.g_loss == pytest.approx(r.adversarial + 500.0 * r.content + 40.0 * r.structure, rel=1e-4)
+    trainer, batches = new_trainer(data, config.replace(mef_ssim_weight=0.0))
+    train(trainer, batches, tmp_path / "plain", max_steps=1, progress=False, on_step=lambda step, r: results.append(r))
+    assert results[-1].structure == 0.0
+    assert results[-1].g_loss == pytest.approx(results[-1].adversarial + 500.0 * results[-1].content, rel=1e-4)

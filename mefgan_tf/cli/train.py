@@ -21,6 +21,7 @@ FLAG_FIELDS = {
     "seed": "seed",
     "checkpoint_every": "checkpoint_every",
     "random_flips": "random_flips",
+    "mef_ssim_weight": "mef_ssim_weight",
 }
 
 
@@ -51,6 +52,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--random-flips", action="store_true", default=None,
         help="randomly flip patches left-right and up-down (default: off, as the original)",
+    )
+    parser.add_argument(
+        "--mef-ssim-weight", type=float, metavar="MU",
+        help="also train G to raise MEF-SSIM against its two inputs: adds MU * (1 - multi-scale MEF-SSIM) to G's "
+        "loss, as MEF-Net and DeepFuse train; the content loss still sets colour and brightness, which MEF-SSIM "
+        "ignores (default: 0, the original recipe)",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
