@@ -99,13 +99,14 @@ def test_the_jax_trainer_program_fine_tunes_a_given_generator_keeps_epochs_and_w
     start.save_weights(tmp_path / "start.weights.h5")
     proc = jax_trainer("--data", str(data), "--out", str(tmp_path / "run"), "--config", str(tmp_path / "c.yaml"),
                        "--epochs", "1", "--seed", "3", "--init-generator", str(tmp_path / "start.weights.h5"),
-                       "--learning-rate", "1e-12", "--keep-epochs")
+                       "--learning-rate", "1e-12", "--keep-epochs", "--mef-ssim-weight", "5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "run"
     assert (run / "generator.weights.h5").is_file() and (run / "discriminator.weights.h5").is_file()
     history = json.loads((run / "history.json").read_text())
     assert history["batches_per_epoch"] == 2 and len(history["epochs"]) == 1
-    assert history["config"]["learning_rate"] == 1e-12
+    assert history["config"]["learning_rate"] == 1e-12 and history["config"]["mef_ssim_weight"] == 5
+    assert all(0 < entry["g_structure"] < 1 for entry in history["log"])
     tuned, kept = build_generator(MEFGANConfig()), build_generator(MEFGANConfig())
     tuned.load_weights(run / "generator.weights.h5")
     kept.load_weights(run / "generator-epoch01.weights.h5")

@@ -31,7 +31,7 @@ from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.data import open_patches, split_channels
 from mefgan_tf.losses import content_loss
 
-SCALARS = ("d_loss", "d_real", "d_fake", "g_total", "g_adversarial", "g_content", "g_mse", "g_gradient", "lr")
+SCALARS = ("d_loss", "d_real", "d_fake", "g_total", "g_adversarial", "g_content", "g_mse", "g_gradient", "g_structure", "lr")
 VAL_BATCH = 19
 
 
@@ -40,7 +40,8 @@ def write_tensorboard(history: dict, logdir: Path) -> None:
     with tf.summary.create_file_writer(str(logdir)).as_default():
         for entry in history["log"]:
             for key in SCALARS:
-                tf.summary.scalar(f"train/{key}", entry[key], step=entry["step"])
+                if key in entry:  # g_structure: runs since the MEF-SSIM loss
+                    tf.summary.scalar(f"train/{key}", entry[key], step=entry["step"])
         for entry in history["epochs"]:
             if entry.get("val_content") is not None:
                 tf.summary.scalar("val/content", entry["val_content"], step=entry["step"])

@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="start G from this Keras weight file (a generator.weights.h5); D starts fresh",
     )
     parser.add_argument(
+        "--mef-ssim-weight", type=float, metavar="MU",
+        help="add MU * (1 - MEF-SSIM against the inputs) to G's loss (config.mef_ssim_weight; 0: the original)",
+    )
+    parser.add_argument(
         "--keep-epochs", action="store_true", help="also keep every epoch's generator as generator-epochNN.weights.h5"
     )
     return parser
@@ -45,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["epochs"] = args.epochs
         if args.learning_rate:
             overrides["learning_rate"] = args.learning_rate
+        if args.mef_ssim_weight is not None:
+            overrides["mef_ssim_weight"] = args.mef_ssim_weight
         if args.init_generator is not None and not args.init_generator.is_file():
             raise CommandError(f"{args.init_generator}: no such generator weight file")
         train(config.replace(**overrides), args.data, args.val, args.out,
