@@ -111,8 +111,8 @@ def scene_pair(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 def benchmark_generator(chunk: int, method: str):
     """The shipped generator if present, else a randomly initialised one."""
     from mefgan_tf.checkpoint import load_generator
-    from mefgan_tf.fusion import DEFAULT_MODEL
     from mefgan_tf.generator import build_generator
+    from mefgan_tf.models import DEFAULT_MODEL
 
     if DEFAULT_MODEL.exists():
         return load_generator(DEFAULT_MODEL, attention_chunk=chunk, attention_method=method)
@@ -236,7 +236,7 @@ def block_profile(rate: float, repeats: int = 200) -> dict:
 
 
 def benchmark_weights_shipped() -> bool:
-    from mefgan_tf.fusion import DEFAULT_MODEL
+    from mefgan_tf.models import DEFAULT_MODEL
 
     return DEFAULT_MODEL.exists()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_prep.build import PatchOptions, build
 from mefgan_tf.data import open_patches
+from mefgan_tf.data_prep.build import PatchOptions, build
 
 SHARED_BRACKETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "brackets"
 SCENES, HEIGHT, WIDTH = 6, 720, 1080

@@ -79,8 +79,8 @@ def run() -> dict:
     from mefgan_tf import metrics, tflite
     from mefgan_tf.checkpoint import load_generator
     from mefgan_tf.export import FLOAT_SIGNATURE, export_saved_model
-    from mefgan_tf.fusion import DEFAULT_MODEL
     from mefgan_tf.images import to_uint8
+    from mefgan_tf.models import DEFAULT_MODEL
 
     generator = load_generator(DEFAULT_MODEL)
     pairs = test_pairs()

@@ -27,12 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-import mefgan_tf
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import exposure_order, over_under
 
-# The generator shipped with the project (a mefgan-tf checkpoint folder).
-DEFAULT_MODEL = Path(mefgan_tf.__file__).resolve().parents[1] / "checkpoints" / "reference"
 SIZE_MULTIPLE = 8
 # Peak bytes per pixel of untiled full-resolution blocks on CPU (measured ~3.2 KB at 0.5-1 MP).
 BYTES_PER_PIXEL = 3400
@@ -49,27 +46,6 @@ ATTENTION_ROWS_PER_CALL = ATTENTION_CHUNK  # query rows per call of ``attention_
 SCORE_COST = 1.5e-4
 
 FusePair = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def no_model_error(path: Path) -> CommandError:
-    if path == DEFAULT_MODEL:
-        return CommandError(
-            f"no shipped generator is present yet at {path}; pass --model with a mefgan-tf checkpoint "
-            "folder (from `mefgan train` or `mefgan import-tf1`) or an exported SavedModel"
-        )
-    return CommandError(f"{path}: no such model (expected a checkpoint folder/prefix or a SavedModel folder)")
-
-
-def resolve_model(path: str | os.PathLike | None) -> Path:
-    """The model path to use: ``path`` or the shipped generator; CommandError if it is absent."""
-    model = DEFAULT_MODEL if path is None else Path(path)
-    if not model.exists() and not Path(str(model) + ".index").exists():
-        raise no_model_error(model)
-    return model
-
-
-def is_saved_model(path: str | os.PathLike) -> bool:
-    return (Path(path) / "saved_model.pb").is_file()
 
 
 def padding_to_multiple(height: int, width: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
@@ -323,46 +299,6 @@ def fuse_exposures(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarray:
     return fused
 
 
-def saved_model_files(model: Path) -> Callable[[BaseException], str]:
-    """The file of the SavedModel ``model`` that a loading error is about."""
-
-    from mefgan_tf.checkpoint import checkpoint_files
-
-    variables = checkpoint_files(str(model / "variables" / "variables"))
-
-    def name(err: BaseException) -> str:
-        return str(model / "saved_model.pb") if "saved_model.pb" in str(err) else variables(err)
-
-    return name
-
-
-def load_saved_model(model: Path):
-    """``tf.saved_model.load`` of ``model``; CommandError naming the file if it is damaged or incomplete."""
-    import tensorflow as tf
-
-    from mefgan_tf.checkpoint import reading_model
-
-    variables = model / "variables" / "variables.index"
-    if not variables.is_file():
-        raise CommandError(f"{variables}: missing (a SavedModel from `mefgan export` keeps its weights there)")
-    with reading_model(saved_model_files(model)):
-        return tf.saved_model.load(str(model))
-
-
-def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = ATTENTION_CHUNK, attention_method: str = "flash"):
-    """The inference stages of a checkpoint (folder or prefix) or of a SavedModel from ``mefgan export``
-    (whose attention was fixed at export; the attention options apply to checkpoints)."""
-    model = resolve_model(path)
-    if is_saved_model(model):
-        loaded = load_saved_model(model)
-        if not (hasattr(loaded, "attention_half") and hasattr(loaded, "fuse_tile")):
-            raise CommandError(f"{model}: SavedModel was not written by `mefgan export` (no fusion stages)")
-        return loaded
-    from mefgan_tf.checkpoint import load_generator
-
-    return generator_stages(load_generator(model, attention_chunk=attention_chunk, attention_method=attention_method))
-
-
 @dataclass
 class Fuser:
     """Fuses a list of exposures with a model's stages. ``tile``: "auto", None (untiled) or a side.
@@ -400,4 +336,6 @@ def load_fuser(path: str | os.PathLike | None = None, tile: int | str | None = "
     """
     if tile not in ("auto", None):
         check_tile(int(tile))
+    from mefgan_tf.models import load_stages
+
     return Fuser(load_stages(path), tile, progress)

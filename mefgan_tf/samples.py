@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_prep.synth import ExposureModel, expose, srgb_to_linear
+from mefgan_tf.data_prep.synth import ExposureModel, expose, srgb_to_linear
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import shrink
 

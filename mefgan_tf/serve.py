@@ -522,16 +522,9 @@ def create_app(
 def served_model(path: str | None) -> tuple[Path, str]:
     """(model path, version): a checkpoint (version 1), a SavedModel version folder (its number) or
     a TensorFlow Serving base folder of numbered versions (the highest, as TensorFlow Serving picks)."""
-    from mefgan_tf.fusion import is_saved_model, resolve_model
+    from mefgan_tf.models import model_version
 
-    model = resolve_model(path)
-    if model.is_dir() and not is_saved_model(model):
-        versions = sorted((int(p.name), p) for p in model.iterdir() if p.name.isdigit() and is_saved_model(p))
-        if versions:
-            return versions[-1][1], str(versions[-1][0])
-    if is_saved_model(model) and model.name.isdigit():
-        return model, str(int(model.name))
-    return model, "1"
+    return model_version(path)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-# What the `mefgan` entry point sets (mefgan_tf.cli.ENVIRONMENT): the library itself sets nothing.
+# What the `mefgan` entry point sets (mefgan_tf.environment.ENVIRONMENT): the library itself sets nothing.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 

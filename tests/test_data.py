@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from data_prep.patches import PatchWriter
 from mefgan_tf.data import open_patches, split_channels
+from mefgan_tf.data_prep.patches import PatchWriter
 from mefgan_tf.errors import CommandError
 
 S = 16

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mefgan_tf import fusion
+from mefgan_tf import models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.config import MEFGANConfig
@@ -57,7 +57,7 @@ def test_demo_writes_the_pair_its_fusion_and_a_side_by_side_comparison(model, tm
 
 
 def test_demo_without_a_shipped_generator_explains_and_writes_nothing(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(fusion, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
+    monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("mefgan demo: error: no shipped generator is present yet")

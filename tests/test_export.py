@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mefgan_tf import fusion
+from mefgan_tf import fusion, models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
@@ -129,7 +129,7 @@ def test_export_refuses_unnumbered_or_existing_version_folders(checkpoint, expor
 
 
 def test_export_without_a_shipped_generator_says_so(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(fusion, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
+    monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
     assert main(["export", "--out", str(tmp_path / "export" / "1")]) == 1
     assert "no shipped generator is present yet" in capsys.readouterr().err
     assert not (tmp_path / "export").exists()

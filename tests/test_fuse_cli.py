@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mefgan_tf import fusion
+from mefgan_tf import models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.fusion import fuse_exposures, fuse_pair, generator_stages, load_fuser
@@ -156,7 +156,7 @@ def test_bad_inputs_and_outputs_fail_on_one_line_without_writing_anything(model,
 
 
 def test_without_a_model_the_shipped_generator_is_used_or_its_absence_explained(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(fusion, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
+    monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
     paths = write_bracket(tmp_path)
     assert fuse(*paths, "-o", tmp_path / "out.png") == 1
     err = capsys.readouterr().err

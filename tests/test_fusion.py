@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mefgan_tf import fusion
+from mefgan_tf import fusion, models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion import (
@@ -187,7 +187,7 @@ def test_progress_of_several_exposures_is_one_bar_that_ends_full(stages, monkeyp
 
 
 def test_a_missing_shipped_generator_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(fusion, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
+    monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
     with pytest.raises(CommandError, match="no shipped generator is present yet.*--model"):
         load_fuser()
     with pytest.raises(CommandError, match="no such model"):

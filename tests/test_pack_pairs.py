@@ -12,9 +12,9 @@ import cv2
 import h5py
 import numpy as np
 
-from data_prep.build import build
-from data_prep.references import mertens_uint8
 from mefgan_tf.cli.patches import configure, patch_options
+from mefgan_tf.data_prep.build import build
+from mefgan_tf.data_prep.references import mertens_uint8
 
 REPO = Path(__file__).resolve().parents[1]
 GAINS = (0.35, 0.7, 1.3, 2.2)  # frame files named out of exposure order below

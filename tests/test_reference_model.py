@@ -19,8 +19,9 @@ import pytest
 
 from mefgan_tf import metrics
 from mefgan_tf.checkpoint import load_generator
-from mefgan_tf.fusion import Fuser, load_fuser, load_stages
+from mefgan_tf.fusion import Fuser, load_fuser
 from mefgan_tf.images import luminance, read_image_uint8, shrink, to_float, to_uint8
+from mefgan_tf.models import load_stages
 from mefgan_tf.samples import sample_pair, sample_photo
 
 REFERENCE = Path(__file__).resolve().parents[1] / "checkpoints" / "reference"

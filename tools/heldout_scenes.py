@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data_prep.build import PatchOptions, collect_scenes, split_scenes
-from data_prep.sources import LoadOptions
+from mefgan_tf.data_prep.build import PatchOptions, collect_scenes, split_scenes
+from mefgan_tf.data_prep.sources import LoadOptions
 from mefgan_tf.images import write_image
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import cv2
 
-from data_prep.build import PatchOptions, collect_scenes, split_scenes
-from data_prep.references import mertens_reference
-from data_prep.sources import read_frame
+from mefgan_tf.data_prep.build import PatchOptions, collect_scenes, split_scenes
+from mefgan_tf.data_prep.references import mertens_reference
+from mefgan_tf.data_prep.sources import read_frame
 from mefgan_tf.scenes import exposure_order, find_scenes
 
 

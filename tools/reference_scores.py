@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.references import CANDIDATES, PAIR, BracketScorer, by_exposure, mertens_uint8
+from mefgan_tf.data_prep.references import CANDIDATES, PAIR, BracketScorer, by_exposure, mertens_uint8
 from mefgan_tf.images import read_image_uint8
 from mefgan_tf.metrics import Sources, mean_level
 from mefgan_tf.scenes import find_scenes, scene_folders

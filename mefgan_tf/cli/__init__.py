@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mefgan_tf import __version__
+from mefgan_tf.environment import import_tensorflow_quietly, set_environment
 from mefgan_tf.errors import CommandError
-
-# What the entry point sets unless the user did: TensorFlow's C++ log level (warnings and errors
-# only) and Keras's backend.
-ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
 
 
 @dataclass(frozen=True)
@@ -48,12 +43,6 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def set_environment() -> None:
-    """``ENVIRONMENT``, where the user has not set it: before TensorFlow or Keras is imported."""
-    for key, value in ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; the subparser of ``only`` (if given) is fully configured."""
     parser = argparse.ArgumentParser(
@@ -67,25 +56,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if name == only:  # configure only the command that runs: keeps startup fast
             command_module(name).configure(p)
     return parser
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and probe its devices with C++ log lines hidden; shown again if it fails."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def command_module(name: str):

@@ -77,7 +77,7 @@ def run_tflite(args: argparse.Namespace) -> int:
     from mefgan_tf import tflite
     from mefgan_tf.checkpoint import load_generator
     from mefgan_tf.files import check_file_target
-    from mefgan_tf.fusion import resolve_model
+    from mefgan_tf.models import resolve_model
 
     out = Path(args.out)
     tflite.check_tflite_path(out)
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.checkpoint import load_generator
     from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE, check_version_folder, export_saved_model
     from mefgan_tf.files import check_folder_target
-    from mefgan_tf.fusion import resolve_model
+    from mefgan_tf.models import resolve_model
 
     check_options(args)
     if args.tflite:

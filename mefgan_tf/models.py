@@ -1,0 +1,125 @@
+"""Finding and loading a model to fuse with: one place for every kind a ``--model`` may name.
+
+* a mefgan-tf checkpoint folder or prefix (``mefgan train``, ``mefgan import-tf1``); the shipped
+  generator, inside this package, is one (``DEFAULT_MODEL``);
+* a SavedModel from ``mefgan export``, or a TensorFlow Serving base folder of numbered versions of
+  it (the highest number, as TensorFlow Serving picks);
+* a ``.tflite`` file from ``mefgan export --tflite``, run by LiteRT.
+
+``load_stages`` returns the fusion stages of any of them (``fusion.fuse_pair`` runs them).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from mefgan_tf.errors import CommandError, require
+
+# The generator shipped inside the package (a checkpoint folder; checkpoints/reference in the repository).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped_generator"
+TFLITE_SUFFIX = ".tflite"
+
+
+def no_model_error(path: Path) -> CommandError:
+    if path == DEFAULT_MODEL:
+        return CommandError(
+            f"the shipped generator is missing at {path} (reinstall mefgan-tf); or pass --model with a mefgan-tf "
+            "checkpoint folder, an exported SavedModel or a .tflite file"
+        )
+    return CommandError(f"{path}: no such model (expected a checkpoint folder/prefix, a SavedModel folder or a .tflite file)")
+
+
+def is_saved_model(path: str | os.PathLike) -> bool:
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def is_tflite(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() == TFLITE_SUFFIX
+
+
+def saved_model_versions(path: Path) -> list[tuple[int, Path]]:
+    """The numbered SavedModel versions in ``path`` (a TensorFlow Serving base folder), lowest first."""
+    if not path.is_dir() or is_saved_model(path):
+        return []
+    return sorted((int(p.name), p) for p in path.iterdir() if p.name.isdigit() and is_saved_model(p))
+
+
+def model_version(path: str | os.PathLike | None) -> tuple[Path, str]:
+    """(model path, version): a base folder of numbered SavedModels gives its highest version, a
+    numbered SavedModel folder its number, anything else version 1. CommandError if absent."""
+    model = DEFAULT_MODEL if path is None else Path(path)
+    if not model.exists() and not Path(str(model) + ".index").exists():
+        raise no_model_error(model)
+    versions = saved_model_versions(model)
+    if versions:
+        return versions[-1][1], str(versions[-1][0])
+    if is_saved_model(model) and model.name.isdigit():
+        return model, str(int(model.name))
+    return model, "1"
+
+
+def resolve_model(path: str | os.PathLike | None) -> Path:
+    """The model to load for ``path`` (default: the shipped generator; a versions folder: its newest
+    version); CommandError if it is absent."""
+    return model_version(path)[0]
+
+
+def saved_model_files(model: Path) -> Callable[[BaseException], str]:
+    """The file of the SavedModel ``model`` that a loading error is about."""
+
+    from mefgan_tf.checkpoint import checkpoint_files
+
+    variables = checkpoint_files(str(model / "variables" / "variables"))
+
+    def name(err: BaseException) -> str:
+        return str(model / "saved_model.pb") if "saved_model.pb" in str(err) else variables(err)
+
+    return name
+
+
+def load_saved_model(model: Path):
+    """``tf.saved_model.load`` of ``model``; CommandError naming the file if it is damaged or incomplete."""
+    import tensorflow as tf
+
+    from mefgan_tf.checkpoint import reading_model
+
+    variables = model / "variables" / "variables.index"
+    if not variables.is_file():
+        raise CommandError(f"{variables}: missing (a SavedModel from `mefgan export` keeps its weights there)")
+    with reading_model(saved_model_files(model)):
+        return tf.saved_model.load(str(model))
+
+
+def load_tflite(model: Path):
+    """The ``tflite.LiteModel`` of a ``.tflite`` file; CommandError if it is not one of ours."""
+    require("ai_edge_litert", f"{model}: running a .tflite model")
+    from mefgan_tf.tflite import LiteModel
+
+    if not model.is_file():
+        raise CommandError(f"{model}: not a file (a .tflite model is one file)")
+    try:
+        return LiteModel(model)
+    except (ValueError, RuntimeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CommandError(f"{model}: not a .tflite model from `mefgan export --tflite` ({first})") from None
+
+
+def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = None, attention_method: str = "flash"):
+    """The inference stages of a checkpoint (folder or prefix), a SavedModel from ``mefgan export``
+    (or a folder of its numbered versions) or a ``.tflite`` file (their attention was fixed at export;
+    the attention options apply to checkpoints)."""
+    from mefgan_tf.fusion import ATTENTION_CHUNK, generator_stages
+
+    model = resolve_model(path)
+    if is_tflite(model):
+        return load_tflite(model)
+    if is_saved_model(model):
+        loaded = load_saved_model(model)
+        if not (hasattr(loaded, "attention_half") and hasattr(loaded, "fuse_tile")):
+            raise CommandError(f"{model}: SavedModel was not written by `mefgan export` (no fusion stages)")
+        return loaded
+    from mefgan_tf.checkpoint import load_generator
+
+    chunk = ATTENTION_CHUNK if attention_chunk is None else attention_chunk
+    return generator_stages(load_generator(model, attention_chunk=chunk, attention_method=attention_method))
