@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.patches import PatchWriter, cut_patches
-from data_prep.sources import (
+from mefgan_tf import __version__
+from mefgan_tf.config import NetworkConfig
+from mefgan_tf.data_prep.patches import PatchWriter, cut_patches
+from mefgan_tf.data_prep.references import EXTREME, PAIRINGS
+from mefgan_tf.data_prep.sources import (
     Loaded,
     LoadOptions,
     SkippedScene,
@@ -28,9 +31,7 @@ from data_prep.sources import (
     scan_sample_photos,
     scan_sice,
 )
-from data_prep.synth import ExposureModel
-from mefgan_tf import __version__
-from mefgan_tf.config import NetworkConfig
+from mefgan_tf.data_prep.synth import ExposureModel
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_path, check_file_target, remove_stale_temporaries
 
@@ -46,6 +47,7 @@ class PatchOptions:
     photos: tuple[str, ...] = ()
     reference: str = "mertens"  # one of references.REFERENCE_CHOICES
     extra_pairs: float | None = None
+    pairing: tuple[str, ...] = ()  # () means (EXTREME,): references.PAIRINGS, for --brackets
     out: str = "data/patches.h5"
     size: int = NetworkConfig.patch_size
     stride: int | None = None  # None: half of ``size``
@@ -98,6 +100,8 @@ def validate(options: PatchOptions) -> None:
          f"--photo-variants {options.photo_variants}: must be at least 1"),
         (options.shot_noise >= 0 and options.read_noise >= 0, "--shot-noise and --read-noise must not be negative"),
         (options.extra_pairs is None or options.extra_pairs > 0, f"--extra-pairs {options.extra_pairs}: must be positive"),
+        (all(p in PAIRINGS for p in options.pairing),
+         f"--pairing {' '.join(options.pairing)}: expected one of {', '.join(PAIRINGS)}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -168,7 +172,8 @@ def check_outputs(out: Path, validation: bool, overwrite: bool) -> Path | None:
 def load_options(options: PatchOptions) -> LoadOptions:
     """How every scene is loaded, from resolved options."""
     exposure = ExposureModel(tuple(options.ev_range), options.shot_noise, options.read_noise, options.camera)
-    return LoadOptions(options.scale, options.seed, options.photo_variants, exposure, options.reference, options.extra_pairs)
+    return LoadOptions(options.scale, options.seed, options.photo_variants, exposure, options.reference, options.extra_pairs,
+                       options.pairing or (EXTREME,))
 
 
 def file_attrs(options: PatchOptions, sources: list[str], loading: LoadOptions) -> dict:
@@ -188,6 +193,7 @@ def file_attrs(options: PatchOptions, sources: list[str], loading: LoadOptions) 
         "photo_variants": loading.photo_variants,
         "reference": loading.reference,
         "extra_pairs_ev": -1.0 if loading.extra_pairs_ev is None else loading.extra_pairs_ev,
+        "pairing": list(loading.pairings),
     }
 
 

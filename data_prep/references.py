@@ -10,17 +10,17 @@ Frames are RGB uint8 of one size, in any order.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from data_prep.synth import srgb_to_linear
 from mefgan_tf import baselines
+from mefgan_tf.data_prep.synth import srgb_to_linear
 from mefgan_tf.images import shrink, to_uint8
 from mefgan_tf.metrics import MefReference, rgb2gray
-from mefgan_tf.scenes import exposure_order
+from mefgan_tf.scenes import ADJACENT, ALL, EXTREME, PAIRINGS, SAME, exposure_order
 
 # Frames' pixels trusted for exposure ratios: neither in the noise floor nor near clipping.
 WELL_EXPOSED = (20, 235)
@@ -133,7 +133,8 @@ REFERENCES: dict[str, Callable[[Sequence[np.ndarray]], Reference]] = {
     "best": best_reference,
 }
 PAIR = "pair"  # the reference made from each training pair alone, not from the whole bracket
-MIX = "mix"  # each pair twice: with the whole bracket's Mertens fusion and with its own
+MIX = "mix"  # the spanning pair twice: with the whole bracket's Mertens fusion and with its own
+SAME_REFERENCE = "same"  # a frame paired with itself: the frame is its own reference
 REFERENCE_CHOICES = (*REFERENCES, PAIR, MIX)
 
 
@@ -145,31 +146,64 @@ def pair_reference(over: np.ndarray, under: np.ndarray) -> Reference:
 
 
 def pair_references(
-    frames: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], name: str
+    frames: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], name: str,
+    spanning: Collection[tuple[int, int]] | None = None,
 ) -> list[tuple[tuple[int, int], Reference]]:
-    """Each (over, under) pair of ``frames`` with its reference: ``pair_reference`` for ``PAIR``, the
-    whole-bracket ``REFERENCES[name]`` (made once, shared by every pair) otherwise, and for ``MIX``
-    every pair twice, first with the whole bracket's Mertens fusion, then with its own (the data of
-    the shipped generator's last stage: either alone trained a worse model)."""
-    if name == MIX:
-        return pair_references(frames, pairs, "mertens") + pair_references(frames, pairs, PAIR)
-    if name == PAIR:
-        return [(pair, pair_reference(frames[pair[0]], frames[pair[1]])) for pair in pairs]
-    whole = REFERENCES[name](frames)
-    return [(pair, whole) for pair in pairs]
+    """Each (over, under) pair of ``frames`` with its reference.
+
+    A frame paired with itself has that frame as its reference: a fusion of x with x is x. The
+    whole-bracket references (``REFERENCES[name]``, made once and shared) are given to the
+    ``spanning`` pairs only (default: every pair of two frames), the pairs that span (nearly) the
+    whole bracket, as SICE's labels do; every other pair gets its own fusion (``pair_reference``),
+    as all pairs do with ``PAIR``. With ``MIX`` the spanning pairs are cut twice, first with the
+    whole bracket's Mertens fusion, then with their own (the data of the shipped generator's later
+    stages: either alone trained a worse model)."""
+    whole_name = "mertens" if name == MIX else name
+    wide = [p for p in pairs if p[0] != p[1] and (spanning is None or p in spanning)] if name != PAIR else []
+    whole = REFERENCES[whole_name](frames) if wide else None
+    found = [(p, whole) for p in wide] if name == MIX else []
+    for over, under in pairs:
+        if over == under:
+            found.append(((over, under), Reference(frames[over], SAME_REFERENCE, float("nan"))))
+        elif (over, under) in wide and name != MIX:
+            found.append(((over, under), whole))
+        else:
+            found.append(((over, under), pair_reference(frames[over], frames[under])))
+    return found
 
 
-def exposure_pairs(frames: Sequence[np.ndarray], extra_min_ev: float | None = None) -> list[tuple[int, int]]:
-    """(over, under) indices into ``frames``: the brightest with the darkest, and with
-    ``extra_min_ev`` also (second brightest, darkest) and (brightest, second darkest) where
-    their estimated exposure gap is at least that many stops."""
+
+
+def ordered_pairs(count: int, pairing: str) -> list[tuple[int, int]]:
+    """(over, under) ranks in a bracket of ``count`` frames ranked darkest (0) to brightest: the
+    spanning pair (``EXTREME``), each frame with the next brighter one (``ADJACENT``), each frame
+    with itself (``SAME``), or every pair of frames, itself included (``ALL``)."""
+    if pairing == EXTREME:
+        return [(count - 1, 0)]
+    if pairing == ADJACENT:
+        return [(i + 1, i) for i in range(count - 1)]
+    if pairing == SAME:
+        return [(i, i) for i in range(count)]
+    if pairing == ALL:
+        return [(j, i) for i in range(count) for j in range(count - 1, i - 1, -1)]
+    raise ValueError(f"unknown pairing {pairing!r}; expected one of {', '.join(PAIRINGS)}")
+
+
+def exposure_pairs(frames: Sequence[np.ndarray], pairings: Sequence[str] = (EXTREME,),
+                   extra_min_ev: float | None = None) -> list[tuple[int, int]]:
+    """(over, under) indices into ``frames`` of every pair that one of ``pairings`` names (each once,
+    in the order named), and with ``extra_min_ev`` also (second brightest, darkest) and (brightest,
+    second darkest) where their estimated exposure gap is at least that many stops."""
     order = exposure_order(frames)
-    pairs = [(order[-1], order[0])]
+    pairs: list[tuple[int, int]] = []
+    for pairing in pairings:
+        pairs += [(order[o], order[u]) for o, u in ordered_pairs(len(order), pairing) if (order[o], order[u]) not in pairs]
     if extra_min_ev is None or len(frames) < 3:
         return pairs
     times = exposure_times([frames[i] for i in order])
     stops = np.log2(times)
     for bright, dark in ((len(order) - 2, 0), (len(order) - 1, 1)):
-        if stops[bright] - stops[dark] >= extra_min_ev:
-            pairs.append((order[bright], order[dark]))
+        pair = (order[bright], order[dark])
+        if stops[bright] - stops[dark] >= extra_min_ev and pair not in pairs:
+            pairs.append(pair)
     return pairs

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_prep.references import MIX, exposure_pairs, pair_references
-from data_prep.synth import ExposureModel, exposure_pair
+from mefgan_tf.data_prep.references import EXTREME, MIX, exposure_pairs, pair_references
+from mefgan_tf.data_prep.synth import ExposureModel, exposure_pair
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_image, read_image_uint8
 from mefgan_tf.scenes import Scene, darkest_and_brightest, entries, find_label_folder, find_scenes
@@ -41,6 +41,7 @@ class LoadOptions:
     exposure: ExposureModel = field(default_factory=ExposureModel)
     reference: str = "mertens"  # one of references.REFERENCE_CHOICES: how a bracket's ground truth is made
     extra_pairs_ev: float | None = None  # also pair nearer frames of a bracket this many stops apart
+    pairings: tuple[str, ...] = (EXTREME,)  # which frames of a bracket are paired: references.PAIRINGS
 
 
 @dataclass
@@ -176,9 +177,10 @@ def load_bracket(scene: Scene, options: LoadOptions) -> Loaded:
         shape = image.shape if i == 0 else shape
         check_same_size(path, image, paths[0], shape)
         frames.append(resize(image, options.scale))
-    pairs = exposure_pairs(frames, options.extra_pairs_ev)
-    references = pair_references(frames, pairs, options.reference)
-    first = references[0][1]
+    pairs = exposure_pairs(frames, options.pairings, options.extra_pairs_ev)
+    spanning = exposure_pairs(frames, (EXTREME,), options.extra_pairs_ev)
+    references = pair_references(frames, pairs, options.reference, spanning)
+    first = next((ref for pair, ref in references if pair in spanning), references[0][1])
     scored = "" if math.isnan(first.score) else f" (MEF-SSIM {first.score:.4f} against the bracket)"
     method = "mertens and pair" if options.reference == MIX else first.method
     stacks = [stack(frames[over], frames[under], ref.image) for (over, under), ref in references]

@@ -101,6 +101,7 @@ class MEFGANConfig:
     image_summary_every: int = 100
     keep_checkpoints: int = 5
     random_flips: bool = False
+    grey_fraction: float = 0.0  # share of training patches turned grey (all three images), for neutral output
     seed: int | None = None
 
     @property
@@ -124,6 +125,8 @@ class MEFGANConfig:
                 checked[key] = field_value(key, value)
             except CommandError as err:
                 raise CommandError(f"{key}: {err}") from None
+        if not 0.0 <= checked.get("grey_fraction", 0.0) <= 1.0:
+            raise CommandError(f"grey_fraction: {checked['grey_fraction']} is not in [0, 1]")
         if checked.get("mef_ssim_weight", 0.0) < 0:
             raise CommandError(f"mef_ssim_weight: {checked['mef_ssim_weight']} is negative; use 0 (off) or more")
         return dataclasses.replace(self, **checked)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mefgan_tf.config import MEFGANConfig
+from mefgan_tf.config import BT601_LUMA, MEFGANConfig
 from mefgan_tf.data import PatchFile, open_patches
 from mefgan_tf.errors import CommandError
 
 FLIP_STREAM = 1  # separates the flip random stream from the shuffle stream of the same seed
+GREY_STREAM = 2  # ... and the grey one
 
 
 def epoch_order(num_patches: int, seed: int, epoch: int) -> np.ndarray:
@@ -55,6 +56,21 @@ def random_flips(batch: np.ndarray, seed: int, epoch: int, index: int) -> np.nda
     return out
 
 
+def grey_patches(batch: np.ndarray, fraction: float, seed: int, epoch: int, index: int) -> np.ndarray:
+    """Turn each patch grey with probability ``fraction``: its over, under and ground-truth images
+    each become their BT.601 luma in all three channels. A grey pair's fusion must stay grey; the
+    original data has few neutral scenes, and fused grey pairs came out tinted."""
+    rng = np.random.default_rng([seed, epoch, index, GREY_STREAM])
+    chosen = rng.random(len(batch)) < fraction
+    if not chosen.any():
+        return batch
+    out = batch.copy()
+    picked = out[chosen].reshape(*out[chosen].shape[:-1], 3, 3)
+    luma = picked @ np.asarray(BT601_LUMA, np.float32)
+    out[chosen] = np.repeat(luma, 3, axis=-1)
+    return out
+
+
 class PatchBatches:
     """The batches of an open patch file: ``batch(epoch, index)`` -> float32 [B, S, S, 9] in [0, 1]."""
 
@@ -81,6 +97,8 @@ class PatchBatches:
         batch = self.patches.read(indices[start:stop])
         if self.config.random_flips:
             batch = random_flips(batch, self.seed, epoch, index)
+        if self.config.grey_fraction > 0:
+            batch = grey_patches(batch, self.config.grey_fraction, self.seed, epoch, index)
         return batch
 
     def dataset(self, epoch: int, start: int = 0, pipeline: int = 0, num_pipelines: int = 1, num_replicas: int = 1):

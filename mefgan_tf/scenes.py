@@ -14,6 +14,9 @@ A folder named ``Label`` (any case) beside the scene folders holds SICE's refere
 name starts with ``.`` are ignored, and so are files that are not images (``images.is_image``).
 Scenes and files are listed in natural order: "2" before "10", case ignored.
 
+Pairings name which exposures of a scene go together (``PAIRINGS``): ``mefgan patches --pairing``
+cuts training pairs by them and ``mefgan evaluate --pairing`` scores by them.
+
 Exposures are ordered by mean BT.601 luminance (``images.luminance``), darkest first, ties keeping
 the given order: the darkest is the under-exposed input, the brightest the over-exposed one, and
 of two images the brighter one is "over" (the first one when they are equally bright).
@@ -190,3 +193,13 @@ def darkest_and_brightest(images: Iterable[np.ndarray]) -> tuple[np.ndarray, np.
 def over_under(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(over, under) of two images: the brighter one is over-exposed (``first`` when equally bright)."""
     return (first, second) if luminance(first) >= luminance(second) else (second, first)
+
+
+# ---------------------------------------------------------------------------------------- pairings
+EXTREME, ADJACENT, SAME, ALL = "extreme", "adjacent", "same", "all"
+PAIRINGS = (EXTREME, ADJACENT, SAME, ALL)
+
+
+def middle(count: int) -> int:
+    """Index of the middle one of ``count`` exposures ordered darkest first (the darker of two middles)."""
+    return (count - 1) // 2

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep import build as build_mod
-from data_prep.build import PatchOptions, build
-from data_prep.patches import patch_grid
-from data_prep.references import mertens_uint8 as fuse_mertens
-from data_prep.sources import resize
-from data_prep.synth import ExposureModel, expose, linear_to_srgb, srgb_to_linear
 from mefgan_tf import __version__
 from mefgan_tf.cli import main
 from mefgan_tf.cli.patches import configure, patch_options
+from mefgan_tf.data_prep import build as build_mod
+from mefgan_tf.data_prep.build import PatchOptions, build
+from mefgan_tf.data_prep.patches import patch_grid
+from mefgan_tf.data_prep.references import mertens_uint8 as fuse_mertens
+from mefgan_tf.data_prep.sources import resize
+from mefgan_tf.data_prep.synth import ExposureModel, expose, linear_to_srgb, srgb_to_linear
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import luminance, read_image_uint8
 
@@ -437,14 +437,14 @@ def camera_bracket(seed: int, evs: tuple[float, ...]) -> list[np.ndarray]:
 
 
 def test_exposure_times_are_estimated_from_the_frames():
-    from data_prep.references import exposure_times
+    from mefgan_tf.data_prep.references import exposure_times
 
     times = exposure_times(camera_bracket(3, (-2.0, 0.0, 1.0)))
     np.testing.assert_allclose(times, [1.0, 4.0, 8.0], rtol=0.08)
 
 
 def test_best_reference_keeps_the_candidate_with_the_highest_mef_ssim_against_the_bracket():
-    from data_prep.references import CANDIDATES, BracketScorer, best_reference
+    from mefgan_tf.data_prep.references import CANDIDATES, BracketScorer, best_reference
 
     frames = camera_bracket(4, (-3.0, -1.0, 1.0, 3.0))
     best = best_reference(frames)
@@ -476,7 +476,7 @@ def test_reference_best_and_extra_pairs_from_the_command_line(tmp_path):
 
 
 def test_reference_pair_fuses_each_training_pair_alone_and_scores_higher_against_it(tmp_path):
-    from data_prep.references import mertens_uint8
+    from mefgan_tf.data_prep.references import mertens_uint8
     from mefgan_tf.metrics import mef_ssim
 
     frames = camera_bracket(6, (-3.0, -1.0, 1.0, 3.0))
@@ -514,13 +514,60 @@ def test_reference_mix_cuts_every_pair_with_the_whole_bracket_reference_and_with
         assert json.loads(f.attrs["scene_notes"])["brackets:br/Hall"] == "reference mertens and pair, 1 pair(s)"
 
 
+def test_pairing_cuts_close_pairs_with_their_own_reference_and_each_frame_with_itself(tmp_path):
+    from mefgan_tf.data_prep.references import mertens_uint8
+
+    frames = camera_bracket(8, (-3.0, -1.0, 1.0, 3.0))  # files in exposure order, darkest first
+    for i, image in enumerate(frames):
+        save(tmp_path / "br" / "Hall" / f"{i + 1}.png", image)
+    out = tmp_path / "p.h5"
+    build(parse("--brackets", str(tmp_path / "br"), "--out", str(out), "--reference", "mix",
+                "--pairing", "extreme", "--pairing", "adjacent", "--pairing", "same"))
+    data = patches_of(out)[0].reshape(-1, 6, 48, 48, 9)  # 6 patches per image
+    whole = mertens_uint8(frames)[:48, :48]
+    # extreme twice (whole bracket, then its own fusion), 3 adjacent pairs, 4 frames with themselves
+    expected = [(3, 0, whole), (3, 0, None), (1, 0, None), (2, 1, None), (3, 2, None)]
+    expected += [(i, i, frames[i][:48, :48]) for i in range(4)]
+    assert len(data) == len(expected)
+    for stack, (over, under, reference) in zip(data, expected):
+        np.testing.assert_array_equal(stack[0, ..., 0:3], frames[over][:48, :48])
+        np.testing.assert_array_equal(stack[0, ..., 3:6], frames[under][:48, :48])
+        own = mertens_uint8([frames[under], frames[over]])[:48, :48]
+        np.testing.assert_array_equal(stack[0, ..., 6:9], own if reference is None else reference)
+    with h5py.File(out, "r") as f:
+        assert list(f.attrs["pairing"]) == ["extreme", "adjacent", "same"]
+
+
+def test_pairing_all_pairs_every_two_frames_once_and_whole_bracket_references_only_the_extremes(tmp_path):
+    frames = camera_bracket(9, (-2.0, 0.0, 2.0))
+    for i, image in enumerate(frames):
+        save(tmp_path / "br" / "Hall" / f"{i + 1}.png", image)
+    out = tmp_path / "p.h5"
+    build(parse("--brackets", str(tmp_path / "br"), "--out", str(out), "--pairing", "all", "--pairing", "extreme"))
+    data = patches_of(out)[0].reshape(-1, 6, 48, 48, 9)[:, 0]
+    pairs = [(int(np.argmin([np.abs(f[:48, :48].astype(int) - s[..., k:k + 3]).sum() for f in frames])))
+             for s in data for k in (0, 3)]
+    assert list(zip(pairs[::2], pairs[1::2])) == [(2, 0), (1, 0), (0, 0), (2, 1), (1, 1), (2, 2)]  # (over, under)
+    from mefgan_tf.data_prep.references import mertens_uint8
+
+    np.testing.assert_array_equal(data[0, ..., 6:9], mertens_uint8(frames)[:48, :48])  # the extreme pair
+    np.testing.assert_array_equal(data[1, ..., 6:9], mertens_uint8([frames[0], frames[1]])[:48, :48])
+
+
+def test_unknown_pairing_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["patches", "--out", str(tmp_path / "p.h5"), "--pairing", "diagonal"])
+    assert exit_.value.code == 2 and "invalid choice: 'diagonal'" in capsys.readouterr().err
+    assert not (tmp_path / "p.h5").exists()
+
+
 def test_extra_pairs_must_be_positive(tmp_path):
     with pytest.raises(CommandError, match="--extra-pairs -1.0: must be positive"):
         build(parse("--out", str(tmp_path / "p.h5"), "--extra-pairs", "-1"))
 
 
 def test_camera_response_curves_are_monotonic_and_span_black_to_white():
-    from data_prep.synth import camera_response
+    from mefgan_tf.data_prep.synth import camera_response
 
     x = np.linspace(0, 1, 1001, dtype=np.float32)
     for gamma, contrast in ((1.8, 0.0), (2.2, 0.25), (2.6, 0.5)):

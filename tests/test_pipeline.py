@@ -10,7 +10,7 @@ import pytest
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.data import PatchFile
 from mefgan_tf.errors import CommandError
-from mefgan_tf.pipeline import epoch_order, open_batches, random_flips, replica_slices
+from mefgan_tf.pipeline import epoch_order, grey_patches, open_batches, random_flips, replica_slices
 
 
 def indexed_patches(path: Path, n: int, size: int = 16) -> Path:
@@ -113,3 +113,25 @@ def test_patch_size_or_count_that_does_not_fit_the_config_is_a_clear_error(tmp_p
         open_batches(path, MEFGANConfig(), seed=0)
     with pytest.raises(CommandError, match="3 patches, fewer than one batch of 4"):
         open_batches(path, MEFGANConfig(patch_size=16, batch_size=4), seed=0)
+
+
+def test_grey_patches_turn_all_three_images_into_their_luma_for_the_chosen_share():
+    batch = np.random.default_rng(0).random((400, 4, 4, 9), np.float32)
+    grey = grey_patches(batch, 0.25, seed=1, epoch=0, index=0)
+    chosen = np.array([np.array_equal(p[..., 0], p[..., 1]) and np.array_equal(p[..., 6], p[..., 8]) for p in grey])
+    assert 0.18 < chosen.mean() < 0.32
+    luma = np.array([0.2989, 0.587, 0.114], np.float32)
+    for k, image in enumerate((slice(0, 3), slice(3, 6), slice(6, 9))):
+        np.testing.assert_allclose(grey[chosen][..., 3 * k], batch[chosen][..., image] @ luma, atol=1e-6)
+    np.testing.assert_array_equal(grey[~chosen], batch[~chosen])
+    np.testing.assert_array_equal(grey, grey_patches(batch, 0.25, seed=1, epoch=0, index=0))
+
+
+def test_grey_fraction_comes_from_the_config_and_is_off_by_default(tmp_path, make_patches):
+    path = make_patches(tmp_path / "p.h5", n=8)
+    plain = open_batches(path, MEFGANConfig(batch_size=8), seed=0).batch(0, 0)
+    grey = open_batches(path, MEFGANConfig(batch_size=8, grey_fraction=1.0), seed=0).batch(0, 0)
+    assert not np.allclose(plain[..., 0], plain[..., 1])
+    np.testing.assert_allclose(grey[..., 0], grey[..., 2])
+    with pytest.raises(CommandError, match=r"grey_fraction: 1.5 is not in \[0, 1\]"):
+        MEFGANConfig().replace(grey_fraction=1.5)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from data_prep.build import SAMPLE_VARIANTS, PatchOptions
-from data_prep.references import CANDIDATES, REFERENCE_CHOICES
+from mefgan_tf.data_prep.build import SAMPLE_VARIANTS, PatchOptions
+from mefgan_tf.data_prep.references import CANDIDATES, PAIRINGS, REFERENCE_CHOICES
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="--brackets augmentation: besides (brightest, darkest), also cut (second brightest, "
                      "darkest) and (brightest, second darkest) where their exposure gap, estimated from the "
                      "frames, is at least STOPS (default: off)")
+    src.add_argument("--pairing", action="append", default=[], choices=PAIRINGS,
+                     help="--brackets: which frames are paired (repeatable; the union is cut): 'extreme' the "
+                     "darkest with the brightest, as SICE pairs; 'adjacent' each frame with the next brighter one "
+                     "(the close pairs phones shoot); 'same' each frame with itself, whose reference is the frame "
+                     "(a fusion of x with x is x); 'all' every pair of frames, itself included. A whole-bracket "
+                     "--reference is given to the extreme pair (and --extra-pairs) only; every other pair gets "
+                     "its own Mertens fusion, as with 'pair' (default: extreme)")
     src.add_argument("--photos", action="append", default=[], metavar="DIR",
                      help="folder of well-exposed photos; under- and over-exposures are simulated")
     out = parser.add_argument_group("output")
@@ -80,13 +87,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def patch_options(args: argparse.Namespace) -> PatchOptions:
     """The options of ``build`` from the parsed command line."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(PatchOptions)}
-    for name in ("sice", "brackets", "photos", "exclude", "ev_range"):
+    for name in ("sice", "brackets", "photos", "exclude", "ev_range", "pairing"):
         values[name] = tuple(values[name])
     return PatchOptions(**values)
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.build import build, report
+    from mefgan_tf.data_prep.build import build, report
 
     print(report(build(patch_options(args))))
     return 0

@@ -22,6 +22,7 @@ FLAG_FIELDS = {
     "checkpoint_every": "checkpoint_every",
     "random_flips": "random_flips",
     "mef_ssim_weight": "mef_ssim_weight",
+    "grey_fraction": "grey_fraction",
 }
 
 
@@ -58,6 +59,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also train G to raise MEF-SSIM against its two inputs: adds MU * (1 - multi-scale MEF-SSIM) to G's "
         "loss, as MEF-Net and DeepFuse train; the content loss still sets colour and brightness, which MEF-SSIM "
         "ignores (default: 0, the original recipe)",
+    )
+    parser.add_argument(
+        "--grey-fraction", type=float, metavar="F",
+        help="turn this share of the training patches grey (each image its BT.601 luma), so that neutral inputs "
+        "fuse to neutral output (default: 0, as the original)",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
