@@ -47,26 +47,66 @@ from mefgan_tf.images import (
     shrunk_size,
     to_float,
     to_uint8,
+    write_image,
 )
-from mefgan_tf.scenes import Scene, darkest_and_brightest, images_by_stem, lookup
+from mefgan_tf.scenes import ADJACENT, ALL, EXTREME, SAME, Scene, exposure_order, images_by_stem, lookup, middle
 
 MAX_CROP = 8  # a fused image may be up to MAX_CROP - 1 pixels smaller than its sources
 FuseFunction = Callable[[list[np.ndarray]], np.ndarray]
+SHEET_HEIGHT = 240  # pixels: the height of each image in a contact sheet
 
 
 # ---------------------------------------------------------------------------------------- scenes
+PAIRING_HELP = {
+    EXTREME: "the darkest and the brightest exposure (SICE's pairs); ground truth: the scene's label",
+    ADJACENT: "the middle exposure and the next brighter one (a close pair, as phones shoot)",
+    SAME: "the middle exposure twice: a fusion of x with x should be x (its ground truth)",
+    ALL: "every exposure of scenes with three or more; MEF-SSIM against all of them; ground truth: the label",
+}
+
+
 @dataclass
 class LoadedScene:
-    """Full-resolution uint8 RGB sources of a scene (and its ground truth, if any)."""
+    """Full-resolution uint8 RGB sources of a scene as one pairing sees them: the exposures a method
+    fuses (``inputs``), the pair the pair metrics use (``under``, ``over``), the exposures MEF-SSIM is
+    scored against (``frames``: all of them with ``ALL``, else the pair) and the ground truth if any."""
 
     under: np.ndarray
     over: np.ndarray
     gt: np.ndarray | None
     note: str = ""
+    inputs: list[np.ndarray] = field(default_factory=list)
+    frames: list[np.ndarray] | None = None
+
+    def sources(self, rows: int, cols: int, crop: Callable[[np.ndarray], np.ndarray]) -> tuple[metrics.Sources, np.ndarray | None]:
+        """The metrics' sources and ground truth, each image passed through ``crop`` (size rows x cols)."""
+        frames = [crop(f) for f in self.frames] if self.frames else None
+        return metrics.Sources(crop(self.over), crop(self.under), frames), None if self.gt is None else crop(self.gt)
 
 
-def load_scene(scene: Scene, original_io: bool = False) -> LoadedScene:
-    """Read a scene; the darkest exposure is ``under``, the brightest ``over``. CommandError if unusable.
+def pairing_heading(pairing: str) -> str:
+    """The Markdown heading of a pairing's section in a report of several."""
+    return f"## Pairing '{pairing}': {PAIRING_HELP[pairing]}\n\n"
+
+
+def pairing_view(images: list[np.ndarray], gt: np.ndarray | None, pairing: str) -> LoadedScene:
+    """What ``pairing`` takes of a scene's exposures (ordered darkest first). CommandError when the
+    scene cannot give it (``ALL`` needs three exposures: with two it is ``EXTREME``)."""
+    if pairing == EXTREME:
+        return LoadedScene(images[0], images[-1], gt, inputs=[images[0], images[-1]])
+    m = middle(len(images))
+    if pairing == ADJACENT:
+        return LoadedScene(images[m], images[m + 1], None, inputs=[images[m], images[m + 1]])
+    if pairing == SAME:
+        return LoadedScene(images[m], images[m], images[m], inputs=[images[m], images[m]])
+    if len(images) < 3:
+        raise CommandError(f"{len(images)} exposures: pairing '{ALL}' scores scenes of three or more")
+    return LoadedScene(images[0], images[-1], gt, inputs=list(images), frames=list(images))
+
+
+def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME) -> LoadedScene:
+    """Read a scene as ``pairing`` sees it (``pairing_view``); with ``EXTREME`` the darkest exposure
+    is ``under``, the brightest ``over``. CommandError if unusable.
 
     ``original_io``: read every file as the original's ``generate.py`` does (``read_image_original_raw``).
     """
@@ -75,14 +115,16 @@ def load_scene(scene: Scene, original_io: bool = False) -> LoadedScene:
     sizes = {im.shape[:2] for im in images}
     if len(sizes) != 1:
         raise CommandError(f"exposures differ in size: {', '.join(_size(s) for s in sorted(sizes))}")
-    under, over = darkest_and_brightest(images)
+    images = [images[i] for i in exposure_order(images)]
     gt, note = None, ""
-    if scene.gt is not None:
+    if scene.gt is not None and pairing in (EXTREME, ALL):
         gt = read(scene.gt)
-        if gt.shape[:2] != under.shape[:2]:
-            note = f"ground truth {_size(gt.shape)} differs from the exposures' {_size(under.shape)}: not used"
+        if gt.shape[:2] != images[0].shape[:2]:
+            note = f"ground truth {_size(gt.shape)} differs from the exposures' {_size(images[0].shape)}: not used"
             gt = None
-    return LoadedScene(under, over, gt, note)
+    view = pairing_view(images, gt, pairing)
+    view.note = note
+    return view
 
 
 def _size(shape: Sequence[int]) -> str:
@@ -154,6 +196,53 @@ def parse_methods(specs: Sequence[str], original_io: bool = False) -> list[Metho
     return methods
 
 
+# ---------------------------------------------------------------------------------------- fused images
+class FusedSaver:
+    """Writes each method's fused image as ``<folder>/<method>/<scene>.png`` and, per scene, a contact
+    sheet ``<folder>/<scene>.jpg``: the inputs, then each method's result, side by side."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.row: dict[str, list[np.ndarray]] = {}
+        self.labels: dict[str, list[str]] = {}
+
+    def add(self, scene: str, method: str, fused: np.ndarray, inputs: list[np.ndarray]) -> None:
+        write_image(self.folder / method / f"{scene}.png", fused)
+        if scene not in self.row:
+            self.row[scene] = [sheet_tile(im) for im in inputs]
+            self.labels[scene] = [f"input {i + 1}" for i in range(len(inputs))]
+        self.row[scene].append(sheet_tile(fused))
+        self.labels[scene].append(method)
+
+    def finish(self, scene: str) -> None:
+        tiles, labels = self.row.pop(scene, []), self.labels.pop(scene, [])
+        if tiles:
+            write_image(self.folder / f"{scene}.jpg", contact_sheet(tiles, labels))
+
+
+def sheet_tile(image: np.ndarray) -> np.ndarray:
+    """``image`` scaled to ``SHEET_HEIGHT`` rows."""
+    import cv2
+
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * SHEET_HEIGHT / h)), SHEET_HEIGHT), interpolation=cv2.INTER_AREA)
+
+
+def contact_sheet(tiles: list[np.ndarray], labels: list[str]) -> np.ndarray:
+    """Tiles side by side, 4 px apart, each with its label in a strip above it."""
+    import cv2
+
+    strip, gap = 22, 4
+    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
+    sheet = np.full((SHEET_HEIGHT + strip, width, 3), 255, np.uint8)
+    x = 0
+    for tile, label in zip(tiles, labels):
+        sheet[strip:, x : x + tile.shape[1]] = tile
+        cv2.putText(sheet, label, (x + 4, strip - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        x += tile.shape[1] + gap
+    return sheet
+
+
 # ---------------------------------------------------------------------------------------- scoring
 @dataclass
 class Row:
@@ -171,26 +260,28 @@ class Row:
 class SceneScorer:
     """Scores methods on one loaded scene, sharing the sources' work between methods."""
 
-    def __init__(self, scene: LoadedScene, max_side: int | None):
-        self.scene, self.max_side = scene, max_side
+    def __init__(self, scene: LoadedScene, max_side: int | None, keep: FusedSaver | None = None):
+        self.scene, self.max_side, self.keep = scene, max_side, keep
         self._sources: dict[tuple | str, tuple[metrics.Sources, np.ndarray | None]] = {}
 
     def _prepared(self, rows: int, cols: int) -> tuple[metrics.Sources, np.ndarray | None]:
         """Sources (and ground truth) cropped to rows x cols, then shrunk: kept per size."""
         if (rows, cols) not in self._sources:
-            s = self.scene
-            crop = [None if im is None else shrink(im[:rows, :cols], self.max_side) for im in (s.over, s.under, s.gt)]
-            self._sources[rows, cols] = (metrics.Sources(crop[0], crop[1]), crop[2])
+            self._sources[rows, cols] = self.scene.sources(rows, cols, lambda im: shrink(im[:rows, :cols], self.max_side))
         return self._sources[rows, cols]
 
     def _prepared_original(self) -> tuple[metrics.Sources, np.ndarray | None]:
         """Sources (and ground truth) shrunk, then cropped at the top-left to multiples of 8, as the
         original's ``generate.py`` crops its inputs."""
         if "original" not in self._sources:
-            s = self.scene
-            crop = [None if im is None else crop_to_multiple(shrink(im, self.max_side)) for im in (s.over, s.under, s.gt)]
-            self._sources["original"] = (metrics.Sources(crop[0], crop[1]), crop[2])
+            h, w = self.scene.under.shape[:2]
+            self._sources["original"] = self.scene.sources(h, w, lambda im: crop_to_multiple(shrink(im, self.max_side)))
         return self._sources["original"]
+
+    def inputs(self, sources: metrics.Sources) -> list[np.ndarray]:
+        """The exposures a method fuses, prepared as ``sources`` were (same crop and size)."""
+        rows, cols = sources.shape
+        return [shrink(im, self.max_side)[:rows, :cols] for im in self.scene.inputs]
 
     def score(self, name: str, method: Method) -> Row:
         h, w = self.scene.under.shape[:2]
@@ -208,31 +299,33 @@ class SceneScorer:
             fused = shrink(fused, self.max_side)
         elif method.original_io:
             sources, gt = self._prepared_original()
-            fused = self._fuse_original(method, sources)
+            fused = self._fuse_original(method, sources, self.inputs(sources))
             rows, cols = shrunk_size(h, w, self.max_side)
             row.cropped = f"{rows - fused.shape[0]}x{cols - fused.shape[1]}"
         else:
             sources, gt = self._prepared(h, w)
-            fused = self._fuse(method, sources)
+            fused = self._fuse(method, sources, self.inputs(sources))
             row.cropped = "0x0"
         row.size = _size(fused.shape)
+        if self.keep is not None:
+            self.keep.add(name, method.name, fused, self.inputs(sources))
         row.scores = sources.scores(fused, gt)
         if math.isnan(row.scores["MEF_SSIM"]) and metrics.multi_scale_fits(fused.shape):
             row.reason = "MEF_SSIM undefined: a coarser scale's MEF-SSIM is negative (structure opposite to the sources')"
         return row
 
     @staticmethod
-    def _fuse(method: Method, sources: metrics.Sources) -> np.ndarray:
-        fused = method.fuse([to_float(sources.under), to_float(sources.over)])
+    def _fuse(method: Method, sources: metrics.Sources, inputs: list[np.ndarray]) -> np.ndarray:
+        fused = method.fuse([to_float(im) for im in inputs])
         if fused.shape[:2] != sources.shape:
             raise CommandError(f"method {method.name} returned {_size(fused.shape)} for sources {_size(sources.shape)}")
         return to_uint8(fused)
 
     @staticmethod
-    def _fuse_original(method: Method, sources: metrics.Sources) -> np.ndarray:
+    def _fuse_original(method: Method, sources: metrics.Sources, inputs: list[np.ndarray]) -> np.ndarray:
         """The method's fused image as the original's ``generate.py`` would write it and a reader
         would read it back: bytescaled, a quality-75 JPEG."""
-        fused = method.fuse([to_float(sources.under), to_float(sources.over)])
+        fused = method.fuse([to_float(im) for im in inputs])
         if fused.shape[:2] != sources.shape:
             raise CommandError(f"method {method.name} returned {_size(fused.shape)} for sources {_size(sources.shape)}")
         return decode_image_raw(encode_image_original(fused, ".jpg"), f"method {method.name}")
@@ -243,13 +336,18 @@ def _skip(row: Row, reason: str) -> Row:
     return row
 
 
-def evaluate(scenes: list[Scene], methods: list[Method], max_side: int | None, progress: bool = True) -> list[Row]:
-    """One :class:`Row` per scene and method, in scene order."""
+def evaluate(scenes: list[Scene], methods: list[Method], max_side: int | None, progress: bool = True,
+             pairing: str = EXTREME, keep: FusedSaver | None = None) -> list[Row]:
+    """One :class:`Row` per scene and method, in scene order, for the exposures ``pairing`` takes of
+    each scene. ``keep`` writes every fused image and a contact sheet per scene (``--save-fused``)."""
     from tqdm import tqdm
 
     rows: list[Row] = []
-    for scene in tqdm(scenes, desc="evaluate", unit="scene", disable=None if progress else True, file=sys.stderr):
-        found = _score_scene(scene, methods, max_side)
+    desc = "evaluate" if pairing == EXTREME else f"evaluate ({pairing})"
+    for scene in tqdm(scenes, desc=desc, unit="scene", disable=None if progress else True, file=sys.stderr):
+        found = _score_scene(scene, methods, max_side, pairing, keep)
+        if keep is not None:
+            keep.finish(scene.name)
         for row in found:
             if row.status != "ok":
                 tqdm.write(f"scene {row.scene}, {row.method}: skipped: {row.reason}", file=sys.stderr)
@@ -257,19 +355,22 @@ def evaluate(scenes: list[Scene], methods: list[Method], max_side: int | None, p
     return rows
 
 
-def _score_scene(scene: Scene, methods: list[Method], max_side: int | None) -> list[Row]:
+def _score_scene(scene: Scene, methods: list[Method], max_side: int | None, pairing: str = EXTREME,
+                 keep: FusedSaver | None = None) -> list[Row]:
     if scene.problem:
         return [_skip(Row(scene.name, m.name), scene.problem) for m in methods]
     try:
-        loaded = load_scene(scene)
+        loaded = load_scene(scene, pairing=pairing)
     except CommandError as err:
         return [_skip(Row(scene.name, m.name), str(err)) for m in methods]
-    scorers = {False: SceneScorer(loaded, max_side)}
+    scorers = {False: SceneScorer(loaded, max_side, keep)}
     rows = []
     for method in methods:
         try:
+            if method.kind == "folder" and pairing != EXTREME:
+                raise CommandError(f"a folder of fused images holds one result per scene, for pairing '{EXTREME}'")
             if method.original_io and True not in scorers:  # the sources as the original reads them
-                scorers[True] = SceneScorer(load_scene(scene, original_io=True), max_side)
+                scorers[True] = SceneScorer(load_scene(scene, original_io=True, pairing=pairing), max_side, keep)
             scorer = scorers[method.original_io]
             row = scorer.score(scene.name, method)
             note = scorer.scene.note
@@ -372,6 +473,15 @@ def _num(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
+def chart_limits(means: Sequence[float], errs: Sequence[float]) -> tuple[float, float]:
+    """The y range of a panel: the bars' tops with their error bars and a margin, so that methods
+    that differ by 0.01 on a metric near 1 can be told apart (bars then start above zero)."""
+    low = min(m - e for m, e in zip(means, errs))
+    high = max(m + e for m, e in zip(means, errs))
+    margin = 0.15 * (high - low) or 0.05 * abs(high) or 1.0
+    return low - margin, high + margin
+
+
 def write_chart(path: Path, summary: dict) -> None:
     """One panel per metric, one bar per method (mean, standard deviation as error bar), like the
     paper's Fig. 9. Uses the Agg canvas directly, leaving pyplot's global backend alone."""
@@ -391,6 +501,7 @@ def write_chart(path: Path, summary: dict) -> None:
         means = [0.0 if math.isnan(s["mean"]) else s["mean"] for s in stats]
         errs = [0.0 if math.isnan(s["std"]) else s["std"] for s in stats]
         ax.bar(range(len(methods)), means, yerr=errs, color=colours, capsize=3)
+        ax.set_ylim(*chart_limits(means, errs))
         ax.set_title(metric)
         ax.set_xticks([])
     handles = [Patch(color=c) for c in colours]

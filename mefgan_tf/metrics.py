@@ -308,26 +308,41 @@ def cc_s(fused: np.ndarray, gt: np.ndarray) -> float:
     return _with_gt(fused, gt, 1, _cc)
 
 
+PSNR_CAP = 100.0  # dB: what ``psnr_rgb`` gives identical images
+
+
+def psnr_rgb(fused: np.ndarray, gt: np.ndarray) -> float:
+    """PSNR of the RGB values (0-255, peak 255) against ``gt``, at most ``PSNR_CAP`` (equal images),
+    so that averages over scenes stay finite. How close a fusion of a photo with itself comes back."""
+    _check_same_size(fused, gt)
+    mse = float(np.mean((fused.astype(np.float64) - gt.astype(np.float64)) ** 2))
+    return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(255.0**2 / mse))
+
+
 def gt_scores(fused: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """PSNR_I, PSNR_S, CC_I and CC_S at once (the I and S channels are computed once)."""
+    """PSNR_I, PSNR_S, CC_I, CC_S and PSNR at once (the I and S channels are computed once)."""
     _check_same_size(fused, gt)
     (fi, fs), (gi, gs) = _i_s(fused), _i_s(gt)
-    return {"PSNR_I": _psnr(fi, gi), "PSNR_S": _psnr(fs, gs), "CC_I": _cc(fi, gi), "CC_S": _cc(fs, gs)}
+    return {"PSNR_I": _psnr(fi, gi), "PSNR_S": _psnr(fs, gs), "CC_I": _cc(fi, gi), "CC_S": _cc(fs, gs),
+            "PSNR": psnr_rgb(fused, gt)}
 
 
 # ---------------------------------------------------------------------------------------- sources
 class Sources:
-    """An over/under pair prepared for scoring fused images against it.
+    """An over/under pair prepared for scoring fused images against it. With ``frames`` (every exposure
+    of a bracket), MEF-SSIM scores against all of them; the pair metrics (Q^AB/F, MSSIM) against the
+    pair, which should then be the darkest and the brightest.
 
     The sources' side of MEF-SSIM (every scale) and of Q^AB/F is computed once, on first use, and
     kept: scoring several methods on one scene costs little more than scoring one.
     """
 
-    def __init__(self, over: np.ndarray, under: np.ndarray):
-        _check_same_size(over, under)
+    def __init__(self, over: np.ndarray, under: np.ndarray, frames: Sequence[np.ndarray] | None = None):
+        _check_same_size(over, under, *(frames or ()))
         self.over, self.under = over, under
         self.shape = over.shape[:2]
         self.grey = np.stack([_as_grey_double(over), _as_grey_double(under)])
+        self.mef_sources = np.stack([_as_grey_double(f) for f in frames]) if frames else self.grey
         self._mef: list[MefReference] = []
         self._edges: list[tuple[np.ndarray, ...]] = []
 
@@ -337,7 +352,7 @@ class Sources:
 
     def _mef_reference(self, level: int) -> MefReference:
         while len(self._mef) <= level:
-            seq = self._mef[-1].sources if self._mef else self.grey
+            seq = self._mef[-1].sources if self._mef else self.mef_sources
             self._mef.append(MefReference(np.stack([_downsample(x) for x in seq]) if self._mef else seq))
         return self._mef[level]
 
@@ -455,6 +470,7 @@ GT_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "PSNR_S": psnr_s,
     "CC_I": cc_i,
     "CC_S": cc_s,
+    "PSNR": psnr_rgb,
 }
 SOURCE_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = {
     "MEF_SSIM": mef_ms_ssim,

@@ -301,3 +301,70 @@ def test_an_undefined_multi_scale_mef_ssim_is_explained_without_a_numpy_warning_
     assert _run(scenes, "--method", "average", "--out", out) == 1  # the report exists
     assert _run(scenes, "--method", "average", "--out", out, "--overwrite") == 0
     assert _read_csv(out / "per_image.csv")[0]["method"] == "average"
+
+
+def _bracket_scenes(root, count=2):
+    """Scenes of three exposures (stops -2, 0, +2 of a truth) and a two-exposure scene 'pair'."""
+    for i in range(count):
+        truth = _truth(i)
+        for name, gain in (("1", 0.25), ("2", 1.0), ("3", 4.0)):
+            write_image(root / f"scene{i}" / f"{name}.png", np.clip(truth * gain, 0, 1))
+        write_image(root / "Label" / f"scene{i}.png", truth)
+    under, over = _exposures(_truth(5))
+    write_image(root / "pair" / "u.png", under)
+    write_image(root / "pair" / "o.png", over)
+    return root
+
+
+def _frames(scene):
+    return [read_image_uint8(p).astype(np.float64) for p in sorted(scene.iterdir())]
+
+
+def test_each_pairing_fuses_its_own_exposures_and_is_reported_apart(tmp_path):
+    scenes, out = _bracket_scenes(tmp_path / "scenes"), tmp_path / "out"
+    argv = ["--method", "average", "--out", out, "--save-fused"]
+    assert _run(scenes, *argv, *[a for p in ("extreme", "adjacent", "same", "all") for a in ("--pairing", p)]) == 0
+    dark, mid, bright = _frames(scenes / "scene0")
+    expected = {"extreme": (dark + bright) / 2, "adjacent": (mid + bright) / 2, "same": mid, "all": (dark + mid + bright) / 3}
+    for pairing, image in expected.items():
+        assert all((out / pairing / name).stat().st_size > 0 for name in OUTPUTS)
+        fused = read_image_uint8(out / "fused" / pairing / "average" / "scene0.png").astype(np.float64)
+        assert np.abs(fused - image).max() <= 1, pairing
+        sheet = cv2.imread(str(out / "fused" / pairing / "scene0.jpg"))
+        inputs = 3 if pairing == "all" else 2
+        assert sheet.shape[0] == 240 + 22 and sheet.shape[1] == (inputs + 1) * 320 + inputs * 4  # 96x72 tiles at 240 rows
+    rows = {p: _read_csv(out / p / "per_image.csv") for p in expected}
+    assert [r["status"] for r in rows["all"]] == ["skipped", "ok", "ok"]  # the two-exposure scene
+    assert "pairing 'all' scores scenes of three or more" in rows["all"][0]["reason"]
+    assert all(float(r["PSNR"]) == metrics.PSNR_CAP for r in rows["same"])  # x with x averages to x
+    assert "PSNR" not in rows["adjacent"][0] or not rows["adjacent"][0]["PSNR"]  # no ground truth for a close pair
+    combined = (out / "summary.md").read_text()
+    assert [line.split("'")[1] for line in combined.splitlines() if line.startswith("## Pairing")] == list(expected)
+
+
+def test_all_pairing_scores_mef_ssim_against_every_exposure(tmp_path):
+    scenes, out = _bracket_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
+    assert _run(scenes, "--method", "mertens", "--pairing", "all", "--out", out, "--save-fused") == 0
+    row = next(r for r in _read_csv(out / "per_image.csv") if r["scene"] == "scene0")
+    fused = read_image_uint8(out / "fused" / "mertens" / "scene0.png")
+    frames = [read_image_uint8(p) for p in sorted((scenes / "scene0").iterdir())]
+    every = metrics.Sources(frames[2], frames[0], frames).mef_ms_ssim(fused)
+    pair = metrics.Sources(frames[2], frames[0]).mef_ms_ssim(fused)
+    assert float(row["MEF_SSIM"]) == pytest.approx(every, rel=1e-6) and abs(every - pair) > 1e-4
+
+
+def test_folder_results_are_scored_only_for_the_extreme_pairing(tmp_path):
+    scenes, out = _bracket_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
+    write_image(tmp_path / "results" / "scene0.png", read_image_uint8(scenes / "Label" / "scene0.png"))
+    assert _run(scenes, "--method", "mine=folder:" + str(tmp_path / "results"), "--method", "average",
+                "--pairing", "adjacent", "--out", out) == 0
+    rows = [r for r in _read_csv(out / "per_image.csv") if r["method"] == "mine"]
+    assert {r["status"] for r in rows} == {"skipped"} and "for pairing 'extreme'" in rows[0]["reason"]
+
+
+def test_chart_axes_zoom_to_the_bars_and_their_error_bars():
+    from mefgan_tf.evaluate import chart_limits
+
+    low, high = chart_limits([0.962, 0.981], [0.01, 0.005])
+    assert 0.9 < low < 0.952 and 0.986 < high < 1.0
+    assert chart_limits([5.0, 5.0], [0.0, 0.0]) == pytest.approx((4.75, 5.25))

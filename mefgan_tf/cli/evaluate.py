@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.scenes import PAIRINGS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "fused image min-max stretched (scipy's bytescale) and passed through a quality-75 "
                              "JPEG; it is scored against sources and ground truth cropped the same way "
                              "(NAME=model-original-io:PATH does this for one method only)")
+    parser.add_argument("--pairing", action="append", choices=PAIRINGS, metavar="PAIRING",
+                        help="which exposures of each scene are fused and scored (repeatable; each is reported "
+                             "apart, in OUT/<pairing>/ when several are given): 'extreme' the darkest and the "
+                             "brightest (SICE's pairs; ground truth: the label); 'adjacent' the middle exposure and "
+                             "the next brighter one (a close pair, as phones shoot); 'same' the middle exposure twice "
+                             "(a fusion of x with x should be x: it is the ground truth, PSNR measures how close it "
+                             "comes back); 'all' every exposure of scenes with three or more, MEF-SSIM against all of "
+                             "them (default: extreme)")
+    parser.add_argument("--save-fused", action="store_true",
+                        help="also keep every fused image (OUT/fused/[<pairing>/]<method>/<scene>.png) and a contact "
+                             "sheet per scene (OUT/fused/[<pairing>/]<scene>.jpg: the inputs, then each method)")
     parser.add_argument("-y", "--overwrite", action="store_true",
                         help="replace the report files if --out holds them already (default: refuse, naming the file)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
@@ -35,19 +47,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mefgan_tf import metrics
-    from mefgan_tf.evaluate import check_out, check_scored, evaluate, parse_methods, write_report
+    from mefgan_tf.evaluate import FusedSaver, check_out, check_scored, evaluate, pairing_heading, parse_methods, write_report
+    from mefgan_tf.files import atomic_path
     from mefgan_tf.scenes import find_scenes
 
     if args.resize_max is not None and args.resize_max < 2 * metrics.WINDOW:
         raise CommandError(f"--resize-max {args.resize_max}: must be at least {2 * metrics.WINDOW}")
-    check_out(args.out, args.overwrite)
+    pairings = list(dict.fromkeys(args.pairing or ["extreme"]))
+    folders = {p: args.out / p if len(pairings) > 1 else args.out for p in pairings}
+    for folder in folders.values():
+        check_out(folder, args.overwrite)
     methods = parse_methods(args.method, args.original_io)
     scenes = find_scenes(args.scenes, args.gt)
-    rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet)
-    check_scored(rows, args.scenes)
-    options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
-               "resize_max": args.resize_max, "original_io": args.original_io}
-    markdown = write_report(args.out, rows, methods, options)
+    sections = []
+    for pairing, folder in folders.items():
+        keep = FusedSaver(args.out / "fused" / (pairing if len(pairings) > 1 else "")) if args.save_fused else None
+        rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet, pairing=pairing, keep=keep)
+        check_scored(rows, args.scenes)
+        options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
+                   "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing}
+        markdown = write_report(folder, rows, methods, options)
+        sections.append(pairing_heading(pairing) + markdown if len(pairings) > 1 else markdown)
+    text = "\n".join(sections)
+    if len(pairings) > 1:
+        with atomic_path(args.out / "summary.md") as tmp:
+            tmp.write_text(text)
     if not args.quiet:
-        print(markdown, end="")
+        print(text, end="")
     return 0
