@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mefgan_tf.errors import CommandError
+from mefgan_tf.errors import CommandError, require
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        require("jax", "the JAX trainer")
+    except CommandError as err:
+        print(f"mefgan_tf.jax_trainer: error: {err}", file=sys.stderr)
+        return 1
     os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras is imported
     from mefgan_tf.config import MEFGANConfig
     from mefgan_tf.jax_trainer import train

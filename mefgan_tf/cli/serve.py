@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from mefgan_tf.cli.fuse import parse_tile
-from mefgan_tf.errors import CommandError
+from mefgan_tf.errors import CommandError, require
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    for module in ("fastapi", "uvicorn"):
+        require(module, "mefgan serve")
     from mefgan_tf.serve import Limits, serve_forever
 
     if args.queue < 0 or args.max_body_mb <= 0 or args.max_megapixels <= 0 or args.timeout <= 0:

@@ -1,0 +1,68 @@
+"""The Python API: fuse paths or arrays of any dtype with any model, as `mefgan fuse` does."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mefgan_tf
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.errors import CommandError
+from mefgan_tf.fusion import load_fuser
+from mefgan_tf.images import to_uint8
+
+
+@pytest.fixture(scope="module")
+def checkpoint(random_generator, tmp_path_factory):
+    return save_model_checkpoint(tmp_path_factory.mktemp("api") / "run", random_generator(seed=5))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    rng = np.random.default_rng(3)
+    base = np.clip(rng.random((5, 7, 3)).repeat(8, 0).repeat(8, 1), 0, 1).astype(np.float32)
+    return base * 0.3, np.clip(base * 2.0, 0, 1).astype(np.float32)
+
+
+def test_the_package_exports_the_api_without_loading_tensorflow_on_import():
+    import subprocess
+    import sys
+
+    code = "import sys, mefgan_tf; print('tensorflow' in sys.modules, callable(mefgan_tf.fuse), callable(mefgan_tf.load_model))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "True", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        mefgan_tf.nothing  # noqa: B018
+
+
+def test_paths_and_arrays_of_every_dtype_fuse_alike(checkpoint, scene, tmp_path):
+    dark, bright = scene
+    model = mefgan_tf.load_model(checkpoint, tile=None)
+    expected = load_fuser(checkpoint, tile=None)([dark, bright])
+    as_float = mefgan_tf.fuse([bright, dark], model=model)  # any order
+    np.testing.assert_allclose(as_float, expected, atol=1e-6)
+    as_uint8 = mefgan_tf.fuse([to_uint8(dark), to_uint8(bright)], model=checkpoint)
+    assert np.abs(as_uint8 - expected).max() < 0.02  # 8-bit inputs
+    uint16 = [np.round(im * 65535).astype(np.uint16) for im in (dark, bright)]
+    np.testing.assert_allclose(mefgan_tf.fuse(uint16, model=model), expected, atol=1e-4)
+    for name, image in (("d.png", dark), ("b.tif", bright)):
+        mefgan_tf.write_image(tmp_path / name, image, bit_depth=16)
+    from_paths = mefgan_tf.fuse([tmp_path / "d.png", str(tmp_path / "b.tif")], model=model)
+    np.testing.assert_allclose(from_paths, expected, atol=1e-4)
+    assert from_paths.dtype == np.float32 and from_paths.shape == dark.shape
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((8, 8)), r"shape \[8, 8\]; expected \(height, width, 3\) RGB"),
+    (np.zeros((8, 8, 3), np.int32), "is int32; expected uint8, uint16 or floats in"),
+])
+def test_bad_arrays_are_refused_in_one_line(checkpoint, bad, message):
+    with pytest.raises(CommandError, match=message):
+        mefgan_tf.fuse([bad, bad], model=checkpoint)
+
+
+def test_one_exposure_or_exposures_of_two_sizes_are_refused(checkpoint, scene):
+    model = mefgan_tf.load_model(checkpoint)
+    with pytest.raises(CommandError, match="need at least two exposures"):
+        mefgan_tf.fuse([scene[0]], model=model)
+    with pytest.raises(CommandError, match="exposures differ in size"):
+        mefgan_tf.fuse([scene[0], scene[1][:16]], model=model)

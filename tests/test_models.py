@@ -1,0 +1,100 @@
+"""Loading any model a user names: the shipped generator, checkpoints, SavedModels and their version
+folders, .tflite files; one-line errors for what is missing, including an extra that is not installed."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from mefgan_tf import models
+from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.cli import main
+from mefgan_tf.errors import CommandError, require
+from mefgan_tf.export import export_saved_model
+from mefgan_tf.fusion import load_fuser
+from mefgan_tf.images import read_image, write_image
+
+
+def pair(height: int = 40, width: int = 56, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.random((height, width, 3), dtype=np.float32)
+    return np.clip(base * 1.8, 0, 1), base * 0.3
+
+
+@pytest.fixture(scope="module")
+def generator(random_generator):
+    return random_generator(seed=11)
+
+
+@pytest.fixture(scope="module")
+def versions(generator, tmp_path_factory):
+    """A TensorFlow Serving base folder with versions 1 and 10 (10 is the newest), and a checkpoint."""
+    base = tmp_path_factory.mktemp("served") / "mefgan"
+    export_saved_model(generator, base / "1")
+    export_saved_model(generator, base / "10")
+    return base
+
+
+def test_the_shipped_generator_lives_inside_the_package():
+    assert models.DEFAULT_MODEL.parent.name == "mefgan_tf" and (models.DEFAULT_MODEL / "checkpoint").is_file()
+    assert models.resolve_model(None) == models.DEFAULT_MODEL
+    assert models.model_version(None) == (models.DEFAULT_MODEL, "1")
+
+
+def test_a_versions_folder_resolves_to_its_newest_savedmodel(versions):
+    assert models.model_version(versions) == (versions / "10", "10")
+    assert models.model_version(versions / "1") == (versions / "1", "1")
+    assert models.resolve_model(versions) == versions / "10"
+
+
+def test_fuse_accepts_a_versions_folder_and_a_checkpoint_with_the_same_result(generator, versions, tmp_path):
+    over, under = pair()
+    checkpoint = save_model_checkpoint(tmp_path / "run", generator)
+    for i, image in enumerate((over, under)):
+        write_image(tmp_path / f"{i}.png", image)
+    outputs = {}
+    for name, model in (("versions", versions), ("checkpoint", checkpoint)):
+        out = tmp_path / f"{name}.png"
+        assert main(["fuse", str(tmp_path / "0.png"), str(tmp_path / "1.png"), "-o", str(out), "--model", str(model), "--quiet"]) == 0
+        outputs[name] = read_image(out)
+    assert np.abs(outputs["versions"] - outputs["checkpoint"]).max() <= 1 / 255
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="the 'litert' extra is not installed")
+def test_fuse_accepts_a_tflite_file(generator, tmp_path):
+    from mefgan_tf import tflite
+
+    path = tmp_path / "m.tflite"
+    tflite.export_tflite(generator, path, "none", None, tflite.DEFAULT_CHUNK)
+    over, under = pair(37, 53)
+    lite = load_fuser(path, tile=16)([under, over])
+    keras = load_fuser(save_model_checkpoint(tmp_path / "run", generator), tile=None)([under, over])
+    assert lite.shape == (37, 53, 3)
+    np.testing.assert_allclose(lite, keras, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing", "no such model (expected a checkpoint folder/prefix, a SavedModel folder or a .tflite file)"),
+    ("bad.tflite", "not a .tflite model from `mefgan export --tflite`"),
+])
+def test_a_model_that_is_not_there_or_not_ours_is_a_one_line_error(tmp_path, capsys, name, message):
+    if name.endswith(".tflite"):
+        (tmp_path / name).write_bytes(b"not a flatbuffer")
+    over, under = pair(16, 16)
+    write_image(tmp_path / "a.png", over)
+    write_image(tmp_path / "b.png", under)
+    code = main(["fuse", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "f.png"),
+                 "--model", str(tmp_path / name)])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_a_missing_extra_is_named_with_the_pip_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    with pytest.raises(CommandError, match=r"mefgan serve needs the 'server' extra \(uvicorn is not installed\): "
+                       r"pip install 'mefgan-tf\[server\]'"):
+        require("uvicorn", "mefgan serve")
+    assert main(["serve", "--port", "0"]) == 1
