@@ -28,18 +28,20 @@ __all__ = ["fuse", "load_model", "read_image", "write_image"]
 Exposure = str | os.PathLike | np.ndarray
 
 
-def load_model(model: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False):
+def load_model(model: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False,
+               multi: str | None = None):
     """A ``Fuser`` (call it with a list of exposures) for ``model``: the shipped generator (None), a
     mefgan-tf checkpoint folder, a SavedModel from ``mefgan export`` (or its folder of numbered
     versions) or a ``.tflite`` file. ``tile``: "auto" (bounded memory), None (whole image) or a side
-    in pixels; ``progress``: show a progress bar (None: on a terminal only)."""
+    in pixels; ``progress``: show a progress bar (None: on a terminal only); ``multi``: how three or
+    more exposures are fused (``fusion.MULTI``; None: the default, as `mefgan fuse`)."""
     from mefgan_tf.environment import import_tensorflow_quietly, set_environment
 
     set_environment()
     import_tensorflow_quietly()
-    from mefgan_tf.fusion import load_fuser
+    from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser
 
-    return load_fuser(model, tile, progress)
+    return load_fuser(model, tile, progress, multi or DEFAULT_MULTI)
 
 
 @functools.cache

@@ -147,7 +147,7 @@ class Method:
 MODEL_ORIGINAL_IO = "model-original-io"
 
 
-def parse_method(spec: str) -> Method:
+def parse_method(spec: str, multi: str | None = None) -> Method:
     """``mertens``, ``average``, ``[NAME=]mertens``, ``NAME=folder:PATH``, ``NAME=model:PATH`` or
     ``NAME=model-original-io:PATH``."""
     name, sep, rest = spec.partition("=")
@@ -169,20 +169,21 @@ def parse_method(spec: str) -> Method:
             raise CommandError(f"--method {spec!r}: {path} is not a folder")
         return Method(name or path.name, kind, target, files=images_by_stem(path))
     original_io = kind == MODEL_ORIGINAL_IO
-    return Method(name or path.stem, "model", target, fuse=_load_model(spec, path), original_io=original_io)
+    return Method(name or path.stem, "model", target, fuse=_load_model(spec, path, multi), original_io=original_io)
 
 
-def _load_model(spec: str, path: Path) -> FuseFunction:
+def _load_model(spec: str, path: Path, multi: str | None = None) -> FuseFunction:
     try:
-        from mefgan_tf.fusion import load_fuser
+        from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser
     except ImportError as err:
         raise CommandError(f"--method {spec!r}: model fusion is not available ({err})") from None
-    return load_fuser(path)
+    return load_fuser(path, multi=multi or DEFAULT_MULTI)
 
 
-def parse_methods(specs: Sequence[str], original_io: bool = False) -> list[Method]:
-    """The methods of ``specs``; ``original_io`` gives every model the original's test-time I/O."""
-    methods = [parse_method(s) for s in specs]
+def parse_methods(specs: Sequence[str], original_io: bool = False, multi: str | None = None) -> list[Method]:
+    """The methods of ``specs``; ``original_io`` gives every model the original's test-time I/O,
+    ``multi`` their way to fuse three or more exposures (``fusion.MULTI``)."""
+    methods = [parse_method(s, multi) for s in specs]
     if original_io:
         models = [m for m in methods if m.kind == "model"]
         if not models:

@@ -60,5 +60,5 @@ def test_demo_without_a_shipped_generator_explains_and_writes_nothing(monkeypatc
     monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("mefgan demo: error: no shipped generator is present yet")
+    assert err.startswith("mefgan demo: error: the shipped generator is missing")
     assert not (tmp_path / "demo").exists()

@@ -131,7 +131,7 @@ def test_export_refuses_unnumbered_or_existing_version_folders(checkpoint, expor
 def test_export_without_a_shipped_generator_says_so(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
     assert main(["export", "--out", str(tmp_path / "export" / "1")]) == 1
-    assert "no shipped generator is present yet" in capsys.readouterr().err
+    assert "the shipped generator is missing" in capsys.readouterr().err
     assert not (tmp_path / "export").exists()
 
 

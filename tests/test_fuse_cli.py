@@ -160,7 +160,7 @@ def test_without_a_model_the_shipped_generator_is_used_or_its_absence_explained(
     paths = write_bracket(tmp_path)
     assert fuse(*paths, "-o", tmp_path / "out.png") == 1
     err = capsys.readouterr().err
-    assert "no shipped generator is present yet" in err and "--model" in err
+    assert "the shipped generator is missing" in err and "--model" in err
     assert not (tmp_path / "out.png").exists()
 
 

@@ -188,7 +188,7 @@ def test_progress_of_several_exposures_is_one_bar_that_ends_full(stages, monkeyp
 
 def test_a_missing_shipped_generator_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
-    with pytest.raises(CommandError, match="no shipped generator is present yet.*--model"):
+    with pytest.raises(CommandError, match="the shipped generator is missing.*--model"):
         load_fuser()
     with pytest.raises(CommandError, match="no such model"):
         load_fuser(tmp_path / "elsewhere")
@@ -217,3 +217,33 @@ def test_tiled_fusion_of_a_large_pair_keeps_peak_memory_far_below_untiled_needs(
     growth = peak_rss_growth(lambda: fuse_pair(stages, over, under, tile=128))
     untiled_need = 1024 * 512 * fusion.BYTES_PER_PIXEL
     assert growth < untiled_need / 4, (growth, untiled_need)
+
+
+@pytest.mark.parametrize("multi, expected", [
+    ("darkest-first", [0, 1, 2, 3, 4]),
+    ("brightest-first", [4, 3, 2, 1, 0]),
+    ("middle-out", [2, 1, 3, 0, 4]),
+    ("extremes", [0, 4]),
+])
+def test_each_way_to_fuse_several_exposures_folds_them_in_its_order(multi, expected):
+    levels = [0.5, 0.1, 0.9, 0.3, 0.7]  # given out of order: ranks 2, 0, 4, 1, 3
+    ranked = sorted(levels)
+    images = [np.full((8, 8, 3), v, np.float32) for v in levels]
+    calls = []
+
+    def pair(over, under):  # results are negative, so each call shows which exposure came in
+        calls.append([float(x[0, 0, 0]) for x in (over, under)])
+        return np.full((8, 8, 3), -len(calls), np.float32)
+
+    fused = fuse_exposures(pair, images, multi)
+    came_in = [sorted(calls[0])] + [[v for v in call if v >= 0] for call in calls[1:]]
+    assert [v for step in came_in for v in step] == pytest.approx(sorted(ranked[i] for i in expected[:2]) + [ranked[i] for i in expected[2:]])
+    assert calls[0][0] > calls[0][1]  # the brighter one is the over-exposed input
+    assert float(fused[0, 0, 0]) == -(len(expected) - 1)
+
+
+def test_an_unknown_way_to_fuse_several_exposures_is_refused():
+    from mefgan_tf.fusion import fold_order
+
+    with pytest.raises(CommandError, match="unknown way to fuse several exposures 'random'"):
+        fold_order(3, "random")

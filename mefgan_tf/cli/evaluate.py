@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.fusion import DEFAULT_MULTI, MULTI
 from mefgan_tf.scenes import PAIRINGS
 
 
@@ -37,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(a fusion of x with x should be x: it is the ground truth, PSNR measures how close it "
                              "comes back); 'all' every exposure of scenes with three or more, MEF-SSIM against all of "
                              "them (default: extreme)")
+    parser.add_argument("--multi", choices=MULTI, default=None,
+                        help="how model methods fuse three or more exposures (pairing 'all'), as `mefgan fuse "
+                             f"--multi` (default: {DEFAULT_MULTI})")
     parser.add_argument("--save-fused", action="store_true",
                         help="also keep every fused image (OUT/fused/[<pairing>/]<method>/<scene>.png) and a contact "
                              "sheet per scene (OUT/fused/[<pairing>/]<scene>.jpg: the inputs, then each method)")
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     folders = {p: args.out / p if len(pairings) > 1 else args.out for p in pairings}
     for folder in folders.values():
         check_out(folder, args.overwrite)
-    methods = parse_methods(args.method, args.original_io)
+    methods = parse_methods(args.method, args.original_io, args.multi)
     scenes = find_scenes(args.scenes, args.gt)
     sections = []
     for pairing, folder in folders.items():
