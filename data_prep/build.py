@@ -33,9 +33,11 @@ from mefgan_tf.data_prep.sources import (
 )
 from mefgan_tf.data_prep.synth import ExposureModel
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_path, check_file_target, remove_stale_temporaries
+from mefgan_tf.files import atomic_path, check_file_target, exclusive, remove_stale_temporaries
 
 SAMPLE_VARIANTS = 4
+MAX_SCALE = 4.0  # enlarging frames more than this adds no detail, only memory
+PATCH_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,10 @@ def validate(options: PatchOptions) -> None:
     checks = [
         (options.size >= 8, f"--size {options.size}: must be at least 8"),
         (options.stride is None or options.stride >= 1, f"--stride {options.stride}: must be at least 1"),
-        (options.scale > 0, f"--scale {options.scale}: must be positive"),
+        (0 < options.scale <= MAX_SCALE, f"--scale {options.scale:g}: must be more than 0 and at most {MAX_SCALE:g} "
+         "(it resizes every image before cutting)"),
+        (Path(options.out).suffix.lower() in PATCH_SUFFIXES,
+         f"--out {options.out}: a patch file is HDF5; give a name ending in {' or '.join(PATCH_SUFFIXES)}"),
         (0.0 <= options.val_fraction < 1.0, f"--val-fraction {options.val_fraction}: must be in [0, 1)"),
         (0.0 <= lo <= hi, f"--ev-range {lo} {hi}: need 0 <= LO <= HI"),
         (options.photo_variants is None or options.photo_variants >= 1,
@@ -254,9 +259,10 @@ def build(options: PatchOptions) -> Summary:
     attrs = file_attrs(options, sources, loading)
     with contextlib.ExitStack() as stack:
         writers = {}
+        stack.enter_context(exclusive(out, "patch file"))
         for split, path in paths.items():
             tmp = stack.enter_context(atomic_path(path))
-            writers[split] = stack.enter_context(PatchWriter(tmp, options.size, {**attrs, "split": split}))
+            writers[split] = stack.enter_context(PatchWriter(tmp, options.size, {**attrs, "split": split}, path))
         process(scenes, held_out, writers, loading, options, summary)
         if summary.patches["train"] == 0:
             raise CommandError(f"no training patches from {len(scenes)} scene(s) ({len(summary.skipped)} skipped): "

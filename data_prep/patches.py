@@ -16,6 +16,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from mefgan_tf.files import check_room
+
 FORMAT = "mefgan-tf patches"
 LAYOUT = "NHWC uint8 over|under|gt"
 CHANNELS = 9
@@ -36,8 +38,9 @@ def cut_patches(image: np.ndarray, size: int, stride: int, batch: int = 256) -> 
 class PatchWriter:
     """Appends patches of named scenes to a new HDF5 file; memory use does not grow with N."""
 
-    def __init__(self, path: str | Path, size: int, attrs: dict[str, Any]):
+    def __init__(self, path: str | Path, size: int, attrs: dict[str, Any], shown: str | Path | None = None):
         self.path = Path(path)
+        self.shown = Path(shown or path)  # the name errors give (the final file, not its temporary)
         self.file = h5py.File(self.path, "w")
         shape = (size, size, CHANNELS)
         self.data = self.file.create_dataset(
@@ -56,6 +59,7 @@ class PatchWriter:
         """Append ``patches`` (uint8 [n, size, size, 9]) of ``scene``."""
         if not len(patches):
             return
+        check_room(self.shown, 2 * patches.nbytes, f"the next {len(patches)} patches")
         if not self.scene_names or self.scene_names[-1] != scene:
             self.scene_names.append(scene)
         start, stop = len(self), len(self) + len(patches)

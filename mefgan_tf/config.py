@@ -97,6 +97,7 @@ class MEFGANConfig:
 
     # Run management
     checkpoint_every: int = 100
+    checkpoint_minutes: float = 0.0  # also checkpoint when this many minutes passed since the last (0: off)
     summary_every: int = 10
     image_summary_every: int = 100
     keep_checkpoints: int = 5
@@ -125,6 +126,8 @@ class MEFGANConfig:
                 checked[key] = field_value(key, value)
             except CommandError as err:
                 raise CommandError(f"{key}: {err}") from None
+        if checked.get("checkpoint_minutes", 0.0) < 0:
+            raise CommandError(f"checkpoint_minutes: {checked['checkpoint_minutes']} is negative; use 0 (off) or more")
         if not 0.0 <= checked.get("grey_fraction", 0.0) <= 1.0:
             raise CommandError(f"grey_fraction: {checked['grey_fraction']} is not in [0, 1]")
         if checked.get("mef_ssim_weight", 0.0) < 0:

@@ -177,3 +177,53 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as err:
         raise CommandError(f"{path}: cannot write ({err.strerror or err})") from None
     return path
+
+
+# ---------------------------------------------------------------------------------------- one writer
+LOCK_NAME = ".mefgan.lock"  # in a run or report folder; a file's lock is ``.<name>.lock`` beside it
+
+
+def lock_path(target: Path) -> Path:
+    """Where the lock of ``target`` lives: inside it for a folder, beside it for a file."""
+    return target / LOCK_NAME if target.is_dir() or not target.suffix else target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive(target: str | os.PathLike, what: str = "output") -> Iterator[None]:
+    """Hold ``target`` (a folder or a file about to be written) for this process while the block runs;
+    CommandError naming the process that holds it already. The lock is the kernel's (``flock``), so it
+    is released when a process ends in any way, and a stale lock file means nothing."""
+    import fcntl
+
+    target = Path(target)
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise CommandError(f"{target}: this {what} is in use by {holder}; wait for it to finish or choose "
+                               "another destination") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------- room
+DISK_MARGIN = 16 * 2**20  # bytes kept free beyond what a write needs
+
+
+def check_room(path: str | os.PathLike, needed: int, what: str = "") -> None:
+    """CommandError when the file system of ``path`` has less than ``needed`` bytes (plus a margin)
+    free: said before writing, as HDF5 and TensorFlow fail badly (tracebacks, even crashes) on a
+    full disk."""
+    folder = nearest_existing(Path(path).parent if not Path(path).is_dir() else Path(path))
+    free = shutil.disk_usage(folder).free
+    if free < needed + DISK_MARGIN:
+        detail = f" {what}" if what else ""
+        raise CommandError(f"{path}: cannot write (No space left on device: {free / 2**20:.0f} MB free,{detail} "
+                           f"needs {(needed + DISK_MARGIN) / 2**20:.0f} MB)")

@@ -7,6 +7,7 @@ also a generator checkpoint that ``mefgan fuse`` and ``mefgan export`` load.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ from typing import Any
 from mefgan_tf.checkpoint import METADATA_FILE, read_config, read_metadata, write_metadata
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import check_folder_target
+from mefgan_tf.files import check_folder_target, exclusive
 
 DEFAULT_DATA = "data/patches.h5"
 DEFAULT_OUT = "checkpoints/run"
@@ -123,7 +124,7 @@ def train_run(options: TrainOptions) -> None:
     import tensorflow as tf
 
     from mefgan_tf.pipeline import open_batches
-    from mefgan_tf.trainer import Trainer, train
+    from mefgan_tf.trainer import Trainer, terminate_as_interrupt, train
 
     batches = open_batches(options.data, config, config.seed)
     metadata = read_metadata(out)
@@ -138,13 +139,15 @@ def train_run(options: TrainOptions) -> None:
     init = metadata.get("init_generator") if resuming else options.init_generator
     if options.init_generator and not resuming:
         initialize_generator(trainer, options.init_generator)
-    out.mkdir(parents=True, exist_ok=True)
-    if chief:
-        extra = {"history": history} if history else {}
-        write_metadata(out, config, data=str(options.data), patches=len(batches.patches), init_generator=init, **extra)
-    directory = out if chief else out / f"worker-{index}"
-    describe(config, batches, strategy, precision, out, resuming, options.quiet)
-    report = train(trainer, batches, directory, options.max_steps, is_chief=chief, progress=not options.quiet)
+    with contextlib.ExitStack() as held:
+        if chief:  # one run at a time in a folder: a second one is refused, naming the first
+            held.enter_context(exclusive(out, "run folder"))
+            extra = {"history": history} if history else {}
+            write_metadata(out, config, data=str(options.data), patches=len(batches.patches), init_generator=init, **extra)
+        directory = out if chief else out / f"worker-{index}"
+        describe(config, batches, strategy, precision, out, resuming, options.quiet)
+        with terminate_as_interrupt():
+            report = train(trainer, batches, directory, options.max_steps, is_chief=chief, progress=not options.quiet)
     if chief and not options.quiet:
         print(
             f"trained {report.steps_done}/{report.total_steps} steps; checkpoint {report.last_checkpoint}; "

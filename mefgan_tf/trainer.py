@@ -17,6 +17,11 @@ moving statistics move only in the two updates: the original attaches ``UPDATE_O
 """
 from __future__ import annotations
 
+import contextlib
+import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +37,7 @@ from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.data import split_channels
 from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.errors import CommandError
+from mefgan_tf.files import check_room
 from mefgan_tf.generator import build_generator
 from mefgan_tf.layers import moving_statistics
 from mefgan_tf.losses import d_loss_per_example, generator_loss_per_example, learning_rate
@@ -70,6 +76,11 @@ class Trainer(TrainingCore):
         self.d_step = tf.function(self._d_step)
         self.g_step = tf.function(self._g_step)
         self.measure = tf.function(self._measure)
+
+    def checkpoint_variables(self) -> list:
+        """Every variable a checkpoint holds: both networks' weights and both optimizers' state."""
+        return [*self.generator.weights, *self.discriminator.weights,
+                *self.g_optimizer.variables, *self.d_optimizer.variables]
 
     def _build(self, config: MEFGANConfig, precision: str | None) -> None:
         previous = keras.mixed_precision.global_policy()
@@ -295,6 +306,8 @@ def train(
     bar = tqdm(total=stop, initial=done, unit="step", disable=not (progress and is_chief), dynamic_ncols=True)
     result = None
     iterator, current = None, None
+    saved_at, saved_time = done, time.monotonic()
+    interval = 60.0 * config.checkpoint_minutes if config.checkpoint_minutes > 0 else float("inf")
     try:
         for epoch, index in batch_positions(done, stop, per_epoch):
             if epoch != current:
@@ -317,12 +330,85 @@ def train(
             bar.update(1)
             if on_step is not None:
                 on_step(done, result)
-            if done % config.checkpoint_every == 0 or index == per_epoch - 1 or done == stop:
-                manager.save(checkpoint_number=done)
+            due = time.monotonic() - saved_time >= interval
+            if done % config.checkpoint_every == 0 or index == per_epoch - 1 or done == stop or due:
+                save_checkpoint(trainer, manager, done, directory)
+                saved_at, saved_time = done, time.monotonic()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep every finished batch, then stop
+        bar.close()
+        if done > saved_at:
+            save_checkpoint(trainer, manager, done, directory)
+        kept = manager.latest_checkpoint
+        if is_chief:
+            print(f"stopped after batch {done}: " + (f"checkpoint {kept} holds it; run the same command to resume"
+                  if kept else "no batch was finished, nothing to keep"), file=sys.stderr)
+        raise
     finally:
         bar.close()
         log.close()
     return RunReport(done, total, start, manager.latest_checkpoint, result)
+
+
+def checkpoint_bytes(trainer: Trainer, latest: str | None) -> int:
+    """The size a new checkpoint will take: the last one's, or the variables' (weights and optimizer
+    slots) when there is none yet."""
+    if latest:
+        return sum(p.stat().st_size for p in Path(latest).parent.glob(Path(latest).name + ".*"))
+    return sum(int(np.prod(v.shape)) * 4 for v in trainer.checkpoint_variables())  # float32 (an upper bound)
+
+
+def save_checkpoint(trainer: Trainer, manager: tf.train.CheckpointManager, step: int, directory: Path) -> None:
+    """Save checkpoint ``step``, with Ctrl-C held off while it is written. CommandError when it cannot
+    be written (a full disk, an unwritable folder): its partial files are removed and the last good
+    checkpoint is named; nothing of it is damaged."""
+    latest = manager.latest_checkpoint
+    check_room(directory, 2 * checkpoint_bytes(trainer, latest), f"checkpoint {step}")
+    with held_signals():
+        try:
+            manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as err:
+            for partial in directory.glob(f"{CHECKPOINT_NAME}-{step}*"):
+                shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
+            reason = getattr(err, "strerror", None) or getattr(err, "message", None) or str(err)
+            if "No space left" in str(err):
+                reason = "No space left on device"
+            raise CommandError(f"{directory}: cannot write checkpoint {step} ({reason.splitlines()[0]}); "
+                               f"the last good one is {latest or 'none'}") from None
+
+
+@contextlib.contextmanager
+def held_signals():
+    """Defer SIGINT and SIGTERM until the block ends (the main thread only), so that a checkpoint is
+    written whole; a deferred signal then stops the run as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda number, frame: pending.append(number)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM stops a run as Ctrl-C does (``train`` then keeps the finished batches)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def restore(trainer: Trainer, prefix: str) -> None:

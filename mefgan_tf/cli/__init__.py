@@ -9,8 +9,12 @@ point: importing the library changes nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import os
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -93,10 +97,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         import_tensorflow_quietly()
     try:
         with config_warnings_as_notes(args.command):
-            return int(command_module(args.command).run(args) or 0)
+            code = int(command_module(args.command).run(args) or 0)
+        sys.stdout.flush()
+        return code
     except CommandError as err:
-        print(f"mefgan {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return error(args.command, str(err))
     except KeyboardInterrupt:
-        print(f"mefgan {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return error(args.command, "interrupted", 130)
+    except OSError as err:  # the user's files, folders, disk or terminal
+        if err.filename is None and err.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO):
+            drop_stdout()
+            return error(args.command, f"standard output: cannot write ({os.strerror(err.errno)})")
+        return error(args.command, os_error_line(err))
+    except Exception:  # a bug of ours: the traceback helps whoever fixes it
+        traceback.print_exc()
+        return error(args.command, "internal error (a bug in mefgan-tf: please report it with the lines above)")
+
+
+def error(command: str, message: str, code: int = 1) -> int:
+    """Say ``message`` on one line of stderr and return the exit code."""
+    with contextlib.suppress(OSError):
+        print(f"mefgan {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def drop_stdout() -> None:
+    """Point standard output at the null device, so that Python's flush at exit, which would meet the
+    same error again, adds no traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an operating-system error: the file and the system's reason."""
+    text = str(err).strip()
+    reason = err.strerror or (text.splitlines()[0] if text else type(err).__name__)
+    if err.errno == errno.ENOSPC or "No space left" in text:
+        reason = "No space left on device"
+    verb = "cannot write" if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or "No space left" in text else "cannot use"
+    return f"{err.filename}: {verb} ({reason})" if err.filename else f"{verb} a file ({reason})"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from mefgan_tf.cli.types import finite_float
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from mefgan_tf.demo import DEFAULT_MAX_SIDE
@@ -18,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="scikit-image photo the pair is made from (default: %(default)s)",
     )
     parser.add_argument(
-        "--ev", type=float, default=DEFAULT_EV,
+        "--ev", type=finite_float, default=DEFAULT_EV,
         help="stops below and above the photo for the under- and over-exposure (default: %(default)s)",
     )
     parser.add_argument(
@@ -31,8 +33,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_EV = 8.0  # stops: past this the simulated exposures are flat black and white
+
+
 def run(args: argparse.Namespace) -> int:
     from mefgan_tf.demo import write_demo
+    from mefgan_tf.errors import CommandError
+
+    if not 0 < args.ev <= MAX_EV:
+        raise CommandError(f"--ev {args.ev:g}: must be more than 0 and at most {MAX_EV:g} stops "
+                           "(the under-exposure is that many stops below the photo, the over-exposure above)")
 
     write_demo(args.out, args.model, args.image, args.ev, args.max_side, args.overwrite)
     print(f"demo written to {args.out}/ (under.png, over.png, fused.png, compare.png)")

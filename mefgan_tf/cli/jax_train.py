@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mefgan_tf.cli.types import finite_float
 from mefgan_tf.errors import CommandError, require
 
 
@@ -21,13 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="override config.epochs")
     parser.add_argument("--flips", action="store_true", help="random flips (config.random_flips)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, help="override config.learning_rate (G's Adam; D's SGD runs at twice it)")
+    parser.add_argument("--learning-rate", type=finite_float, help="override config.learning_rate (G's Adam; D's SGD runs at twice it)")
     parser.add_argument(
         "--init-generator", type=Path, metavar="WEIGHTS",
         help="start G from this Keras weight file (a generator.weights.h5); D starts fresh",
     )
     parser.add_argument(
-        "--mef-ssim-weight", type=float, metavar="MU",
+        "--mef-ssim-weight", type=finite_float, metavar="MU",
         help="add MU * (1 - MEF-SSIM against the inputs) to G's loss (config.mef_ssim_weight; 0: the original)",
     )
     parser.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from mefgan_tf.cli.types import finite_float
 from mefgan_tf.data_prep.build import SAMPLE_VARIANTS, PatchOptions
 from mefgan_tf.data_prep.references import CANDIDATES, PAIRINGS, REFERENCE_CHOICES
 
@@ -31,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "MEF-SSIM and Q^AB/F, the metrics `mefgan evaluate` reports; 'mix' cuts every pair twice, with "
                      "'mertens' and with 'pair' (the data of the shipped generator's last stage; either alone "
                      "trained a worse model) (default: %(default)s)")
-    src.add_argument("--extra-pairs", type=float, default=None, metavar="STOPS",
+    src.add_argument("--extra-pairs", type=finite_float, default=None, metavar="STOPS",
                      help="--brackets augmentation: besides (brightest, darkest), also cut (second brightest, "
                      "darkest) and (brightest, second darkest) where their exposure gap, estimated from the "
                      "frames, is at least STOPS (default: off)")
@@ -51,18 +52,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="patch size in pixels (default: %(default)s)")
     out.add_argument("--stride", type=int, default=None, metavar="N",
                      help="distance between patches in pixels (default: half of --size)")
-    out.add_argument("--scale", type=float, default=1.0, metavar="F",
+    out.add_argument("--scale", type=finite_float, default=1.0, metavar="F",
                      help="resize factor applied to every image before cutting; SICE frames are up to 6000x4000, "
                      "and 0.25 gives a few hundred patches per scene (default: %(default)s)")
     out.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                      help="leave out every scene whose folder or photo name matches this shell pattern (case "
                      "ignored; repeatable), e.g. --exclude House to keep a public test sequence out of training")
-    out.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
+    out.add_argument("--val-fraction", type=finite_float, default=0.0, metavar="F",
                      help="fraction of whole scenes held out into the validation file (default: %(default)s)")
     out.add_argument("--seed", type=int, default=0, metavar="N",
                      help="seed of the scene split and of the simulated exposures (default: %(default)s)")
     syn = parser.add_argument_group("simulated exposures (--photos and the sample set)")
-    syn.add_argument("--ev-range", type=float, nargs=2, default=[1.0, 3.0], metavar=("LO", "HI"),
+    syn.add_argument("--ev-range", type=finite_float, nargs=2, default=[1.0, 3.0], metavar=("LO", "HI"),
                      help="exposure offsets in stops, drawn uniformly for the under and for the over image "
                      "(default: 1.0 3.0)")
     syn.add_argument("--camera", action="store_true",
@@ -71,9 +72,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "(default: off)")
     syn.add_argument("--photo-variants", type=int, default=None, metavar="K",
                      help=f"exposure pairs per photo (default: 1; {SAMPLE_VARIANTS} for the sample set)")
-    syn.add_argument("--shot-noise", type=float, default=0.0005, metavar="A",
+    syn.add_argument("--shot-noise", type=finite_float, default=0.0005, metavar="A",
                      help="shot-noise variance per unit of linear signal (default: %(default)s)")
-    syn.add_argument("--read-noise", type=float, default=0.001, metavar="B",
+    syn.add_argument("--read-noise", type=finite_float, default=0.001, metavar="B",
                      help="read-noise standard deviation in linear light (default: %(default)s)")
     run_ = parser.add_argument_group("behaviour")
     run_.add_argument("--strict", action="store_true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from mefgan_tf.cli.fuse import parse_tile
+from mefgan_tf.cli.types import finite_float
 from mefgan_tf.errors import CommandError, require
 
 
@@ -26,15 +27,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="requests that may wait while one is fused; more get 503 with Retry-After (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, metavar="MB",
+        "--max-body-mb", type=finite_float, default=DEFAULT_MAX_BODY_MB, metavar="MB",
         help="largest request body; larger ones get 413 (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
+        "--max-megapixels", type=finite_float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
         help="largest decoded image; larger ones get 413 (default: %(default)s)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+        "--timeout", type=finite_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
         help="deadline of one request, queueing included; later ones get 504 (default: %(default)s)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no access log")

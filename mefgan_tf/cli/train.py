@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mefgan_tf.cli.types import finite_float
 from mefgan_tf.config import PAPER, MEFGANConfig, field_value
 from mefgan_tf.errors import CommandError
 from mefgan_tf.runs import DEFAULT_DATA, DEFAULT_OUT, TrainOptions
@@ -23,6 +24,7 @@ FLAG_FIELDS = {
     "random_flips": "random_flips",
     "mef_ssim_weight": "mef_ssim_weight",
     "grey_fraction": "grey_fraction",
+    "checkpoint_minutes": "checkpoint_minutes",
 }
 
 
@@ -40,12 +42,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, help=f"global batch size (default: {defaults.batch_size})")
     parser.add_argument("--epochs", type=int, help=f"epochs over the patch file (default: {defaults.epochs})")
-    parser.add_argument("--learning-rate", type=float, help=f"base learning rate of G; D uses 2x (default: {defaults.learning_rate})")
+    parser.add_argument("--learning-rate", type=finite_float,
+                        help=f"base learning rate of G; D uses 2x (default: {defaults.learning_rate})")
     parser.add_argument(
         "--max-steps", type=int, help="stop (after a checkpoint) once this many batches are trained in total (default: all epochs)"
     )
     parser.add_argument(
         "--checkpoint-every", type=int, help=f"checkpoint every N steps, and at each epoch end (default: {defaults.checkpoint_every})"
+    )
+    parser.add_argument(
+        "--checkpoint-minutes", type=finite_float, metavar="M",
+        help="also checkpoint when M minutes have passed since the last checkpoint; Ctrl-C and SIGTERM always keep "
+        "the finished batches (default: 0, off)",
     )
     parser.add_argument(
         "--seed", type=int, help="seed of weights, shuffling and flips: same seed, same losses on CPU (default: random, saved)"
@@ -55,13 +63,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="randomly flip patches left-right and up-down (default: off, as the original)",
     )
     parser.add_argument(
-        "--mef-ssim-weight", type=float, metavar="MU",
+        "--mef-ssim-weight", type=finite_float, metavar="MU",
         help="also train G to raise MEF-SSIM against its two inputs: adds MU * (1 - multi-scale MEF-SSIM) to G's "
         "loss, as MEF-Net and DeepFuse train; the content loss still sets colour and brightness, which MEF-SSIM "
         "ignores (default: 0, the original recipe)",
     )
     parser.add_argument(
-        "--grey-fraction", type=float, metavar="F",
+        "--grey-fraction", type=finite_float, metavar="F",
         help="turn this share of the training patches grey (each image its BT.601 luma), so that neutral inputs "
         "fuse to neutral output (default: 0, as the original)",
     )
