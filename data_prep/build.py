@@ -34,6 +34,7 @@ from mefgan_tf.data_prep.sources import (
 from mefgan_tf.data_prep.synth import ExposureModel
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_path, check_file_target, exclusive, remove_stale_temporaries
+from mefgan_tf.fusion_io import resolved
 
 SAMPLE_VARIANTS = 4
 MAX_SCALE = 4.0  # enlarging frames more than this adds no detail, only memory
@@ -120,7 +121,7 @@ def collect_scenes(options: PatchOptions) -> tuple[list[SourceScene], list[str]]
     for kind, scan in (("sice", scan_sice), ("brackets", scan_brackets), ("photos", scan_photos)):
         for folder in getattr(options, kind):
             scenes += scan(folder)
-            sources.append(f"{kind}:{Path(folder).resolve()}")
+            sources.append(f"{kind}:{resolved(Path(folder))}")
     if not sources:
         scenes = scan_sample_photos()
         sources = ["photos:skimage.data"]

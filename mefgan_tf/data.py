@@ -49,9 +49,10 @@ class PatchFile:
             raise CommandError(f"{self.path}: not an HDF5 file") from None
         data = self.file.get("data")
         if not isinstance(data, h5py.Dataset):
-            names = ", ".join(self.file.keys()) or "nothing"
+            found = ", ".join(f"{k} ({'group' if isinstance(v, h5py.Group) else 'dataset'})" for k, v in self.file.items())
             self.file.close()
-            raise CommandError(f"{self.path}: no 'data' dataset (found: {names})")
+            what = "'data' is a group, not a dataset" if isinstance(data, h5py.Group) else "no 'data' dataset"
+            raise CommandError(f"{self.path}: {what} (found: {found or 'nothing'})")
         self.data = data
         self.scale = 1.0 / 255.0 if data.dtype == np.uint8 else 1.0
         try:
@@ -67,10 +68,8 @@ class PatchFile:
         if dtype == np.uint8 or len(self) == 0:
             return
         if not np.issubdtype(dtype, np.floating):
-            raise CommandError(
-                f"{self.path}: 'data' is {dtype}; expected uint8 (0-255) or floats in [0, 1] "
-                f"(scale it first, e.g. {dtype} / {np.iinfo(dtype).max} into float32)"
-            )
+            hint = f" (scale it first, e.g. {dtype} / {np.iinfo(dtype).max} into float32)" if np.issubdtype(dtype, np.integer) else ""
+            raise CommandError(f"{self.path}: 'data' is {dtype}; expected uint8 (0-255) or floats in [0, 1]{hint}")
         index = np.unique(np.linspace(0, len(self) - 1, min(len(self), SAMPLE_PATCHES)).round().astype(np.int64))
         sample = self.read(index)
         if not np.isfinite(sample).all():

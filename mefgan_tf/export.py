@@ -25,8 +25,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
+
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_dir
+from mefgan_tf.files import atomic_dir, check_room
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
@@ -194,6 +196,9 @@ def check_version_folder(out: Path) -> None:
         raise CommandError(f"{out}: already exists; choose a new version number")
 
 
+SAVED_GRAPH_BYTES = 8 * 2**20  # a SavedModel's graphs and functions, beside its weights
+
+
 def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
     """Write ``generator`` as a SavedModel at ``out`` (a new version folder); complete or absent."""
     import tensorflow as tf
@@ -202,6 +207,8 @@ def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
 
     out = Path(out)
     check_version_folder(out)
+    weights = sum(int(np.prod(w.shape)) * 4 for w in generator.weights)
+    check_room(out, 2 * weights + SAVED_GRAPH_BYTES, "a SavedModel")
     try:
         with atomic_dir(out) as tmp:
             module = serving_class()(generator)
@@ -209,6 +216,9 @@ def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
             tf.saved_model.save(module, str(tmp), signatures=signatures)
             (tmp / METADATA_FOLDER).mkdir()
             write_metadata(tmp / METADATA_FOLDER, generator.config, source=source)
-    except OSError as err:
-        raise CommandError(f"{out}: cannot write ({err.strerror or err})") from None
+    except (OSError, tf.errors.OpError) as err:
+        reason = getattr(err, "strerror", None) or getattr(err, "message", None) or str(err)
+        if "No space left" in str(err):
+            reason = "No space left on device"
+        raise CommandError(f"{out}: cannot write ({reason.splitlines()[0]})") from None
     return out

@@ -50,6 +50,9 @@ def extension_problem(ext: str, bit_depth: str = "auto") -> str | None:
 
 
 def check_output_extension(path: Path, original_io: bool = False, bit_depth: str = "auto") -> None:
+    if path.is_dir():
+        raise CommandError(f"{path}: is a folder; -o names the fused image, e.g. {path / 'fused.png'} "
+                           "(or use --pairs DIR to fuse a folder of scenes into it)")
     problem = extension_problem(path.suffix, bit_depth)
     if problem:
         raise CommandError(f"{path}: {problem}")
@@ -62,7 +65,16 @@ def same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return a.resolve() == b.resolve()
+        return resolved(a) == resolved(b)
+
+
+def resolved(path: Path) -> Path:
+    """``path`` made absolute with its links followed; CommandError for a link that loops."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "a symbolic link loop"
+        raise CommandError(f"{path}: cannot follow this path ({reason})") from None
 
 
 def check_inputs_and_output(paths: list[Path], out: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from mefgan_tf.checkpoint import METADATA_FILE, read_config, read_metadata, write_metadata
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import check_folder_target, exclusive
+from mefgan_tf.files import LOCK_NAME, check_folder_target, exclusive
 
 DEFAULT_DATA = "data/patches.h5"
 DEFAULT_OUT = "checkpoints/run"
@@ -64,7 +64,7 @@ def check_out_folder(out: Path) -> None:
     """An existing --out must be a run folder (or empty) where we may write; never train into someone
     else's files."""
     check_folder_target(out)
-    if out.is_dir() and any(out.iterdir()) and not (out / METADATA_FILE).exists():
+    if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()) and not (out / METADATA_FILE).exists():
         raise CommandError(f"{out}: folder is not empty and holds no mefgan run ({METADATA_FILE}); choose a new --out")
 
 

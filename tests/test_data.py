@@ -97,7 +97,7 @@ def test_non_hdf5_file_is_a_clear_error(tmp_path):
 def test_file_without_data_dataset_is_a_clear_error(tmp_path):
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f["images"] = np.zeros((2, 3))
-    with pytest.raises(CommandError, match=r"no 'data' dataset \(found: images\)"):
+    with pytest.raises(CommandError, match=r"no 'data' dataset \(found: images \(dataset\)\)"):
         open_patches(tmp_path / "x.h5")
 
 

@@ -330,3 +330,163 @@ def test_a_read_only_folder_is_refused_before_the_work(monkeypatch, tmp_path, ca
     exposures(photos)
     assert_refused("patches", ["--quiet", "--photos", str(photos), "--out", str(tmp_path / "p.h5")],
                    f"p.h5: cannot write here ({tmp_path} is not a writable folder)", tmp_path, capsys)
+
+
+# ---- classes of faults: outputs onto inputs, full disks, two writers, impossible sizes, non-finite numbers
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB file system (tmpfs, as root) to fill; the test is skipped where mounting is not allowed."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def bracket_scenes(root: Path, count: int = 2, side: int = 256) -> Path:
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        base = rng.random((side // 8, side // 8, 3)).repeat(8, 0).repeat(8, 1)
+        for k, gain in enumerate((0.3, 1.0, 2.5), 1):
+            write_image(root / f"s{i}" / f"{k}.png", np.clip(base * gain, 0, 1))
+    return root
+
+
+def one_error_line(capsys, *parts: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(p in err[0] for p in parts), err
+    return err[0]
+
+
+@pytest.mark.parametrize("out", ["scenes/s0/1.png", "scenes/s0", "scenes/s0/1.PNG", "patches.txt"])
+def test_patches_writes_only_a_patch_file_and_never_onto_its_inputs(tmp_path, capsys, out):
+    scenes = bracket_scenes(tmp_path / "scenes")
+    before = (scenes / "s0" / "1.png").read_bytes()
+    assert main(["patches", "--brackets", str(scenes), "--out", str(tmp_path / out), "-y", "--quiet"]) == 1
+    one_error_line(capsys, "a patch file is HDF5; give a name ending in .h5 or .hdf5")
+    assert (scenes / "s0" / "1.png").read_bytes() == before
+
+
+def test_fuse_refuses_a_folder_as_the_output_image(tmp_path, capsys):
+    scenes = bracket_scenes(tmp_path / "scenes", count=1, side=32)
+    (tmp_path / "out").mkdir()
+    assert main(["fuse", str(scenes / "s0" / "1.png"), str(scenes / "s0" / "3.png"), "-o", str(tmp_path / "out")]) == 1
+    one_error_line(capsys, "is a folder; -o names the fused image")
+
+
+def test_patches_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk, capsys):
+    scenes = bracket_scenes(tmp_path / "scenes", side=512)
+    args = ["patches", "--brackets", str(scenes), "--size", "48", "--stride", "8", "--out", str(small_disk / "p.h5"), "--quiet"]
+    assert main(args) == 1
+    one_error_line(capsys, str(small_disk / "p.h5"), "cannot write (No space left on device")
+    assert [p.name for p in small_disk.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_train_without_room_for_a_checkpoint_is_one_line_and_leaves_no_partial_checkpoint(tmp_path, small_disk, capsys,
+                                                                                         make_patches):
+    data = make_patches(tmp_path / "p.h5", n=4)
+    args = ["train", "--data", str(data), "--out", str(small_disk / "run"), "--batch-size", "2", "--max-steps", "1",
+            "--seed", "1", "--quiet"]
+    assert main(args) == 1
+    line = one_error_line(capsys, "cannot write (No space left on device", "checkpoint 1")
+    assert str(small_disk / "run") in line
+    assert not list((small_disk / "run").glob("ckpt-*"))
+
+
+def test_export_and_evaluate_on_a_full_disk_are_one_line_and_leave_nothing(tmp_path, small_disk, models, capsys):
+    assert main(["export", "--checkpoint", str(models["checkpoint"]), "--out", str(small_disk / "export" / "1")]) == 1
+    one_error_line(capsys, "No space left on device")
+    assert not (small_disk / "export" / "1").exists()
+    scenes = bracket_scenes(tmp_path / "scenes", count=1, side=64)
+    filler = small_disk / "filler"
+    with open(filler, "wb") as fh, pytest.raises(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    assert main(["evaluate", str(scenes), "--method", "average", "--out", str(small_disk / "report"), "--quiet"]) == 1
+    one_error_line(capsys, "No space left on device")
+    assert not [p for p in (small_disk / "report").glob("*") if not p.name.startswith(".")] if (small_disk / "report").exists() else True
+
+
+@pytest.mark.parametrize("command", ["train", "patches"])
+def test_a_second_writer_of_the_same_output_is_refused_naming_the_first(tmp_path, capsys, make_patches, command):
+    from mefgan_tf.files import exclusive
+
+    data = make_patches(tmp_path / "p.h5", n=4)
+    out = tmp_path / ("run" if command == "train" else "q.h5")
+    args = {"train": ["train", "--data", str(data), "--out", str(out), "--batch-size", "2", "--max-steps", "1", "--quiet"],
+            "patches": ["patches", "--brackets", str(bracket_scenes(tmp_path / "scenes", 1, 64)), "--out", str(out),
+                        "--quiet"]}[command]
+    with exclusive(out):
+        assert main(args) == 1
+    one_error_line(capsys, str(out), f"is in use by process {os.getpid()}")
+    assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("argv", [
+    ["patches", "--scale", "nan"],
+    ["patches", "--ev-range", "1", "inf"],
+    ["train", "--learning-rate", "inf"],
+    ["train", "--checkpoint-minutes", "nan"],
+    ["demo", "--ev", "nan"],
+    ["serve", "--timeout=-inf"],
+])
+def test_numeric_options_must_be_finite(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2 and "expected a finite number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["patches", "--scale", "1000"], "--scale 1000: must be more than 0 and at most 4"),
+    (["demo", "--ev", "-2"], "--ev -2: must be more than 0 and at most 8 stops"),
+    (["demo", "--ev", "40"], "--ev 40: must be more than 0 and at most 8 stops"),
+])
+def test_numeric_options_out_of_range_are_one_line_before_any_work(tmp_path, capsys, argv, message):
+    out = tmp_path / ("p.h5" if argv[0] == "patches" else "demo")
+    assert main([*argv, "--out", str(out)]) == 1
+    one_error_line(capsys, message)
+    assert not out.exists()
+
+
+def test_a_patch_file_of_booleans_or_with_a_data_group_is_one_line(tmp_path, capsys):
+    for name, make in (("bool.h5", lambda f: f.create_dataset("data", data=np.zeros((4, 8, 8, 9), bool))),
+                       ("group.h5", lambda f: f.create_group("data"))):
+        with h5py.File(tmp_path / name, "w") as f:
+            make(f)
+        assert main(["train", "--data", str(tmp_path / name), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "'data' is bool; expected uint8 (0-255) or floats in [0, 1]" in err[0]
+    assert "'data' is a group, not a dataset (found: data (group))" in err[1] and len(err) == 2
+
+
+def test_a_symbolic_link_loop_and_an_internal_error_are_each_one_line(tmp_path, capsys, monkeypatch):
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    scenes = bracket_scenes(tmp_path / "scenes", count=1, side=32)
+    assert main(["fuse", str(loop), str(scenes / "s0" / "1.png"), "-o", str(tmp_path / "f.png")]) == 1
+    one_error_line(capsys, str(loop))
+    from mefgan_tf.cli import fuse as fuse_command
+
+    monkeypatch.setattr(fuse_command, "run", lambda args: 1 / 0)
+    assert main(["fuse", "a.png", "b.png", "-o", str(tmp_path / "f.png")]) == 1
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError" in err and err.strip().splitlines()[-1].endswith("please report it with the lines above)")
+
+
+def test_a_finished_job_that_cannot_print_its_last_line_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "mefgan_tf.cli", "patches", "--brackets",
+                               str(bracket_scenes(tmp_path / "scenes", 1, 64)), "--size", "32", "--out", str(tmp_path / "p.h5"), "--quiet"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["mefgan patches: error: standard output: cannot write (No space left on device)"]
+    assert (tmp_path / "p.h5").is_file()  # the job itself was done
