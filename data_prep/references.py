@@ -49,8 +49,14 @@ def _bgr(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def mertens_uint8(frames: Sequence[np.ndarray], contrast: float = 1.0, saturation: float = 1.0,
                   exposure: float = 0.0) -> np.ndarray:
-    """``baselines.mertens`` of RGB uint8 frames with the given weight exponents, as RGB uint8."""
-    return to_uint8(baselines.mertens(frames, contrast, saturation, exposure))
+    """``baselines.mertens`` of RGB uint8 frames with the given weight exponents, as RGB uint8, on one
+    thread: OpenCV's threaded Mertens is not reproducible to the last level, and references must be."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return to_uint8(baselines.mertens(frames, contrast, saturation, exposure))
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def exposure_ratio(darker: np.ndarray, brighter: np.ndarray) -> float:

@@ -12,8 +12,9 @@ import sys
 import tempfile
 
 # What the entry point sets unless the user did: TensorFlow's C++ log level (warnings and errors
-# only) and Keras's backend.
-ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+# only), Keras's backend, and OpenCV's log level (its "[ WARN:0@...]" lines on damaged files, which
+# our one-line errors already explain).
+ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow", "OPENCV_LOG_LEVEL": "ERROR"}
 
 
 def set_environment() -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.images import is_grey, to_grey
 from mefgan_tf.scenes import exposure_order, middle, over_under
 
 SIZE_MULTIPLE = 8
@@ -344,7 +345,12 @@ class Fuser:
         return fuse_pair(self.stages, over, under, self.tile_for(*over.shape[:2]), progress)
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The fusion of ``images``; grey exposures (all of them) give a grey image, their fusion's luma."""
         check_exposures(images)
+        fused = self._fuse(images)
+        return to_grey(fused) if all(is_grey(image) for image in images) else fused
+
+    def _fuse(self, images: Sequence[np.ndarray]) -> np.ndarray:
         if self.progress is False:
             return fuse_exposures(self.pair, images, self.multi)
         pairs = len(fold_order(len(images), self.multi)) - 1

@@ -10,6 +10,7 @@ stretched by ``bytescale`` and written by PIL (JPEG at quality 75).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from mefgan_tf.files import check_file_target
 from mefgan_tf.fusion import check_exposures, crop_to_multiple
 from mefgan_tf.images import (
     SIXTEEN_BIT_EXTENSIONS,
+    InputNote,
+    is_grey,
     output_extension_problem,
     pil_format,
     read_image_original_raw,
@@ -91,8 +94,19 @@ def read_exposures(paths: list[Path]) -> tuple[list[np.ndarray], int]:
     """(float images, bit depth 8/16) of a scene's files; CommandError on unreadable or mismatched files."""
     raw = [read_image_raw(path) for path in paths]
     check_exposures(raw, [str(path) for path in paths])
+    note_exposures(raw, paths)
     depth = 16 if any(image.dtype == np.uint16 for image in raw) else 8
     return [to_float(image) for image in raw], depth
+
+
+def note_exposures(images: list[np.ndarray], paths: list[Path]) -> None:
+    """Notes (``InputNote`` warnings) on exposures whose fusion may surprise: all identical, all grey."""
+    if all(np.array_equal(images[0], image) for image in images[1:]):
+        warnings.warn(f"{', '.join(map(str, paths))}: the exposures are identical; their fusion is that image, "
+                      "nearly unchanged", InputNote, stacklevel=2)
+    elif all(is_grey(image) for image in images):
+        warnings.warn(f"{', '.join(map(str, paths))}: the exposures are grey; the fused image is made grey too",
+                      InputNote, stacklevel=2)
 
 
 def read_exposures_original(paths: list[Path]) -> tuple[list[np.ndarray], int]:

@@ -11,6 +11,7 @@ like-for-like comparisons: ``scipy.misc.imread`` (PIL, no EXIF rotation) and ``s
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import cv2
@@ -52,9 +53,33 @@ def decode_image_raw(data: bytes | np.ndarray, name: str | Path = "image") -> np
     if image is None:
         raise CommandError(f"{name}: not a readable image")
     if image.dtype not in (np.uint8, np.uint16):
-        image = np.clip(image.astype(np.float32), 0.0, 1.0)
+        high = float(np.nanmax(image)) if image.size else 0.0
+        if high > 1.0 or float(np.nanmin(image)) < 0.0 or np.isnan(image).any():
+            warnings.warn(f"{name}: floating-point values outside [0, 1] (up to {high:g}) are clipped to [0, 1]",
+                          InputNote, stacklevel=2)
+        image = np.nan_to_num(np.clip(image.astype(np.float32), 0.0, 1.0), nan=0.0)
         image = np.round(image * 65535.0).astype(np.uint16)
     return np.ascontiguousarray(image[..., ::-1])
+
+
+class InputNote(UserWarning):
+    """Something about an input that makes the result other than the user may expect (shown as a note)."""
+
+
+GREY_TOLERANCE = 1.5 / 255  # channels this close count as grey (JPEG rounding)
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """True when every pixel's three channels are equal (within ``GREY_TOLERANCE`` of float [0, 1])."""
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0 if image.dtype == np.uint8 else 1.0
+    spread = np.ptp(image[..., :3].astype(np.float32), axis=-1).max() / scale
+    return bool(spread <= GREY_TOLERANCE)
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """The BT.601 luma of a float RGB image, in all three channels."""
+    luma = image[..., :3] @ np.asarray(LUMA_WEIGHTS, image.dtype)
+    return np.repeat(luma[..., None], 3, axis=-1)
 
 
 def output_extension_problem(ext: str) -> str | None:

@@ -303,7 +303,8 @@ def train(
     total = config.epochs * per_epoch
     stop = total if max_steps is None else min(total, max_steps)
     log = RunLog(directory / "logs" if is_chief else None, config)
-    bar = tqdm(total=stop, initial=done, unit="step", disable=not (progress and is_chief), dynamic_ncols=True)
+    shown = None if progress and is_chief else True  # None: on a terminal only, never into files and pipes
+    bar = tqdm(total=stop, initial=done, unit="step", disable=shown, dynamic_ncols=True)
     result = None
     iterator, current = None, None
     saved_at, saved_time = done, time.monotonic()

@@ -243,3 +243,37 @@ def test_overwrite_replaces_an_existing_output(model, tmp_path):
     assert (tmp_path / "out.png").read_bytes() == b"old"
     assert fuse(under, over, "-o", tmp_path / "out.png", "--model", model, "-y") == 0
     assert read_image_raw(tmp_path / "out.png").shape == (37, 53, 3)
+
+
+def test_grey_exposures_fuse_to_a_grey_image_and_identical_ones_are_noted(tmp_path, capsys, random_generator):
+    model = save_model_checkpoint(tmp_path / "run", random_generator(seed=2))
+    rng = np.random.default_rng(0)
+    grey = rng.random((24, 32, 1)).repeat(3, axis=-1)
+    write_image(tmp_path / "dark.png", grey * 0.3)
+    write_image(tmp_path / "bright.png", np.clip(grey * 1.8, 0, 1))
+    common = ["--model", str(model), "--quiet"]
+    assert main(["fuse", str(tmp_path / "dark.png"), str(tmp_path / "bright.png"), "-o", str(tmp_path / "g.png"), *common]) == 0
+    fused = cv2.imread(str(tmp_path / "g.png"))
+    assert np.ptp(fused.astype(int), axis=-1).max() == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mefgan fuse: note: {tmp_path / 'dark.png'}, {tmp_path / 'bright.png'}: the exposures are grey; "
+                   "the fused image is made grey too"]
+    assert main(["fuse", str(tmp_path / "dark.png"), str(tmp_path / "dark.png"), "-o", str(tmp_path / "s.png"), *common]) == 1
+    assert "give each exposure once" in capsys.readouterr().err
+    (tmp_path / "copy.png").write_bytes((tmp_path / "dark.png").read_bytes())
+    assert main(["fuse", str(tmp_path / "dark.png"), str(tmp_path / "copy.png"), "-o", str(tmp_path / "s.png"), *common]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mefgan fuse: note: ") and "the exposures are identical" in err[0]
+
+
+def test_float_tiffs_beyond_one_are_clipped_with_a_note(tmp_path, capsys):
+    image = np.full((16, 16, 3), 1.7, np.float32)
+    image[:8] = 0.25
+    cv2.imwrite(str(tmp_path / "hdr.tif"), image)
+    from mefgan_tf.cli import config_warnings_as_notes
+
+    with config_warnings_as_notes("fuse"):
+        read = read_image(tmp_path / "hdr.tif")
+    assert read.max() == 1.0 and read[:8].mean() == pytest.approx(0.25, abs=1e-4)
+    err = capsys.readouterr().err
+    assert "mefgan fuse: note: " in err and "outside [0, 1] (up to 1.7) are clipped" in err

@@ -68,8 +68,10 @@ def command_module(name: str):
 
 @contextmanager
 def config_warnings_as_notes(command: str) -> Iterator[None]:
-    """Show ``ConfigWarning`` (unknown keys in a saved config) as one line naming the command."""
+    """Show ``ConfigWarning`` (unknown keys in a saved config) as one line naming the command, and
+    ``InputNote`` (an input whose result may surprise) as a one-line note."""
     from mefgan_tf.config import ConfigWarning
+    from mefgan_tf.images import InputNote
 
     with warnings.catch_warnings():
         shown = warnings.showwarning
@@ -77,10 +79,13 @@ def config_warnings_as_notes(command: str) -> Iterator[None]:
         def show(message, category, filename, lineno, file=None, line=None):
             if issubclass(category, ConfigWarning):
                 print(f"mefgan {command}: warning: {message}", file=sys.stderr)
+            elif issubclass(category, InputNote):
+                print(f"mefgan {command}: note: {message}", file=sys.stderr)
             else:
                 shown(message, category, filename, lineno, file, line)
 
         warnings.simplefilter("always", ConfigWarning)
+        warnings.simplefilter("always", InputNote)
         warnings.showwarning = show
         yield
 

@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML/JSON file of MEFGANConfig overrides")
     parser.add_argument("--epochs", type=int, help="override config.epochs")
     parser.add_argument("--flips", action="store_true", help="random flips (config.random_flips)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="seed of weights, order and flips (default: the config's, else 0)")
     parser.add_argument("--learning-rate", type=finite_float, help="override config.learning_rate (G's Adam; D's SGD runs at twice it)")
     parser.add_argument(
         "--init-generator", type=Path, metavar="WEIGHTS",
@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         config = MEFGANConfig.from_file(args.config) if args.config else MEFGANConfig()
-        overrides = {"seed": args.seed, "random_flips": args.flips or config.random_flips}
+        seed = args.seed if args.seed is not None else config.seed if config.seed is not None else 0
+        overrides = {"seed": seed, "random_flips": args.flips or config.random_flips}
         if args.epochs:
             overrides["epochs"] = args.epochs
         if args.learning_rate:
