@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Three trainings side by side on one accelerator (Keras's JAX backend), from the packed pairs of
-# tools/pack_pairs.py: the data variants of issue 10 that a CPU cannot train far enough.
+# tools/pack_pairs.py: the data variants that a CPU cannot train far enough.
 #
 #   pair_ft       the shipped generator fine-tuned on --reference pair (lr 1e-4)
 #   pair_scratch  the original recipe from random weights on --reference pair (lr 3e-4)
