@@ -174,10 +174,10 @@ def parse_method(spec: str, multi: str | None = None) -> Method:
 
 def _load_model(spec: str, path: Path, multi: str | None = None) -> FuseFunction:
     try:
-        from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser
+        from mefgan_tf.fusion import load_fuser
     except ImportError as err:
         raise CommandError(f"--method {spec!r}: model fusion is not available ({err})") from None
-    return load_fuser(path, multi=multi or DEFAULT_MULTI)
+    return load_fuser(path) if multi is None else load_fuser(path, multi=multi)
 
 
 def parse_methods(specs: Sequence[str], original_io: bool = False, multi: str | None = None) -> list[Method]:

@@ -199,6 +199,7 @@ def exclusive(target: str | os.PathLike, what: str = "output") -> Iterator[None]
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    held = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -206,10 +207,13 @@ def exclusive(target: str | os.PathLike, what: str = "output") -> Iterator[None]
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             raise CommandError(f"{target}: this {what} is in use by {holder}; wait for it to finish or choose "
                                "another destination") from None
+        held = True
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"process {os.getpid()}".encode(), 0)
         yield
     finally:
+        if held and path.parent != target:  # a file's lock lives beside it: leave no trace
+            path.unlink(missing_ok=True)
         os.close(fd)
 
 

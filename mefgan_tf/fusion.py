@@ -30,7 +30,7 @@ import numpy as np
 
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_grey, to_grey
-from mefgan_tf.scenes import exposure_order, middle, over_under
+from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, exposure_order, middle, over_under
 
 SIZE_MULTIPLE = 8
 # Peak bytes per pixel of untiled full-resolution blocks on CPU (measured ~3.2 KB at 0.5-1 MP).
@@ -48,12 +48,6 @@ ATTENTION_ROWS_PER_CALL = ATTENTION_CHUNK  # query rows per call of ``attention_
 SCORE_COST = 1.5e-4
 
 FusePair = Callable[[np.ndarray, np.ndarray], np.ndarray]
-# Ways to fuse three or more exposures with a model of pairs (``fold_order``): fold them in by
-# exposure from the darkest, from the brightest or from the middle outwards, or fuse only the
-# darkest with the brightest. The default was measured best against Mertens on all frames of the
-# held-out scenes (see the model card).
-MULTI = ("darkest-first", "middle-out", "brightest-first", "extremes")
-DEFAULT_MULTI = "darkest-first"
 
 
 def padding_to_multiple(height: int, width: int, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:

@@ -38,7 +38,8 @@ def test_a_mefgan_json_written_before_the_split_loads_without_a_warning(tmp_path
         warnings.simplefilter("error")
         config = read_config(tmp_path)
     expected = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k not in RETIRED_KEYS}
-    assert config.to_dict() == {**expected, "mef_ssim_weight": 0.0}  # keys added since take the original's value
+    added = {"mef_ssim_weight": 0.0, "grey_fraction": 0.0, "checkpoint_minutes": 0.0}
+    assert config.to_dict() == {**expected, **added}  # keys added since take the original's value
 
 
 def test_the_shipped_generator_and_a_checkpoint_with_an_old_mefgan_json_load(tmp_path, random_generator):
@@ -90,7 +91,7 @@ def test_a_command_shows_the_warning_of_an_unknown_saved_key_as_one_line(tmp_pat
     saved["config"]["warp_drive"] = True
     (folder / "mefgan.json").write_text(json.dumps(saved))
     for name, level in (("a.png", 0.2), ("b.png", 0.8)):
-        write_image(tmp_path / name, np.full((16, 16, 3), level, np.float32))
+        write_image(tmp_path / name, np.full((16, 16, 3), level, np.float32) * [1.0, 0.8, 0.6])  # not grey: no note
     assert main(["fuse", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "f.png"),
                  "--model", str(folder), "-q"]) == 0
     err = capsys.readouterr().err.strip().splitlines()

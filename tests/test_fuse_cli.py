@@ -221,7 +221,7 @@ def test_help_explains_every_option_with_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["fuse", "--help"])
     out = capsys.readouterr().out
-    for option in ("--pairs", "--model", "--tile", "--bit-depth", "--format", "checkpoints/reference", "default: auto",
+    for option in ("--pairs", "--model", "--tile", "--bit-depth", "--format", "the shipped generator", "default: auto",
                    "--original-io", "bytescale"):
         assert option in out
 

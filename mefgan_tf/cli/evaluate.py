@@ -5,8 +5,7 @@ import argparse
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
-from mefgan_tf.fusion import DEFAULT_MULTI, MULTI
-from mefgan_tf.scenes import PAIRINGS
+from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, PAIRINGS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
-from mefgan_tf.fusion import DEFAULT_MULTI, MULTI
+from mefgan_tf.scenes import DEFAULT_MULTI, MULTI
 
 
 def parse_tile(value: str) -> int | str | None:
