@@ -24,8 +24,14 @@ def run(*argv, cwd: Path, env: dict | None = None) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """The wheel, built from a copy of the source (a stale build/ folder in the checkout could add old files)."""
+    import shutil
+
     folder = tmp_path_factory.mktemp("wheel")
-    done = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", folder, ROOT, cwd=folder)
+    source = folder / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "data", "checkpoints", "*.egg-info", "__pycache__", ".pytest_cache"))
+    done = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", folder, source, cwd=folder)
     assert done.returncode == 0, done.stderr
     return next(folder.glob("mefgan_tf-*.whl"))
 
