@@ -35,6 +35,24 @@ PAPER: dict[str, Any] = {"learning_rate": 6e-4, "epochs": 2}
 # Keys that configs written by earlier versions hold but no version ever read: dropped on reading.
 RETIRED_KEYS = frozenset({"shuffle_buffer", "extra"})
 
+_AT_LEAST_1 = (lambda v: v >= 1, "must be at least 1")
+_POSITIVE = (lambda v: v > 0, "must be positive")
+_NOT_NEGATIVE = (lambda v: v >= 0, "must be 0 or more")
+_FRACTION = (lambda v: 0 <= v <= 1, "must be in [0, 1]")
+# The values each numeric config key allows: key -> (test, what the value must be).
+RANGES: dict[str, tuple[Any, str]] = {
+    **dict.fromkeys(
+        ("patch_size", "attention_chunk", "batch_size", "epochs", "balance_every", "max_d_updates", "max_g_updates",
+         "checkpoint_every", "summary_every", "image_summary_every", "keep_checkpoints"), _AT_LEAST_1),
+    **dict.fromkeys(
+        ("bn_epsilon", "g_kernel_stddev", "d_kernel_stddev", "eps", "learning_rate", "lr_decay_rate", "adam_epsilon",
+         "d_lr_factor", "clip_value"), _POSITIVE),
+    **dict.fromkeys(("content_weight", "gradient_weight", "mef_ssim_weight", "checkpoint_minutes"), _NOT_NEGATIVE),
+    **dict.fromkeys(("leaky_slope", "bn_momentum", "g_beta1", "g_beta2", "balance_high", "balance_low", "grey_fraction"),
+                    _FRACTION),
+    "seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
+}
+
 
 class ConfigWarning(UserWarning):
     """A saved config holds keys this version does not know (they are ignored)."""
@@ -123,15 +141,9 @@ class MEFGANConfig:
         checked = {}
         for key, value in overrides.items():
             try:
-                checked[key] = field_value(key, value)
+                checked[key] = checked_value(key, value)
             except CommandError as err:
                 raise CommandError(f"{key}: {err}") from None
-        if checked.get("checkpoint_minutes", 0.0) < 0:
-            raise CommandError(f"checkpoint_minutes: {checked['checkpoint_minutes']} is negative; use 0 (off) or more")
-        if not 0.0 <= checked.get("grey_fraction", 0.0) <= 1.0:
-            raise CommandError(f"grey_fraction: {checked['grey_fraction']} is not in [0, 1]")
-        if checked.get("mef_ssim_weight", 0.0) < 0:
-            raise CommandError(f"mef_ssim_weight: {checked['mef_ssim_weight']} is negative; use 0 (off) or more")
         return dataclasses.replace(self, **checked)
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,27 +181,43 @@ class MEFGANConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> MEFGANConfig:
-        """Read a YAML or JSON file of overrides."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise CommandError(f"{path}: cannot read config ({err.strerror})") from None
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
+        """The defaults with the settings of a YAML or JSON file (``file_settings``)."""
+        return cls().replace(**file_settings(path))
 
-                values = yaml.safe_load(text) or {}
-            else:
-                values = json.loads(text)
-        except Exception as err:  # noqa: BLE001 - any parse error is the user's file
-            raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {err}") from None
-        if not isinstance(values, dict):
-            raise CommandError(f"{path}: expected a mapping of config keys")
+
+def file_settings(path: str | Path) -> dict[str, Any]:
+    """The settings a YAML or JSON file gives, each checked (type and range): every key it names,
+    defaults included, so that a file can set a resumed run's value back to the default.
+    CommandError naming the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise CommandError(f"{path}: cannot read config ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not a text file (expected YAML or JSON)") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+    except Exception as err:  # noqa: BLE001 - any parse error is the user's file
+        raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {err}".splitlines()[0]) from None
+    if not isinstance(values, dict):
+        raise CommandError(f"{path}: expected a mapping of config keys")
+    settings = {}
+    for key, value in values.items():
+        if key in RETIRED_KEYS:
+            continue
+        if key not in field_types():
+            raise CommandError(f"{path}: unknown config key {key!r} (see `mefgan train --print-config`)")
         try:
-            return cls.from_dict(values)
+            settings[key] = checked_value(str(key), value)
         except CommandError as err:
-            raise CommandError(f"{path}: {err}") from None
+            raise CommandError(f"{path}: {key}: {err}") from None
+    return settings
 
 
 @functools.cache
@@ -211,6 +239,24 @@ def field_value(key: str, value: Any) -> Any:
     if key not in field_types():
         raise CommandError(f"unknown config key {key!r} (see `mefgan train --print-config`)")
     return _as_type(value, field_types()[key])
+
+
+def range_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` (of the right type) is out of range for config key ``key``; None when it is in."""
+    rule = RANGES.get(key)
+    if rule is None or value is None:
+        return None
+    allowed, problem = rule
+    return None if allowed(value) else problem
+
+
+def checked_value(key: str, value: Any) -> Any:
+    """``field_value`` that is also in range; the CommandError says ``<value> <problem>``."""
+    typed = field_value(key, value)
+    problem = range_problem(key, typed)
+    if problem:
+        raise CommandError(f"{typed!r} {problem}")
+    return typed
 
 
 def _as_type(value: Any, kind: Any) -> Any:

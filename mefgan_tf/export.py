@@ -32,6 +32,20 @@ from mefgan_tf.files import atomic_dir, check_room
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
+# The two serving signatures, the one statement of the SavedModel's interface (``serving_class``
+# builds its functions from it, ``mefgan serve`` describes it): name -> (inputs, outputs), each
+# tensor name -> (dtype, shape), -1 for a dimension of any size.
+TensorSpecs = dict[str, tuple[str, tuple[int, ...]]]
+SIGNATURES: dict[str, tuple[TensorSpecs, TensorSpecs]] = {
+    FLOAT_SIGNATURE: (
+        {"over": ("float32", (-1, -1, -1, 3)), "under": ("float32", (-1, -1, -1, 3))},
+        {"fused": ("float32", (-1, -1, -1, 3))},
+    ),
+    BYTES_SIGNATURE: (
+        {"over_bytes": ("string", (-1,)), "under_bytes": ("string", (-1,))},
+        {"fused_png_bytes": ("string", (-1,))},
+    ),
+}
 METADATA_FOLDER = "assets.extra"  # extra files TensorFlow Serving ignores
 EXIF_SEARCH_BYTES = 65536  # a JPEG's EXIF block (APP1) starts within its first 64 KiB
 EXIF_MAX_ENTRIES = 64  # IFD0 entries searched for the orientation tag
@@ -136,11 +150,12 @@ def serving_class():
     from mefgan_tf.fusion import SIZE_MULTIPLE, stages_class
     from mefgan_tf.images import LUMA_WEIGHTS
 
-    def image_spec(name: str) -> tf.TensorSpec:
-        return tf.TensorSpec([None, None, None, 3], tf.float32, name=name)
-
-    def bytes_spec(name: str) -> tf.TensorSpec:
-        return tf.TensorSpec([None], tf.string, name=name)
+    def specs(signature: str) -> list[tf.TensorSpec]:
+        inputs = SIGNATURES[signature][0]
+        return [
+            tf.TensorSpec([None if size < 0 else size for size in shape], tf.as_dtype(dtype), name=name)
+            for name, (dtype, shape) in inputs.items()
+        ]
 
     def decode(data):
         return tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
@@ -163,12 +178,12 @@ def serving_class():
             fused = self.fuse_tile(x, self.attention_half(x))
             return fused[:, :height, :width, :]
 
-        @tf.function(input_signature=[image_spec("over"), image_spec("under")])
+        @tf.function(input_signature=specs(FLOAT_SIGNATURE))
         def serve(self, over, under):
             with tf.control_dependencies([check_pair(over, under, SIZE_MULTIPLE)]):
                 return {"fused": self.fuse_any_size(tf.identity(over), tf.identity(under))}
 
-        @tf.function(input_signature=[bytes_spec("over_bytes"), bytes_spec("under_bytes")])
+        @tf.function(input_signature=specs(BYTES_SIGNATURE))
         def serve_bytes(self, over_bytes, under_bytes):
             def fuse_one(pair):
                 first, second = (apply_orientation(decode(data), exif_orientation(data)) for data in pair)

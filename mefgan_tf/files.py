@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.signals import check_interrupted
 
 STALE_AGE_S = 600.0  # a temporary without a process id, untouched this long, is an interrupted run's
 OVERWRITE_HINT = "pass --overwrite (-y) to replace it"
@@ -41,6 +42,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
     try:
         yield tmp_path
+        check_interrupted()
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -60,6 +62,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
     try:
         yield tmp
+        check_interrupted()
         if path.exists():
             path.rmdir()
         tmp.rename(path)

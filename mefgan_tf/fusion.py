@@ -22,6 +22,7 @@ import itertools
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,10 @@ from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, exposure_order, middle, over_
 SIZE_MULTIPLE = 8
 # Peak bytes per pixel of untiled full-resolution blocks on CPU (measured ~3.2 KB at 0.5-1 MP).
 BYTES_PER_PIXEL = 3400
+# Peak bytes per padded pixel of what is held for the whole image however it is tiled: the 6-channel
+# input, the attention branch (its encoder runs on the whole image), its half-size maps and the
+# output (measured on CPU: 53-101 B/px from 1 to 9 MP, rising with size; planned with headroom).
+WHOLE_IMAGE_BYTES_PER_PIXEL = 160
 MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile size plans for
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.
@@ -104,6 +109,38 @@ def auto_tile(height: int, width: int, available: int | None = None) -> int | No
     fitting = int(math.sqrt(budget / BYTES_PER_PIXEL)) - 2 * FULL_RES_HALO
     tile = max(MIN_TILE, min(PREFERRED_TILE, fitting // SIZE_MULTIPLE * SIZE_MULTIPLE))
     return None if tile >= height and tile >= width else tile
+
+
+def memory_needed(height: int, width: int, tile: int | None) -> int:
+    """Bytes a pair fusion of a padded ``height`` x ``width`` image needs beyond its inputs: the
+    whole-image part plus one tile (grown by the halo) or, untiled, the whole image's blocks."""
+    from mefgan_tf.generator import FULL_RES_HALO
+
+    pixels = height * width
+    if tile is None or (tile >= height and tile >= width):
+        return (WHOLE_IMAGE_BYTES_PER_PIXEL + BYTES_PER_PIXEL) * pixels
+    grown = (min(tile, height) + 2 * FULL_RES_HALO) * (min(tile, width) + 2 * FULL_RES_HALO)
+    return WHOLE_IMAGE_BYTES_PER_PIXEL * pixels + BYTES_PER_PIXEL * grown
+
+
+def check_memory(height: int, width: int, tile: int | None, available: int | None = None) -> None:
+    """CommandError, before any work, when fusing a ``height`` x ``width`` pair cannot fit in the
+    available memory: what it needs, what there is, and what would fit."""
+    pad_h, pad_w = padding_to_multiple(height, width)
+    needed = memory_needed(height + pad_h, width + pad_w, tile)
+    available = available_memory() if available is None else available
+    if needed <= available:
+        return
+    tiled = memory_needed(height + pad_h, width + pad_w, MIN_TILE)
+    if tiled <= available:
+        advice = f"fuse in tiles (--tile {PREFERRED_TILE}, or the default --tile auto)"
+    else:
+        scale = math.sqrt(available / tiled)
+        advice = f"resize the exposures (about {int(width * scale)}x{int(height * scale)} would fit) or free memory"
+    raise CommandError(
+        f"fusing {width}x{height} needs about {needed / 2**30:.1f} GiB of memory, but {available / 2**30:.1f} GiB "
+        f"are available: {advice}"
+    )
 
 
 def tile_problem(tile: int) -> str | None:
@@ -183,19 +220,28 @@ def stages_class():
     return GeneratorStages
 
 
+class FusionCancelled(Exception):
+    """A fusion stopped at a step because its ``stop`` event was set (its requester is gone)."""
+
+
 class FusionProgress:
     """One progress bar over a whole fusion (attention rows, then tiles, pair after pair) with an
     ETA: steps are weighed in full-resolution pixels, an attention score counting ``SCORE_COST``.
-    ``enabled``: True, False, or None (only when stderr is a terminal)."""
+    ``enabled``: True, False, or None (only when stderr is a terminal). ``stop``: an event that,
+    once set, makes the next step raise ``FusionCancelled`` (steps are attention blocks and tiles)."""
 
-    def __init__(self, total: float, enabled: bool | None = None, desc: str = "fusing") -> None:
+    def __init__(self, total: float, enabled: bool | None = None, desc: str = "fusing",
+                 stop: threading.Event | None = None) -> None:
         from tqdm import tqdm
 
         bar_format = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
         disable = None if enabled is None else not enabled
         self.bar = tqdm(total=total, desc=desc, leave=False, disable=disable, bar_format=bar_format, file=sys.stderr)
+        self.stop = stop
 
     def advance(self, work: float, step: str) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise FusionCancelled(f"fusion cancelled before {step}")
         self.bar.set_postfix_str(step, refresh=False)
         self.bar.update(work)
 
@@ -276,6 +322,7 @@ def fuse_pair(
     result within float rounding). ``progress`` advances by ``pair_work(H, W)`` in all.
     """
     height, width = over.shape[:2]
+    advance(progress, 0, "start")
     x = network_input(over, under)
     return full_resolution(stages, x, attention_maps(stages, x, progress), tile, progress)[:height, :width]
 
@@ -336,19 +383,28 @@ class Fuser:
         return auto_tile(height + pad_h, width + pad_w)
 
     def pair(self, over: np.ndarray, under: np.ndarray, progress: FusionProgress | None = None) -> np.ndarray:
-        return fuse_pair(self.stages, over, under, self.tile_for(*over.shape[:2]), progress)
+        tile = self.tile_for(*over.shape[:2])
+        check_memory(*over.shape[:2], tile)
+        return fuse_pair(self.stages, over, under, tile, progress)
 
-    def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """The fusion of ``images``; grey exposures (all of them) give a grey image, their fusion's luma."""
+    @staticmethod
+    def silent_progress(stop: threading.Event | None) -> FusionProgress | None:
+        """No bar, only the ``stop`` check for ``pair`` (None without ``stop``)."""
+        return None if stop is None else FusionProgress(0, False, stop=stop)
+
+    def __call__(self, images: Sequence[np.ndarray], stop: threading.Event | None = None) -> np.ndarray:
+        """The fusion of ``images``; grey exposures (all of them) give a grey image, their fusion's luma.
+        ``stop``, once set, cancels it at the next step (``FusionCancelled``)."""
         check_exposures(images)
-        fused = self._fuse(images)
+        check_memory(*images[0].shape[:2], self.tile_for(*images[0].shape[:2]))
+        fused = self._fuse(images, stop)
         return to_grey(fused) if all(is_grey(image) for image in images) else fused
 
-    def _fuse(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        if self.progress is False:
+    def _fuse(self, images: Sequence[np.ndarray], stop: threading.Event | None) -> np.ndarray:
+        if self.progress is False and stop is None:
             return fuse_exposures(self.pair, images, self.multi)
         pairs = len(fold_order(len(images), self.multi)) - 1
-        progress = FusionProgress(pairs * pair_work(*images[0].shape[:2]), self.progress)
+        progress = FusionProgress(pairs * pair_work(*images[0].shape[:2]), self.progress, stop=stop)
         try:
             return fuse_exposures(functools.partial(self.pair, progress=progress), images, self.multi)
         finally:

@@ -28,13 +28,16 @@ DEFAULT_OUT = "checkpoints/run"
 FIXED_ON_RESUME = ("batch_size", "seed", "patch_size")
 
 
-def resolve_config(wanted: dict[str, Any], out: Path) -> tuple[MEFGANConfig, bool]:
+def resolve_config(wanted: dict[str, Any], out: Path, draw_seed: bool = True) -> tuple[MEFGANConfig, bool]:
     """The run's config, from the settings ``wanted`` on this command line, and whether it resumes a
-    folder with a saved config (whose settings it keeps unless ``wanted`` changes them)."""
+    folder with a saved config (whose settings it keeps unless ``wanted`` changes them). A new run
+    without a seed gets a random one (``draw_seed``; else its seed stays None)."""
     resuming = (out / METADATA_FILE).exists()
     if not resuming:
         config = MEFGANConfig().replace(**wanted)
-        return (config if config.seed is not None else config.replace(seed=secrets.randbelow(2**31))), False
+        if config.seed is None and draw_seed:
+            config = config.replace(seed=secrets.randbelow(2**31))
+        return config, False
     saved = read_config(out)
     changed = [k for k in FIXED_ON_RESUME if k in wanted and wanted[k] != getattr(saved, k)]
     if changed:
@@ -47,17 +50,6 @@ def config_changes(saved: MEFGANConfig, config: MEFGANConfig) -> dict[str, list]
     """The settings that differ between a run's saved config and the one it resumes with: key -> [old, new]."""
     old, new = saved.to_dict(), config.to_dict()
     return {k: [old[k], new[k]] for k in new if new[k] != old[k]}
-
-
-def validate_config(config: MEFGANConfig, max_steps: int | None = None) -> None:
-    if config.batch_size < 1 or config.epochs < 1 or config.checkpoint_every < 1:
-        raise CommandError("--batch-size, --epochs and --checkpoint-every must be at least 1")
-    if max_steps is not None and max_steps < 1:
-        raise CommandError("--max-steps must be at least 1")
-    if config.learning_rate <= 0:
-        raise CommandError(f"--learning-rate {config.learning_rate:g}: must be positive")
-    if config.lr_decay_rate <= 0 or config.d_lr_factor <= 0:
-        raise CommandError("lr_decay_rate and d_lr_factor must be positive")
 
 
 def check_out_folder(out: Path) -> None:
@@ -103,11 +95,11 @@ class TrainOptions:
     quiet: bool = False
 
 
-def prepare(options: TrainOptions) -> tuple[MEFGANConfig, bool]:
+def prepare(options: TrainOptions, draw_seed: bool = True) -> tuple[MEFGANConfig, bool]:
     """The run's config and whether it resumes, checked (before anything is built or written)."""
-    config, resuming = resolve_config(options.overrides, options.out)
-    validate_config(config, options.max_steps)
-    return config, resuming
+    if options.max_steps is not None and options.max_steps < 1:
+        raise CommandError(f"--max-steps {options.max_steps}: must be at least 1")
+    return resolve_config(options.overrides, options.out, draw_seed)
 
 
 def train_run(options: TrainOptions) -> None:
@@ -124,7 +116,8 @@ def train_run(options: TrainOptions) -> None:
     import tensorflow as tf
 
     from mefgan_tf.pipeline import open_batches
-    from mefgan_tf.trainer import Trainer, terminate_as_interrupt, train
+    from mefgan_tf.signals import interrupts_noticed
+    from mefgan_tf.trainer import Trainer, train
 
     batches = open_batches(options.data, config, config.seed)
     metadata = read_metadata(out)
@@ -146,7 +139,7 @@ def train_run(options: TrainOptions) -> None:
             write_metadata(out, config, data=str(options.data), patches=len(batches.patches), init_generator=init, **extra)
         directory = out if chief else out / f"worker-{index}"
         describe(config, batches, strategy, precision, out, resuming, options.quiet)
-        with terminate_as_interrupt():
+        with interrupts_noticed(terminate=True):  # SIGTERM stops a run as Ctrl-C does: finished batches kept
             report = train(trainer, batches, directory, options.max_steps, is_chief=chief, progress=not options.quiet)
     if chief and not options.quiet:
         print(

@@ -13,6 +13,9 @@ import numpy as np
 
 from mefgan_tf.errors import CommandError
 
+OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"  # the entry every TF2 object-based checkpoint has
+LISTED_NAMES = 5  # variable names a message lists before "and N more"
+
 # Our layer path -> (TF1 scope of kernel and bias, TF1 scope of u and batch_normalization or None).
 TF1_UNITS: dict[str, tuple[str, str | None]] = {
     "generator/local_conv1": ("Generator/Local_net/conv1", "Generator/Local_net/conv1/b"),
@@ -105,6 +108,22 @@ def read_tf1_checkpoint(prefix: str | Path) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
+def listed(names: list[str], shown: int = LISTED_NAMES) -> str:
+    """The first ``shown`` names, and how many more: a message stays one readable line."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def checkpoint_kind(tensors: dict[str, np.ndarray]) -> str | None:
+    """What a checkpoint that is not the original's is, from its entries (None: a TF1 checkpoint)."""
+    if OBJECT_GRAPH not in tensors:
+        return None
+    if any(name.startswith(("generator/", "discriminator/")) for name in tensors):
+        return ("a mefgan-tf checkpoint already: `mefgan fuse --model` and `mefgan export` load it as it is; "
+                "import-tf1 converts the authors' TF1 checkpoints (model.ckpt)")
+    return "an object-based TensorFlow 2 checkpoint, not the authors' TF1 MEF-GAN checkpoint (model.ckpt)"
+
+
 def check_tensors(tensors: dict[str, np.ndarray], targets: dict[str, object]) -> None:
     """Raise a CommandError naming every missing or mis-shaped variable."""
     missing = sorted(set(targets) - set(tensors))
@@ -115,9 +134,9 @@ def check_tensors(tensors: dict[str, np.ndarray], targets: dict[str, object]) ->
     )
     problems = []
     if missing:
-        problems.append(f"missing {len(missing)} variable(s): {', '.join(missing)}")
+        problems.append(f"missing {len(missing)} variable(s): {listed(missing)}")
     if wrong:
-        problems.append(f"wrong shape: {', '.join(wrong)}")
+        problems.append(f"wrong shape: {listed(wrong)}")
     if problems:
         raise CommandError("; ".join(problems))
 
@@ -144,6 +163,9 @@ def import_tf1(prefix: str | Path, out_dir: str | Path) -> Path:
     from mefgan_tf.generator import build_generator
 
     tensors = read_tf1_checkpoint(prefix)
+    kind = checkpoint_kind(tensors)
+    if kind:
+        raise CommandError(f"{prefix}: {kind}")
     generator, discriminator = build_generator(), build_discriminator()
     try:
         step = assign_tf1_tensors(tensors, generator, discriminator)
@@ -151,5 +173,5 @@ def import_tf1(prefix: str | Path, out_dir: str | Path) -> Path:
         raise CommandError(f"{prefix}: {err}") from None
     extra = unused_entries(tensors, generator, discriminator)
     if extra:
-        raise CommandError(f"{prefix}: unexpected variable(s) not in MEF-GAN: {', '.join(extra)}")
+        raise CommandError(f"{prefix}: unexpected variable(s) not in MEF-GAN: {listed(extra)}")
     return save_model_checkpoint(out_dir, generator, discriminator, step=step)

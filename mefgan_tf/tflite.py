@@ -43,6 +43,12 @@ CALIBRATION_SIDE = 256  # calibration pairs are centre crops of this side (all o
 CALIBRATION_EVS = (1.0, 2.0, 3.0)  # stops between the demo photo and each of its two exposures
 FLOAT_OPS = ("SOFTMAX", "BATCH_MATMUL")  # kept float32 in int8 files: the attention itself
 
+# Operator options that name a subgraph (control flow): renumbered when subgraphs are reordered.
+SUBGRAPH_INDEX_FIELDS = (
+    "condSubgraphIndex", "bodySubgraphIndex", "thenSubgraphIndex", "elseSubgraphIndex", "initSubgraphIndex",
+    "decompositionSubgraphIndex", "comparatorSubgraphIndex", "updateComputationSubgraphIndex",
+)
+
 Pair = tuple[np.ndarray, np.ndarray]  # (over, under) float32 [H, W, 3] in [0, 1]
 
 
@@ -199,7 +205,7 @@ def convert_generator(
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantize != "int8":
-            return converter.convert()
+            return serving_default_first(converter.convert())
         samples = list(calibration_pairs() if pairs is None else pairs)
         converter.representative_dataset = lambda: representative_dataset(module, samples)
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
@@ -209,7 +215,36 @@ def convert_generator(
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter, debug_dataset=converter.representative_dataset, debug_options=options
             )
-            return debugger.get_nondebug_quantized_model()
+            return serving_default_first(debugger.get_nondebug_quantized_model())
+
+
+def serving_default_first(content: bytes) -> bytes:
+    """The flatbuffer with ``serving_default``'s subgraph first: a plain interpreter (``invoke()``
+    without a signature runner, as many phone apps call it) runs subgraph 0. The converter orders
+    signatures by name; every subgraph index (signatures, WHILE/IF/CALL_ONCE ops) is renumbered."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    keys = {_text(signature.signatureKey): signature.subgraphIndex for signature in model.signatureDefs}
+    first = keys[FUSE_SIGNATURE]
+    if first == 0:
+        return content
+    order = [first] + [i for i in range(len(model.subgraphs)) if i != first]
+    renumbered = {old: new for new, old in enumerate(order)}
+    model.subgraphs = [model.subgraphs[i] for i in order]
+    for signature in model.signatureDefs:
+        signature.subgraphIndex = renumbered[signature.subgraphIndex]
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators or []:
+            for options in (op.builtinOptions, getattr(op, "builtinOptions2", None)):
+                for field in SUBGRAPH_INDEX_FIELDS:
+                    if options is not None and hasattr(options, field):
+                        setattr(options, field, renumbered[getattr(options, field)])
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def check_tflite_path(out: Path) -> None:

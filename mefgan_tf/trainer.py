@@ -17,11 +17,8 @@ moving statistics move only in the two updates: the original attaches ``UPDATE_O
 """
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +39,7 @@ from mefgan_tf.generator import build_generator
 from mefgan_tf.layers import moving_statistics
 from mefgan_tf.losses import d_loss_per_example, generator_loss_per_example, learning_rate
 from mefgan_tf.pipeline import PatchBatches
+from mefgan_tf.signals import handled, held_signals
 from mefgan_tf.training import BatchResult, TrainingCore, batch_positions, check_finite, make_optimizers, summary_scalars
 
 PRECISIONS = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -336,6 +334,7 @@ def train(
                 save_checkpoint(trainer, manager, done, directory)
                 saved_at, saved_time = done, time.monotonic()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep every finished batch, then stop
+        handled()
         bar.close()
         if done > saved_at:
             save_checkpoint(trainer, manager, done, directory)
@@ -375,41 +374,6 @@ def save_checkpoint(trainer: Trainer, manager: tf.train.CheckpointManager, step:
                 reason = "No space left on device"
             raise CommandError(f"{directory}: cannot write checkpoint {step} ({reason.splitlines()[0]}); "
                                f"the last good one is {latest or 'none'}") from None
-
-
-@contextlib.contextmanager
-def held_signals():
-    """Defer SIGINT and SIGTERM until the block ends (the main thread only), so that a checkpoint is
-    written whole; a deferred signal then stops the run as usual."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = {sig: signal.signal(sig, lambda number, frame: pending.append(number)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if pending:
-            raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM stops a run as Ctrl-C does (``train`` then keeps the finished batches)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(number, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def restore(trainer: Trainer, prefix: str) -> None:

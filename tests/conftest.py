@@ -118,7 +118,7 @@ def running_app(app) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
     import uvicorn
 
-    from mefgan_tf.serve import listening_socket
+    from mefgan_tf.serve.server import listening_socket
 
     sock = listening_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

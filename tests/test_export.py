@@ -224,3 +224,26 @@ def test_an_export_killed_midway_leaves_a_folder_that_the_next_export_removes(ch
     stale.mkdir(parents=True)
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "mefgan" / "2")]) == 0
     assert sorted(p.name for p in (tmp_path / "mefgan").iterdir()) == ["2"]
+
+
+def test_the_metadata_that_serve_answers_is_the_exported_savedmodels_signature_defs(exported):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from mefgan_tf.serve.protocol import metadata_body
+
+    saved = saved_model_pb2.SavedModel.FromString((exported / "saved_model.pb").read_bytes())
+    real = saved.meta_graphs[0].signature_def
+    described = metadata_body("mefgan", "1")["metadata"]["signature_def"]["signature_def"]
+    assert set(described) == {FLOAT_SIGNATURE, BYTES_SIGNATURE} <= set(real)
+
+    def tensors(infos) -> dict:
+        return {key: (info.name, tf.dtypes.as_dtype(info.dtype).name, [d.size for d in info.tensor_shape.dim]) for key, info in infos.items()}
+
+    def described_tensors(infos: dict) -> dict:
+        dtypes = {"DT_FLOAT": "float32", "DT_STRING": "string"}
+        return {key: (info["name"], dtypes[info["dtype"]], [int(d["size"]) for d in info["tensor_shape"]["dim"]]) for key, info in infos.items()}
+
+    for name, signature in described.items():
+        assert described_tensors(signature["inputs"]) == tensors(real[name].inputs), name
+        assert described_tensors(signature["outputs"]) == tensors(real[name].outputs), name
+        assert signature["method_name"] == real[name].method_name

@@ -156,3 +156,23 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temporary(monkeypatch, g
     with pytest.raises(CommandError, match="cannot write"):
         tflite.export_tflite(generator, out)
     assert out.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["mefgan.tflite"]
+
+
+def test_a_plain_interpreter_without_signature_runner_runs_the_whole_generator(exported, served):
+    from ai_edge_litert.interpreter import Interpreter
+
+    over, under = pair(24, 32, seed=3)
+    for quantize in ("none", "int8"):
+        interpreter = Interpreter(model_path=str(exported[quantize]))
+        inputs = {detail["name"]: detail["index"] for detail in interpreter.get_input_details()}
+        assert sorted(inputs) == ["serving_default_over:0", "serving_default_under:0"], quantize
+        for name in ("over", "under"):
+            interpreter.resize_tensor_input(inputs[f"serving_default_{name}:0"], [1, 24, 32, 3])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inputs["serving_default_over:0"], over[None])
+        interpreter.set_tensor(inputs["serving_default_under:0"], under[None])
+        interpreter.invoke()
+        fused = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+        assert np.abs(fused - saved_model_fuse(served, over, under)).max() < TOLERANCE[quantize], quantize
+        runner = tflite.LiteModel(exported[quantize])  # the signatures still find their subgraphs
+        np.testing.assert_allclose(runner.fuse(over, under), fused, atol=1e-6)

@@ -247,3 +247,36 @@ def test_an_unknown_way_to_fuse_several_exposures_is_refused():
 
     with pytest.raises(CommandError, match="unknown way to fuse several exposures 'random'"):
         fold_order(3, "random")
+
+
+def test_a_fusion_that_cannot_fit_in_memory_is_refused_first_saying_what_it_needs_and_what_fits():
+    gib = 1 << 30
+    fusion.check_memory(4000, 6000, 512, available=24 * gib)  # a 24 MP photo fits in tiles
+    with pytest.raises(CommandError, match=r"fusing 12000x12000 needs about 2\d\.\d GiB of memory, but 8\.0 GiB are "
+                       r"available: resize the exposures \(about (\d+)x\1 would fit\) or free memory"):
+        fusion.check_memory(12000, 12000, 512, available=8 * gib)
+    with pytest.raises(CommandError, match=r"needs about .* GiB .*: fuse in tiles \(--tile 512"):
+        fusion.check_memory(4000, 6000, None, available=24 * gib)  # untiled needs 85 GiB; tiled fits
+
+
+@pytest.mark.parametrize("entry", ["fuse command", "python api", "fuser"])
+def test_every_entry_point_checks_memory_before_any_work(monkeypatch, tmp_path, capsys, stages, entry):
+    from mefgan_tf import api
+    from mefgan_tf.cli import main
+    from mefgan_tf.images import write_image
+
+    over, under = exposure_pair(40, 48)
+    monkeypatch.setattr(fusion, "available_memory", lambda: 1 << 20)
+    monkeypatch.setattr(fusion, "fuse_pair", lambda *args, **kwargs: pytest.fail("fusion started"))
+    expected = r"fusing 48x40 needs about 0\.\d GiB of memory, but 0\.0 GiB are available"
+    if entry == "fuse command":
+        paths = [write_image(tmp_path / f"{n}.png", image) for n, image in (("o", over), ("u", under))]
+        assert main(["fuse", "-q", *map(str, paths), "-o", str(tmp_path / "f.png")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("mefgan fuse: error: fusing 48x40 needs about")
+        assert not (tmp_path / "f.png").exists()
+    else:
+        call = (lambda: api.fuse([over, under], model=Fuser(stages))) if entry == "python api" else (
+            lambda: Fuser(stages, tile=None)([over, under]))
+        with pytest.raises(CommandError, match=expected):
+            call()

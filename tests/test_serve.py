@@ -21,7 +21,9 @@ from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.fusion import Fuser, generator_stages
 from mefgan_tf.images import to_float, to_uint8
-from mefgan_tf.serve import Limits, create_app, served_model
+from mefgan_tf.serve.app import create_app
+from mefgan_tf.serve.protocol import Limits
+from mefgan_tf.serve.server import served_model
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is beside the package, not installed with it
@@ -125,6 +127,8 @@ def test_metadata_lists_both_signatures_as_exported(client):
         ("POST", "/v1/models/mefgan:classify", 400, '":classify" is not supported: this model answers ":predict" only (it has no classification or regression signature)'),
         ("PUT", "/v1/models/mefgan:predict", 405, "PUT is not allowed on /v1/models/mefgan:predict"),
         ("GET", "/nothing/here", 404, "no such endpoint: GET /nothing/here"),
+        ("GET", "/v1/models/mefgan:predict", 405, "GET is not allowed on /v1/models/mefgan:predict: use POST"),
+        ("GET", "/v1/models/mefgan/versions/1:predict", 405, "GET is not allowed on /v1/models/mefgan/versions/1:predict: use POST"),
     ],
 )
 def test_unknown_models_versions_and_endpoints_answer_in_tensorflow_servings_error_form(client, method, path, status, message):
@@ -246,6 +250,12 @@ BAD_REQUESTS = {
     ),
     "no instances": ({"signature_name": "fuse_images"}, 'request must have either "instances" (row format) or "inputs" (columnar format), not both or neither'),
     "empty instances": ({"instances": []}, '"instances" must be a non-empty list'),
+    "not UTF-8": (b'{"instances": "\xff\xfe"}', "request body is not UTF-8 text (byte 15): JSON must be UTF-8"),
+    "deep JSON": (b"[" * 100_000 + b"]" * 100_000, "request body is not valid JSON here: it is nested too deeply"),
+    "deep arrays": (
+        json.dumps(float_body(json.loads("[" * 900 + "0.5" + "]" * 900))).encode(),
+        "instances[0].over must be a [H, W, 3] array of numbers, got something else",
+    ),
 }
 
 
@@ -317,9 +327,58 @@ def test_a_request_past_its_deadline_is_504_and_frees_its_slot_when_the_job_ends
         assert httpx.post(url + PREDICT, json=body, timeout=60).status_code == 503  # the job still runs
         gated.gate.set()
         deadline = time.monotonic() + 30
-        while (status := httpx.post(url + PREDICT, json=body, timeout=60).status_code) == 503 and time.monotonic() < deadline:
+        while (status := httpx.post(url + PREDICT, json=body, timeout=60).status_code) in (503, 504) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert status == 200
+
+
+class SlowStages:
+    """A model's stages that take ``delay`` seconds per tile and count the tiles they fuse."""
+
+    def __init__(self, stages, delay: float) -> None:
+        self.stages, self.delay, self.tiles = stages, delay, 0
+
+    def __getattr__(self, name):
+        return getattr(self.stages, name)
+
+    def fuse_tile(self, x, half):
+        self.tiles += 1
+        time.sleep(self.delay)
+        return self.stages.fuse_tile(x, half)
+
+
+@pytest.mark.parametrize("how", ["deadline", "client gone"])
+def test_a_request_past_its_deadline_or_whose_client_left_stops_at_the_next_tile(fuser, running, how, capfd):
+    slow = SlowStages(fuser.stages, delay=0.2)
+    big = fuse_images_body(*files_of(*exposure_pair(96, 96, seed=4)))  # 36 tiles of 16: about 7 s
+    small = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=5)))
+    timeout_s = 0.5 if how == "deadline" else 60
+    app = create_app(Fuser(slow, tile=16), queue_size=0, limits=Limits(timeout_s=timeout_s), warmup=False)
+    with running(app) as url:
+        if how == "deadline":
+            assert httpx.post(url + PREDICT, json=big, timeout=60).status_code == 504
+        else:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(url + PREDICT, json=big, timeout=0.6)
+        start = time.monotonic()
+        while (response := httpx.post(url + PREDICT, json=small, timeout=60)).status_code == 503:
+            assert time.monotonic() - start < 5, "the worker is still busy with the abandoned request"
+            time.sleep(0.05)
+        assert response.status_code == 200
+        assert slow.tiles < 36 / 2  # the abandoned fusion stopped early (the small one adds 1 tile)
+    logged = capfd.readouterr()
+    assert "Traceback" not in logged.err + logged.out and "Exception" not in logged.err + logged.out
+
+
+def test_head_requests_and_out_of_range_ports(client, capsys):
+    assert client.head("/").status_code == 200
+    assert client.head("/v1/models/mefgan").status_code == 200
+    for port in ("65536", "-1", "http"):
+        with pytest.raises(SystemExit) as exit_code:
+            main(["serve", "--port", port])
+        assert exit_code.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("mefgan serve: error: argument --port: ") and ("0 to 65535" in err or "port number" in err)
 
 
 def test_the_page_is_served_and_talks_to_predict(client):

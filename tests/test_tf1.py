@@ -1,7 +1,9 @@
 """The name map covers the authors' checkpoint exactly, and `mefgan import-tf1` converts one."""
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.generator import build_generator
 from mefgan_tf.tf1 import is_optimizer_entry, variable_map
 
+ORIGINAL_VARIABLES = Path(__file__).parent / "fixtures" / "original_variables.json"
+
 
 @pytest.fixture(scope="module")
 def models():
@@ -21,10 +25,15 @@ def models():
 
 
 @pytest.fixture
-def original_manifest(tmp_path, shared_data):
+def original_manifest():
+    """Name -> shape of every entry of the authors' ``model.ckpt`` (``tf.train.list_variables`` of its index)."""
+    return json.loads(ORIGINAL_VARIABLES.read_text())
+
+
+def test_the_checked_in_variable_list_is_the_authors_checkpoint_index(tmp_path, shared_data):
     index = shared_data("original_mefgan", "model.ckpt.index")
     shutil.copy(index, tmp_path / "model.ckpt.index")
-    return dict(tf.train.list_variables(str(tmp_path / "model.ckpt")))
+    assert dict(tf.train.list_variables(str(tmp_path / "model.ckpt"))) == json.loads(ORIGINAL_VARIABLES.read_text())
 
 
 def test_every_original_variable_maps_to_exactly_one_of_ours_with_the_same_shape(original_manifest, models):
@@ -95,6 +104,24 @@ def test_import_tf1_names_missing_and_misshaped_variables(tmp_path, models, caps
     assert "Generator/Merge_net/conv1/b/u" in err and "missing 1 variable" in err
     assert "Discriminator/conv6/bias [7] (expected [512])" in err
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "ours").exists()
+
+
+def test_import_tf1_lists_a_few_names_of_a_long_list_and_says_how_many_more(tmp_path, models, capsys, random_tf1_weights):
+    tensors = {name: value for name, value in tf1_tensors(models, random_tf1_weights).items() if "Generator" not in name}
+    write_tf1_checkpoint(tmp_path / "d_only" / "model.ckpt", tensors)
+    assert main(["import-tf1", str(tmp_path / "d_only" / "model.ckpt"), "--out", str(tmp_path / "ours")]) == 1
+    err = capsys.readouterr().err.strip()
+    missing = len([n for n in variable_map(models[0]) if n.startswith("Generator")])
+    assert f"missing {missing} variable(s): " in err and f" and {missing - 5} more" in err
+    assert len(err.splitlines()) == 1 and len(err) < 500
+
+
+def test_import_tf1_says_what_kind_of_checkpoint_a_mefgan_tf_one_is(tmp_path, capsys):
+    assert main(["import-tf1", str(Path(__file__).parents[1] / "checkpoints" / "reference"), "--out", str(tmp_path / "ours")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "a mefgan-tf checkpoint already: `mefgan fuse --model` and `mefgan export` load it as it is" in err
+    assert len(err.splitlines()) == 1 and len(err) < 500
     assert not (tmp_path / "ours").exists()
 
 

@@ -23,11 +23,14 @@ def printed_config(capsys, *flags) -> dict:
 
 
 def test_print_config_shows_the_original_recipe_by_default(capsys, tmp_path):
-    config = printed_config(capsys, "--out", str(tmp_path / "run"))
+    assert main(["train", "--print-config", "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr()
+    config = json.loads(printed.out)
     expected = {"learning_rate": 3e-4, "batch_size": 19, "epochs": 4, "content_weight": 500.0, "gradient_weight": 0.6}
     assert {k: config[k] for k in expected} == expected
     assert (config["clip_value"], config["checkpoint_every"], config["balance_every"]) == (8.0, 100, 3)
-    assert config["seed"] is not None  # a random seed is chosen and saved with the run
+    assert config["seed"] is None  # drawn when the run starts (and saved), so none is shown
+    assert "seed null: the run draws one at random" in printed.err
 
 
 def test_paper_variant_file_flags_and_set_override_in_that_order(capsys, tmp_path):
@@ -188,4 +191,37 @@ def test_mef_ssim_weight_flag_sets_mu_and_a_negative_one_is_a_one_line_error(cap
     assert printed_config(capsys, "--out", str(tmp_path / "run"), "--mef-ssim-weight", "100")["mef_ssim_weight"] == 100.0
     assert main(["train", "--print-config", "--out", str(tmp_path / "run"), "--mef-ssim-weight", "-1"]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "mef_ssim_weight" in err and "negative" in err
+    assert err == "mefgan train: error: --mef-ssim-weight -1: must be 0 or more"
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        (("--batch-size", "0"), "--batch-size 0: must be at least 1"),
+        (("--grey-fraction", "1.5"), "--grey-fraction 1.5: must be in [0, 1]"),
+        (("--checkpoint-minutes", "-2"), "--checkpoint-minutes -2: must be 0 or more"),
+        (("--set", "lr_decay_rate=0"), "--set lr_decay_rate=0: 0.0 must be positive"),
+        (("--set", "seed=-1"), "--set seed=-1: -1 must be in [0, 2**32)"),
+        ("file:learning_rate: -0.001\n", "c.yaml: learning_rate: -0.001 must be positive"),
+        ("file:balance_high: 3\n", "c.yaml: balance_high: 3.0 must be in [0, 1]"),
+        ("file:warp: 1\n", "c.yaml: unknown config key 'warp'"),
+    ],
+)
+def test_an_out_of_range_setting_names_where_it_came_from_flag_file_key_or_set(capsys, tmp_path, source, expected):
+    if isinstance(source, str):
+        (tmp_path / "c.yaml").write_text(source.removeprefix("file:"))
+        source = ("--config", str(tmp_path / "c.yaml"))
+    assert main(["train", "--print-config", "--out", str(tmp_path / "run"), *source]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_can_set_a_resumed_runs_value_back_to_the_default(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "mefgan.json").write_text(json.dumps({"config": {"learning_rate": 1e-4, "random_flips": True, "seed": 1}}))
+    (tmp_path / "c.yaml").write_text("learning_rate: 0.0003\nrandom_flips: false\n")  # both the defaults
+    config = printed_config(capsys, "--out", str(run), "--config", str(tmp_path / "c.yaml"))
+    assert (config["learning_rate"], config["random_flips"], config["seed"]) == (3e-4, False, 1)
+    assert printed_config(capsys, "--out", str(run))["learning_rate"] == 1e-4  # without the file: the saved value

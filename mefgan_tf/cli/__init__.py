@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from mefgan_tf import __version__
 from mefgan_tf.environment import import_tensorflow_quietly, set_environment
 from mefgan_tf.errors import CommandError
+from mefgan_tf.signals import check_interrupted, handled, interrupts_noticed
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if COMMANDS[args.command].tensorflow:
         import_tensorflow_quietly()
     try:
-        with config_warnings_as_notes(args.command):
+        with interrupts_noticed(), config_warnings_as_notes(args.command):
             code = int(command_module(args.command).run(args) or 0)
+            check_interrupted()
         sys.stdout.flush()
         return code
     except CommandError as err:
         return error(args.command, str(err))
     except KeyboardInterrupt:
+        handled()
         return error(args.command, "interrupted", 130)
     except OSError as err:  # the user's files, folders, disk or terminal
         if err.filename is None and err.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO):

@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 
 from mefgan_tf.cli.fuse import parse_tile
-from mefgan_tf.cli.types import finite_float
+from mefgan_tf.cli.types import finite_float, port_number
 from mefgan_tf.errors import CommandError, require
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from mefgan_tf.serve import DEFAULT_HOST, DEFAULT_MAX_BODY_MB, DEFAULT_MAX_MEGAPIXELS, DEFAULT_PORT, DEFAULT_QUEUE, DEFAULT_TIMEOUT_S
+    from mefgan_tf.serve.app import DEFAULT_QUEUE
+    from mefgan_tf.serve.protocol import DEFAULT_MAX_BODY_MB, DEFAULT_MAX_MEGAPIXELS, DEFAULT_TIMEOUT_S
+    from mefgan_tf.serve.server import DEFAULT_HOST, DEFAULT_PORT
 
     parser.add_argument(
         "--model", metavar="PATH",
@@ -17,7 +19,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "numbered SavedModel versions (default: the shipped generator in checkpoints/reference)",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=port_number, default=DEFAULT_PORT,
+        help="port to listen on, 0 to 65535; 0 picks a free one (default: %(default)s)",
+    )
     parser.add_argument(
         "--tile", type=parse_tile, default="auto", metavar="SIZE",
         help="side of the full-resolution tiles, as for `mefgan fuse` (default: %(default)s)",
@@ -41,11 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no access log")
 
 
-
 def run(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn"):
         require(module, "mefgan serve")
-    from mefgan_tf.serve import Limits, serve_forever
+    from mefgan_tf.serve.protocol import Limits
+    from mefgan_tf.serve.server import serve_forever
 
     if args.queue < 0 or args.max_body_mb <= 0 or args.max_megapixels <= 0 or args.timeout <= 0:
         raise CommandError("--queue must be 0 or more; --max-body-mb, --max-megapixels and --timeout must be positive")

@@ -6,11 +6,12 @@ the flags, ``--set``, in that order) and what to train from and into; ``runs.tra
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from mefgan_tf.cli.types import finite_float
-from mefgan_tf.config import PAPER, MEFGANConfig, field_value
+from mefgan_tf.config import PAPER, MEFGANConfig, checked_value, file_settings, range_problem
 from mefgan_tf.errors import CommandError
 from mefgan_tf.runs import DEFAULT_DATA, DEFAULT_OUT, TrainOptions
 
@@ -99,7 +100,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise CommandError(f"--set {item}: expected KEY=VALUE")
         try:
-            values[key.strip()] = field_value(key.strip(), yaml.safe_load(text))
+            values[key.strip()] = checked_value(key.strip(), yaml.safe_load(text))
         except yaml.YAMLError:
             raise CommandError(f"--set {item}: {text!r} is not a valid value") from None
         except CommandError as err:
@@ -107,15 +108,30 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return values
 
 
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config values given as flags, each in its key's range (the error names the flag)."""
+    values = {}
+    for flag, key in FLAG_FIELDS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        problem = range_problem(key, value)
+        if problem:
+            shown = f"{value:g}" if isinstance(value, float) else value
+            raise CommandError(f"--{flag.replace('_', '-')} {shown}: {problem}")
+        values[key] = value
+    return values
+
+
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Config values the user asked for on this command line (file, flags, --set), in that order."""
+    """Config values the user asked for on this command line (file, flags, --set), in that order.
+    A file's values count even where they equal the defaults (they may reset a resumed run's)."""
     values: dict[str, Any] = {}
     if args.paper:
         values.update(PAPER)
     if args.config:
-        from_file, defaults = MEFGANConfig.from_file(args.config).to_dict(), MEFGANConfig().to_dict()
-        values.update({k: v for k, v in from_file.items() if v != defaults[k]})
-    values.update({field: getattr(args, flag) for flag, field in FLAG_FIELDS.items() if getattr(args, flag) is not None})
+        values.update(file_settings(args.config))
+    values.update(flag_values(args))
     values.update(parse_set(args.set))
     return values
 
@@ -132,7 +148,11 @@ def run(args: argparse.Namespace) -> int:
 
     options = train_options(args)
     if args.print_config:
-        print(prepare(options)[0].to_json())
+        config, resuming = prepare(options, draw_seed=False)
+        print(config.to_json())
+        if config.seed is None:
+            print("mefgan train: note: seed null: the run draws one at random and saves it in its mefgan.json "
+                  "(give --seed to fix it)", file=sys.stderr)
         return 0
     train_run(options)
     return 0

@@ -1,0 +1,66 @@
+"""`mefgan serve` as a process: the model to serve, the listening socket, uvicorn, a graceful stop."""
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+
+from mefgan_tf.errors import CommandError
+from mefgan_tf.serve.app import DEFAULT_QUEUE, create_app
+from mefgan_tf.serve.protocol import DEFAULT_LIMITS, MODEL_NAME, Limits
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8501
+
+
+def served_model(path: str | None) -> tuple[Path, str]:
+    """(model path, version): a checkpoint (version 1), a SavedModel version folder (its number) or
+    a TensorFlow Serving base folder of numbered versions (the highest, as TensorFlow Serving picks)."""
+    from mefgan_tf.models import model_version
+
+    return model_version(path)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as err:
+        raise CommandError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+    return sock
+
+
+def serve_forever(
+    model: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    tile: int | str | None = "auto",
+    queue_size: int = DEFAULT_QUEUE,
+    limits: Limits = DEFAULT_LIMITS,
+    quiet: bool = False,
+) -> None:
+    """Serve ``model`` (``served_model``; default: the shipped generator) on ``host``:``port`` until
+    SIGTERM or SIGINT, then shut down gracefully."""
+    import uvicorn
+
+    from mefgan_tf.fusion import load_fuser
+
+    path, version = served_model(model)
+    sock = listening_socket(host, port)  # before loading: a busy port fails fast
+    fuser = load_fuser(path, tile=tile)
+    app = create_app(fuser, version=version, queue_size=queue_size, limits=limits)
+    config = uvicorn.Config(
+        app, log_level="warning" if quiet else "info", access_log=not quiet,
+        timeout_graceful_shutdown=int(limits.timeout_s) + 5,
+    )
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"mefgan serve: model {path}, version {version}", flush=True)
+    print(f"mefgan serve: listening on http://{shown}:{port}/ (page; REST API at /v1/models/{MODEL_NAME})", flush=True)
+    stopped: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn shuts down gracefully, then re-raises these
+        signal.signal(sig, lambda number, frame: stopped.append(number))
+    uvicorn.Server(config).run(sockets=[sock])
+    print(f"mefgan serve: stopped{f' ({signal.Signals(stopped[0]).name})' if stopped else ''}", flush=True)
