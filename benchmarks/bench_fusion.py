@@ -130,9 +130,11 @@ def others_cores(action) -> float:
 
 def measure(height: int, width: int, tile: int | None, method: str) -> dict:
     """One fusion in this process (the attention stage only for method "rows"): timings and memory."""
-    from mefgan_tf.fusion import ATTENTION_CHUNK, attention_maps, full_resolution, generator_stages, network_input
+    from mefgan_tf.config import ATTENTION_BLOCKS
+    from mefgan_tf.fusion import attention_maps, full_resolution, network_input
+    from mefgan_tf.stages import generator_stages
 
-    generator = benchmark_generator(ATTENTION_CHUNK if method == "flash" else ROWS_CHUNK, method)
+    generator = benchmark_generator(ATTENTION_BLOCKS.inference if method == "flash" else ROWS_CHUNK, method)
     stages = generator_stages(generator)
     over, under = scene_pair(height, width)
     warm = network_input(over[:192, :192], under[:192, :192])  # 576 rows > a block: traces every stage
@@ -196,19 +198,18 @@ def case_report(height: int, width: int, tile: int | None, method: str, matmul_r
 
 def block_profile(rate: float, repeats: int = 200) -> dict:
     """Nanoseconds per attention score of each operation of one ``flash_attention`` block step
-    (ATTENTION_CHUNK x KEY_BLOCK scores), each alone in a loop: where the attention's time goes,
+    (ATTENTION_BLOCKS.inference x ATTENTION_BLOCKS.keys scores), each alone in a loop: where the attention's time goes,
     and the fraction of the matmul rate that the three together allow."""
     import tensorflow as tf
 
-    from mefgan_tf.fusion import ATTENTION_CHUNK
+    from mefgan_tf.config import ATTENTION_BLOCKS
     from mefgan_tf.generator import ATTENTION_CHANNELS, ATTENTION_REDUCTION
-    from mefgan_tf.layers import KEY_BLOCK
 
     rng = np.random.default_rng(0)
     reduced = ATTENTION_CHANNELS // ATTENTION_REDUCTION
-    query = tf.constant(rng.normal(size=(ATTENTION_CHUNK, reduced + 1)).astype(np.float32))
-    keys = tf.constant(rng.normal(size=(reduced + 1, KEY_BLOCK)).astype(np.float32) * 0.3)
-    values = tf.constant(rng.normal(size=(KEY_BLOCK, ATTENTION_CHANNELS + 1)).astype(np.float32))
+    query = tf.constant(rng.normal(size=(ATTENTION_BLOCKS.inference, reduced + 1)).astype(np.float32))
+    keys = tf.constant(rng.normal(size=(reduced + 1, ATTENTION_BLOCKS.keys)).astype(np.float32) * 0.3)
+    values = tf.constant(rng.normal(size=(ATTENTION_BLOCKS.keys, ATTENTION_CHANNELS + 1)).astype(np.float32))
     scores = tf.matmul(query, keys) - 10.0
     steps = {  # each reads an input made fresh per iteration (so nothing is hoisted out of the loop)
         "score_product": lambda i: tf.matmul(query + i, keys),
@@ -224,12 +225,12 @@ def block_profile(rate: float, repeats: int = 200) -> dict:
         loop()
         start = time.perf_counter()
         loop()
-        seconds[name] = (time.perf_counter() - start) / repeats / (ATTENTION_CHUNK * KEY_BLOCK) * 1e9
+        seconds[name] = (time.perf_counter() - start) / repeats / (ATTENTION_BLOCKS.inference * ATTENTION_BLOCKS.keys) * 1e9
     fresh = seconds.pop("fresh_scores_only")  # the exp and the weighting product read a fresh block of scores
     net = {name: value if name == "score_product" else max(0.0, value - fresh) for name, value in seconds.items()}
     flops = 2.0 * ATTENTION_CHANNELS * (1 + 1 / ATTENTION_REDUCTION)  # per score, as generator_flops counts
     return {
-        "block": f"{ATTENTION_CHUNK}x{KEY_BLOCK}",
+        "block": f"{ATTENTION_BLOCKS.inference}x{ATTENTION_BLOCKS.keys}",
         "ns_per_score": {name: round(value, 3) for name, value in net.items()},
         "fraction_of_matmul_rate_these_allow": round(flops / (sum(net.values()) * 1e-9) / rate, 3),
     }

@@ -61,7 +61,7 @@ def scaling(model) -> list[dict]:
     rows, base = [], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for height, width in SCALING_SIZES:
         x = np.random.default_rng(0).random((1, height, width, 6), dtype=np.float32)
-        half = model.attention_half(x).numpy()
+        half = model.attention_half(x)
         n = height * width // 64
         rows.append({
             "size": f"{width}x{height}", "attention_positions": n,

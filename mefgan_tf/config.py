@@ -54,6 +54,20 @@ RANGES: dict[str, tuple[Any, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class AttentionBlocks:
+    """The one attention block policy: how many query rows have their scores held at once, by where
+    the attention runs, and how many keys a block of scores spans. Memory and speed, never results."""
+
+    training: int = 1024  # ``NetworkConfig.attention_chunk``'s default (a 144 px patch has 324 rows: one block)
+    inference: int = 2048  # fusion on CPU, the fastest in benchmarks/bench_fusion.py; a progress step each
+    litert: int = 256  # the static block of a LiteRT file's WHILE loop (phones have little memory)
+    keys: int = 1024  # keys per block of flash attention: a block of scores is rows x keys floats
+
+
+ATTENTION_BLOCKS = AttentionBlocks()
+
+
 class ConfigWarning(UserWarning):
     """A saved config holds keys this version does not know (they are ignored)."""
 
@@ -68,7 +82,7 @@ class NetworkConfig:
     bn_epsilon: float = 1e-3
     g_kernel_stddev: float = 0.5
     d_kernel_stddev: float = 0.1
-    attention_chunk: int = 1024  # attention query rows computed at once (memory, not results)
+    attention_chunk: int = ATTENTION_BLOCKS.training  # attention query rows computed at once (memory, not results)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -147,8 +147,9 @@ def serving_class():
     """``ServingModule``: ``GeneratorStages`` plus the two serving signatures (built on first use)."""
     import tensorflow as tf
 
-    from mefgan_tf.fusion import SIZE_MULTIPLE, stages_class
+    from mefgan_tf.fusion import SIZE_MULTIPLE
     from mefgan_tf.images import LUMA_WEIGHTS
+    from mefgan_tf.stages import stages_class
 
     def specs(signature: str) -> list[tf.TensorSpec]:
         inputs = SIGNATURES[signature][0]

@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_grey, to_grey
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, exposure_order, middle, over_under
+from mefgan_tf.stages import Stages
 
 SIZE_MULTIPLE = 8
 # Peak bytes per pixel of untiled full-resolution blocks on CPU (measured ~3.2 KB at 0.5-1 MP).
@@ -44,10 +46,6 @@ MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile s
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.
 PREFERRED_TILE, MIN_TILE = 512, 64
-# Attention query rows held at once: a block of scores is ATTENTION_CHUNK x layers.KEY_BLOCK floats
-# (the fastest on CPU in benchmarks/bench_fusion.py; "rows" attention holds ATTENTION_CHUNK x N).
-ATTENTION_CHUNK = 2048
-ATTENTION_ROWS_PER_CALL = ATTENTION_CHUNK  # query rows per call of ``attention_rows``: one progress step
 # Time of one attention score in full-resolution pixels (CPU, benchmarks/bench_fusion.py): weighs
 # the steps of the progress bar so that its ETA holds across attention and tiles.
 SCORE_COST = 1.5e-4
@@ -157,69 +155,6 @@ def check_tile(tile: int) -> int:
     return tile
 
 
-def generator_stages(generator):
-    """A ``tf.Module`` with the generator's two inference stages as traced functions (see ``GeneratorStages``)."""
-    return stages_class()(generator)
-
-
-@functools.cache
-def stages_class():
-    """The ``GeneratorStages`` class (built on first use so that importing this module stays light)."""
-    import tensorflow as tf
-
-    from mefgan_tf.generator import ATTENTION_CHANNELS, ATTENTION_REDUCTION, HALF_CHANNELS, INPUT_CHANNELS
-    from mefgan_tf.layers import upsample_nearest
-
-    x_spec = tf.TensorSpec([None, None, None, INPUT_CHANNELS], tf.float32, name="x")
-    half_spec = tf.TensorSpec([None, None, None, HALF_CHANNELS], tf.float32, name="attention_half")
-    encoded_spec = tf.TensorSpec([None, None, None, ATTENTION_CHANNELS], tf.float32, name="encoded")
-
-    def rows_spec(channels: int, name: str) -> tf.TensorSpec:
-        return tf.TensorSpec([None, None, channels], tf.float32, name=name)
-
-    key_spec = rows_spec(ATTENTION_CHANNELS // ATTENTION_REDUCTION, "f")
-    query_spec = rows_spec(ATTENTION_CHANNELS // ATTENTION_REDUCTION, "g")
-    value_spec, output_spec = rows_spec(ATTENTION_CHANNELS, "h"), rows_spec(ATTENTION_CHANNELS, "o")
-
-    class GeneratorStages(tf.Module):
-        """``attention_half(x)``: the attention branch on the whole 6-channel input (H, W multiples
-        of 8) -> 16 maps at H/2 x W/2. ``fuse_tile(x, half)``: the full-resolution blocks on a
-        region of x (even offsets and sizes) given the matching region of the half-size maps.
-
-        ``attention_half`` in three steps, so that a caller can run the attention rows in blocks
-        (and show progress): ``attention_parts(x)`` -> {encoded, f, g, h}; ``attention_rows(g, f,
-        h)`` for any block of the query rows g; ``attention_finish(encoded, o)`` with all rows o.
-        """
-
-        def __init__(self, generator) -> None:
-            super().__init__(name="mefgan")
-            self.generator = generator
-
-        @tf.function(input_signature=[x_spec])
-        def attention_half(self, x):
-            return self.generator.attention_features_half(x, training=False)
-
-        @tf.function(input_signature=[x_spec, half_spec])
-        def fuse_tile(self, x, half):
-            return self.generator.fuse_full_resolution(x, upsample_nearest(half), training=False)
-
-        @tf.function(input_signature=[x_spec])
-        def attention_parts(self, x):
-            encoded = self.generator.attention_encode(x, training=False)
-            f, g, h = self.generator.attention.project(encoded, training=False)
-            return {"encoded": encoded, "f": f, "g": g, "h": h}
-
-        @tf.function(input_signature=[query_spec, key_spec, value_spec])
-        def attention_rows(self, g, f, h):
-            return self.generator.attention.attend(g, f, h)
-
-        @tf.function(input_signature=[encoded_spec, output_spec])
-        def attention_finish(self, encoded, o):
-            return self.generator.attention_decode(self.generator.attention.combine(o, encoded), training=False)
-
-    return GeneratorStages
-
-
 class FusionCancelled(Exception):
     """A fusion stopped at a step because its ``stop`` event was set (its requester is gone)."""
 
@@ -239,9 +174,12 @@ class FusionProgress:
         self.bar = tqdm(total=total, desc=desc, leave=False, disable=disable, bar_format=bar_format, file=sys.stderr)
         self.stop = stop
 
-    def advance(self, work: float, step: str) -> None:
+    def check_stop(self, step: str) -> None:
         if self.stop is not None and self.stop.is_set():
             raise FusionCancelled(f"fusion cancelled before {step}")
+
+    def advance(self, work: float, step: str) -> None:
+        self.check_stop(step)
         self.bar.set_postfix_str(step, refresh=False)
         self.bar.update(work)
 
@@ -266,30 +204,31 @@ def network_input(over: np.ndarray, under: np.ndarray) -> np.ndarray:
     return pad_to_multiple(np.concatenate([over, under], axis=-1).astype(np.float32))[None]
 
 
-def attention_maps(stages, x: np.ndarray, progress: FusionProgress | None = None) -> np.ndarray:
+def attention_maps(stages: Stages, x: np.ndarray, progress: FusionProgress | None = None) -> np.ndarray:
     """The attention branch's half-size maps of the padded input ``x``: [1, H'/2, W'/2, 16].
 
-    Runs the attention rows ``ATTENTION_ROWS_PER_CALL`` at a time (a progress step each) where the
-    stages have ``attention_parts`` (``GeneratorStages``, SavedModels from this version on), else
-    ``attention_half`` in one call (TFLite files, older SavedModels). Same result either way.
+    Runs the attention rows ``ATTENTION_BLOCKS.inference`` at a time (a progress step each) where
+    the stages block the attention (``Stages.blocks_attention``), else ``attention_half`` in one
+    call. Same result either way.
     """
     positions = x.shape[1] * x.shape[2] // SIZE_MULTIPLE**2
-    if not hasattr(stages, "attention_parts"):
-        half = stages.attention_half(x).numpy()
+    if not stages.blocks_attention:
+        half = stages.attention_half(x)
         advance(progress, SCORE_COST * positions**2, "attention")
         return half
     parts = stages.attention_parts(x)
-    starts = range(0, positions, ATTENTION_ROWS_PER_CALL)
+    rows_per_call = ATTENTION_BLOCKS.inference
+    starts = range(0, positions, rows_per_call)
     rows = []
     for number, start in enumerate(starts, 1):
-        query = parts["g"][:, start : start + ATTENTION_ROWS_PER_CALL]
-        rows.append(stages.attention_rows(query, parts["f"], parts["h"]).numpy())
+        query = parts["g"][:, start : start + rows_per_call]
+        rows.append(stages.attention_rows(query, parts["f"], parts["h"]))
         advance(progress, SCORE_COST * query.shape[1] * positions, f"attention {number}/{len(starts)}")
-    return stages.attention_finish(parts["encoded"], np.concatenate(rows, axis=1)).numpy()
+    return stages.attention_finish(parts["encoded"], np.concatenate(rows, axis=1))
 
 
 def full_resolution(
-    stages, x: np.ndarray, half: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None
+    stages: Stages, x: np.ndarray, half: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None
 ) -> np.ndarray:
     """The full-resolution blocks on the padded input ``x`` given the attention maps ``half``:
     whole (``tile=None``) or in tiles of ``tile`` pixels grown by the halo. Returns [H', W', 3]."""
@@ -297,7 +236,7 @@ def full_resolution(
 
     padded_h, padded_w = x.shape[1:3]
     if tile is None or (tile >= padded_h and tile >= padded_w):
-        fused = stages.fuse_tile(x, half).numpy()[0]
+        fused = stages.fuse_tile(x, half)[0]
         advance(progress, padded_h * padded_w, "whole image")
         return fused
     fused = np.empty((padded_h, padded_w, OUTPUT_CHANNELS), np.float32)
@@ -307,14 +246,14 @@ def full_resolution(
         # attention maps slice exactly.
         out = stages.fuse_tile(
             x[:, e_top:e_bottom, e_left:e_right], half[:, e_top // 2 : e_bottom // 2, e_left // 2 : e_right // 2]
-        ).numpy()[0]
+        )[0]
         fused[top:bottom, left:right] = out[top - e_top : bottom - e_top, left - e_left : right - e_left]
         advance(progress, (bottom - top) * (right - left), f"tile {number}/{len(boxes)}")
     return fused
 
 
 def fuse_pair(
-    stages, over: np.ndarray, under: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None
+    stages: Stages, over: np.ndarray, under: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None
 ) -> np.ndarray:
     """Fuse one (over, under) pair of (H, W, 3) float32 [0, 1] arrays at full resolution.
 
@@ -322,7 +261,8 @@ def fuse_pair(
     result within float rounding). ``progress`` advances by ``pair_work(H, W)`` in all.
     """
     height, width = over.shape[:2]
-    advance(progress, 0, "start")
+    if isinstance(progress, FusionProgress):
+        progress.check_stop("the attention")
     x = network_input(over, under)
     return full_resolution(stages, x, attention_maps(stages, x, progress), tile, progress)[:height, :width]
 
@@ -371,7 +311,7 @@ class Fuser:
     ``progress``: one bar per call (``FusionProgress``): True, False, or None (on a terminal only).
     ``multi``: how three or more exposures are fused (``MULTI``)."""
 
-    stages: object
+    stages: Stages
     tile: int | str | None = "auto"
     progress: bool | None = False
     multi: str = DEFAULT_MULTI
@@ -404,7 +344,8 @@ class Fuser:
         if self.progress is False and stop is None:
             return fuse_exposures(self.pair, images, self.multi)
         pairs = len(fold_order(len(images), self.multi)) - 1
-        progress = FusionProgress(pairs * pair_work(*images[0].shape[:2]), self.progress, stop=stop)
+        progress = FusionProgress(pairs * pair_work(*images[0].shape[:2]), self.progress)
+        progress.stop = stop
         try:
             return fuse_exposures(functools.partial(self.pair, progress=progress), images, self.multi)
         finally:

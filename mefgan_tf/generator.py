@@ -7,6 +7,7 @@ inference can run the global attention branch once and the full-resolution convo
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -98,15 +99,22 @@ class Generator(keras.Model):
         y = ops.max_pool(y, pool_size=2, strides=2, padding="valid")
         return self.encoder_conv2(y, training=training)
 
-    def attention_decode(self, y, training: bool = False):
+    def attention_decode(self, y, training: bool = False, upsample: Callable = upsample_nearest):
         """The decoder after the self-attention layer, up to (not including) its last x2 upsampling."""
-        y = self.decoder_conv1(upsample_nearest(y), training=training)
-        return self.decoder_conv2(upsample_nearest(y), training=training)
+        y = self.decoder_conv1(upsample(y), training=training)
+        return self.decoder_conv2(upsample(y), training=training)
 
-    def attention_features_half(self, x, training: bool = False):
-        """The self-attention block up to (not including) its last x2 upsampling: 16 maps at H/2."""
+    def attention_features_half(
+        self, x, training: bool = False, attend: Callable | None = None, upsample: Callable = upsample_nearest
+    ):
+        """The self-attention block up to (not including) its last x2 upsampling: 16 maps at H/2.
+
+        The one statement of the attention branch. ``attend`` replaces the self-attention layer's
+        call and ``upsample`` the x2 upsampling with ops of the same values (a LiteRT file loops
+        over blocks of attention rows and upsamples with one resize op: ``tflite``)."""
         y = self.attention_encode(x, training)
-        return self.attention_decode(self.attention(y, training=training), training)
+        y = self.attention(y, training=training) if attend is None else attend(y)
+        return self.attention_decode(y, training, upsample)
 
     def merge(self, local, attention, training: bool = False):
         """The merge block on [local 200, attention 16] at full resolution -> RGB in [0, 1]."""

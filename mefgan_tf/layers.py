@@ -14,6 +14,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from mefgan_tf.config import ATTENTION_BLOCKS
+
 L2_EPS = 1e-12
 
 
@@ -37,7 +39,6 @@ def spectral_normalize(kernel, u):
 
 MOVING_STATISTICS = ("moving_mean", "moving_variance")
 ATTENTION_METHODS = ("flash", "rows")  # SelfAttention(method=...): flash_attention, chunked_attention
-KEY_BLOCK = 1024  # keys per block of flash_attention: a block of scores is chunk x KEY_BLOCK floats
 # flash_attention's weights are exp(score - shift), the shift HEADROOM below a bound of the row's
 # largest score: weights are at most e^HEADROOM and low scores are lifted a little away from the
 # denormal range (a larger headroom costs precision: the shift enters every score's rounding).
@@ -251,7 +252,7 @@ def key_blocks(key, value, block: int):
     return key, value, blocks
 
 
-def flash_attention(query, key, value, chunk: int, key_block: int = KEY_BLOCK):
+def flash_attention(query, key, value, chunk: int, key_block: int = ATTENTION_BLOCKS.keys):
     """``softmax(query keyᵀ) value`` exactly, in ``chunk`` x ``key_block`` tiles of scores that stay in cache.
 
     A softmax row is unchanged by subtracting any shift; the shift only has to keep ``exp`` from

@@ -6,7 +6,7 @@
   it (the highest number, as TensorFlow Serving picks);
 * a ``.tflite`` file from ``mefgan export --tflite``, run by LiteRT.
 
-``load_stages`` returns the fusion stages of any of them (``fusion.fuse_pair`` runs them).
+``load_stages`` returns the fusion stages of any of them (``stages.Stages``; ``fusion`` runs them).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError, require
+from mefgan_tf.stages import Stages
 
 # The generator shipped inside the package (a checkpoint folder; checkpoints/reference in the repository).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped_generator"
@@ -105,11 +106,14 @@ def load_tflite(model: Path):
         raise CommandError(f"{model}: not a .tflite model from `mefgan export --tflite` ({first})") from None
 
 
-def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = None, attention_method: str = "flash"):
+def load_stages(
+    path: str | os.PathLike | None = None, attention_chunk: int | None = None, attention_method: str = "flash"
+) -> Stages:
     """The inference stages of a checkpoint (folder or prefix), a SavedModel from ``mefgan export``
     (or a folder of its numbered versions) or a ``.tflite`` file (their attention was fixed at export;
     the attention options apply to checkpoints)."""
-    from mefgan_tf.fusion import ATTENTION_CHUNK, generator_stages
+    from mefgan_tf.config import ATTENTION_BLOCKS
+    from mefgan_tf.stages import TensorFlowStages, generator_stages
 
     model = resolve_model(path)
     if is_tflite(model):
@@ -118,8 +122,8 @@ def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | No
         loaded = load_saved_model(model)
         if not (hasattr(loaded, "attention_half") and hasattr(loaded, "fuse_tile")):
             raise CommandError(f"{model}: SavedModel was not written by `mefgan export` (no fusion stages)")
-        return loaded
+        return TensorFlowStages(loaded)
     from mefgan_tf.checkpoint import load_generator
 
-    chunk = ATTENTION_CHUNK if attention_chunk is None else attention_chunk
+    chunk = ATTENTION_BLOCKS.inference if attention_chunk is None else attention_chunk
     return generator_stages(load_generator(model, attention_chunk=chunk, attention_method=attention_method))

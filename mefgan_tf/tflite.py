@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import write_bytes
 
 QUANTIZATIONS = ("none", "float16", "int8")
 FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE = "serving_default", "attention_half", "fuse_tile"
 SIGNATURES = (FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE)
-DEFAULT_CHUNK = 256  # attention query rows per block: a block of scores is chunk x N floats
 CALIBRATION_SIDE = 256  # calibration pairs are centre crops of this side (all one size)
 CALIBRATION_EVS = (1.0, 2.0, 3.0)  # stops between the demo photo and each of its two exposures
 FLOAT_OPS = ("SOFTMAX", "BATCH_MATMUL")  # kept float32 in int8 files: the attention itself
@@ -88,14 +88,11 @@ def blocked_attention(layer, x, chunk: int):
 
 
 def attention_half(generator, x, chunk: int):
-    """``Generator.attention_features_half`` written with LiteRT-friendly upsampling and attention."""
-    import tensorflow as tf
-
-    y = generator.encoder_conv1(x)
-    y = tf.nn.max_pool2d(y, 2, 2, "VALID")
-    y = blocked_attention(generator.attention, generator.encoder_conv2(y), chunk)
-    y = generator.decoder_conv1(upsample2(y))
-    return generator.decoder_conv2(upsample2(y))
+    """``Generator.attention_features_half`` with LiteRT-friendly attention (a loop over blocks of
+    ``chunk`` rows) and upsampling (one resize op)."""
+    return generator.attention_features_half(
+        x, attend=lambda y: blocked_attention(generator.attention, y, chunk), upsample=upsample2
+    )
 
 
 @functools.cache
@@ -189,7 +186,7 @@ def check_chunk(chunk: int) -> int:
 
 
 def convert_generator(
-    generator, quantize: str = "none", pairs: Sequence[Pair] | None = None, chunk: int = DEFAULT_CHUNK
+    generator, quantize: str = "none", pairs: Sequence[Pair] | None = None, chunk: int = ATTENTION_BLOCKS.litert
 ) -> bytes:
     """The generator as a LiteRT flatbuffer; ``pairs`` calibrate ``int8`` (default: the demo photos)."""
     import tensorflow as tf
@@ -259,7 +256,7 @@ def export_tflite(
     out: str | os.PathLike,
     quantize: str = "none",
     calibration: str | os.PathLike | None = None,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int = ATTENTION_BLOCKS.litert,
 ) -> Path:
     """Write the generator as a ``.tflite`` file at ``out``, complete or not at all."""
     out = Path(out)
@@ -277,8 +274,11 @@ class LiteModel:
     """A ``.tflite`` file from ``export_tflite`` run by LiteRT (``ai_edge_litert``) on the CPU.
 
     ``fuse(over, under)`` runs ``serving_default`` on [H, W, 3] float32 arrays; ``attention_half``
-    and ``fuse_tile`` make it a ``fusion`` stages object, so ``fusion.fuse_pair(model, over,
-    under, tile)`` pads, tiles and crops exactly as with a checkpoint."""
+    and ``fuse_tile`` make it ``stages.Stages``, so ``fusion.fuse_pair(model, over, under, tile)``
+    pads, tiles and crops exactly as with a checkpoint. Its attention loops inside the graph, so it
+    does not run in blocks from outside."""
+
+    blocks_attention = False
 
     def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -296,14 +296,10 @@ class LiteModel:
         inputs = {"over": over[None].astype(np.float32), "under": under[None].astype(np.float32)}
         return self.runners[FUSE_SIGNATURE](**inputs)["fused"][0]
 
-    def attention_half(self, x: np.ndarray):
-        import tensorflow as tf
-
+    def attention_half(self, x: np.ndarray) -> np.ndarray:
         check_size(*x.shape[1:3])
-        return tf.constant(self.runners[ATTENTION_SIGNATURE](x=np.asarray(x, np.float32))["attention_half"])
+        return self.runners[ATTENTION_SIGNATURE](x=np.asarray(x, np.float32))["attention_half"]
 
-    def fuse_tile(self, x: np.ndarray, half: np.ndarray):
-        import tensorflow as tf
-
+    def fuse_tile(self, x: np.ndarray, half: np.ndarray) -> np.ndarray:
         inputs = {"x": np.asarray(x, np.float32), "attention_half": np.asarray(half, np.float32)}
-        return tf.constant(self.runners[TILE_SIGNATURE](**inputs)["fused"])
+        return self.runners[TILE_SIGNATURE](**inputs)["fused"]

@@ -1,6 +1,7 @@
 """`mefgan export`: a versioned SavedModel that TensorFlow Serving loads, with a float and a bytes signature."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import struct
@@ -17,8 +18,9 @@ from mefgan_tf import fusion, models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
-from mefgan_tf.fusion import attention_maps, fuse_pair, generator_stages, load_fuser, network_input
+from mefgan_tf.fusion import attention_maps, fuse_pair, load_fuser, network_input
 from mefgan_tf.images import read_image, to_uint8
+from mefgan_tf.stages import TensorFlowStages, generator_stages
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
 
@@ -115,9 +117,9 @@ def test_load_fuser_tiles_with_a_savedmodel_like_with_the_checkpoint(exported, c
 
 
 def test_savedmodel_runs_the_attention_rows_in_blocks_like_one_call(served, monkeypatch):
-    monkeypatch.setattr(fusion, "ATTENTION_ROWS_PER_CALL", 50)
+    monkeypatch.setattr(fusion, "ATTENTION_BLOCKS", dataclasses.replace(fusion.ATTENTION_BLOCKS, inference=50))
     x = network_input(*pair(64, 96, seed=4))  # 96 attention rows: 2 calls
-    np.testing.assert_allclose(attention_maps(served, x), served.attention_half(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(attention_maps(TensorFlowStages(served), x), served.attention_half(x).numpy(), atol=1e-5)
 
 
 def test_export_refuses_unnumbered_or_existing_version_folders(checkpoint, exported, tmp_path, capsys):

@@ -10,8 +10,9 @@ import pytest
 from mefgan_tf import models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import fuse_exposures, fuse_pair, generator_stages, load_fuser
+from mefgan_tf.fusion import fuse_exposures, fuse_pair, load_fuser
 from mefgan_tf.images import bytescale, read_image, read_image_raw, to_float, write_image
+from mefgan_tf.stages import generator_stages
 
 
 @pytest.fixture(scope="module")

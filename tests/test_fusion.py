@@ -1,6 +1,8 @@
 """Full-resolution fusion: exact tiling at any size, exposure ordering, bounded memory, load_fuser."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,6 @@ from mefgan_tf.fusion import (
     exposure_order,
     fuse_exposures,
     fuse_pair,
-    generator_stages,
     load_fuser,
     network_input,
     pad_to_multiple,
@@ -24,6 +25,7 @@ from mefgan_tf.fusion import (
 )
 from mefgan_tf.generator import FULL_RES_HALO
 from mefgan_tf.images import luminance
+from mefgan_tf.stages import generator_stages
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +151,9 @@ def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages(generato
 
 
 def test_attention_rows_run_in_blocks_give_the_attention_branch_of_one_call(stages, monkeypatch):
-    monkeypatch.setattr(fusion, "ATTENTION_ROWS_PER_CALL", 100)  # 88 x 120 px: 165 rows, 2 calls
+    monkeypatch.setattr(fusion, "ATTENTION_BLOCKS", dataclasses.replace(fusion.ATTENTION_BLOCKS, inference=100))  # 88 x 120 px: 165 rows, 2 calls
     x = network_input(*exposure_pair(85, 117, seed=4))
-    np.testing.assert_allclose(attention_maps(stages, x), stages.attention_half(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(attention_maps(stages, x), stages.attention_half(x), atol=1e-5)
 
 
 class RecordedProgress:
@@ -163,7 +165,7 @@ class RecordedProgress:
 
 
 def test_progress_covers_attention_blocks_then_tiles_and_adds_up_to_the_pair_work(stages, monkeypatch):
-    monkeypatch.setattr(fusion, "ATTENTION_ROWS_PER_CALL", 64)
+    monkeypatch.setattr(fusion, "ATTENTION_BLOCKS", dataclasses.replace(fusion.ATTENTION_BLOCKS, inference=64))
     over, under = exposure_pair(100, 70, seed=5)  # padded 104 x 72: 117 attention rows, 2 calls
     progress = RecordedProgress()
     fuse_pair(stages, over, under, tile=48, progress=progress)

@@ -10,6 +10,7 @@ import pytest
 from mefgan_tf import models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
+from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError, require
 from mefgan_tf.export import export_saved_model
 from mefgan_tf.fusion import load_fuser
@@ -66,7 +67,7 @@ def test_fuse_accepts_a_tflite_file(generator, tmp_path):
     from mefgan_tf import tflite
 
     path = tmp_path / "m.tflite"
-    tflite.export_tflite(generator, path, "none", None, tflite.DEFAULT_CHUNK)
+    tflite.export_tflite(generator, path, "none", None, ATTENTION_BLOCKS.litert)
     over, under = pair(37, 53)
     lite = load_fuser(path, tile=16)([under, over])
     keras = load_fuser(save_model_checkpoint(tmp_path / "run", generator), tile=None)([under, over])

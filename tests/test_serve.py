@@ -19,11 +19,12 @@ import pytest
 
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import Fuser, generator_stages
+from mefgan_tf.fusion import Fuser
 from mefgan_tf.images import to_float, to_uint8
 from mefgan_tf.serve.app import create_app
 from mefgan_tf.serve.protocol import Limits
 from mefgan_tf.serve.server import served_model
+from mefgan_tf.stages import generator_stages
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # benchmarks/ is beside the package, not installed with it

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mefgan_tf.fusion import generator_stages
 from mefgan_tf.images import to_float, to_uint8, write_image
 from mefgan_tf.samples import sample_pair
 from mefgan_tf.serve.app import create_app
+from mefgan_tf.stages import generator_stages
 
 CHROMIUM = Path(os.environ.get("MEFGAN_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("MEFGAN_CHROMEDRIVER", "/usr/bin/chromedriver"))

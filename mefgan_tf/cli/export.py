@@ -76,13 +76,14 @@ def check_options(args: argparse.Namespace) -> None:
 def run_tflite(args: argparse.Namespace) -> int:
     from mefgan_tf import tflite
     from mefgan_tf.checkpoint import load_generator
+    from mefgan_tf.config import ATTENTION_BLOCKS
     from mefgan_tf.files import check_file_target
     from mefgan_tf.models import resolve_model
 
     out = Path(args.out)
     tflite.check_tflite_path(out)
     check_file_target(out, args.overwrite)
-    chunk = tflite.check_chunk(tflite.DEFAULT_CHUNK if args.attention_chunk is None else args.attention_chunk)
+    chunk = tflite.check_chunk(ATTENTION_BLOCKS.litert if args.attention_chunk is None else args.attention_chunk)
     generator = load_generator(resolve_model(args.checkpoint))
     quantize = args.quantize or "none"
     tflite.export_tflite(generator, out, quantize, args.calibration, chunk)
