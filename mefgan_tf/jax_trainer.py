@@ -76,10 +76,16 @@ class Network:
         self.lr_index = [v.name for v in optimizer.variables].index("learning_rate")
 
     def write_back(self) -> None:
+        """Copy the arrays into the model's variables (to save them)."""
         for variable, value in zip(self.model.trainable_variables, self.trainable):
             variable.assign(value)
         for variable, value in zip(self.model.non_trainable_variables, self.state):
             variable.assign(value)
+
+    def read_back(self) -> None:
+        """Take the arrays from the model's variables (after loading weights into it)."""
+        self.trainable = [v.value for v in self.model.trainable_variables]
+        self.state = [v.value for v in self.model.non_trainable_variables]
 
 
 class JaxTrainer(TrainingCore):
