@@ -2,8 +2,8 @@
 
 The Python API (``mefgan_tf.api``): ``fuse``, ``load_model``, ``read_image``, ``write_image``.
 Importing the package changes nothing in the environment and loads no TensorFlow: the entry
-points (the ``mefgan`` command, the API's first model load, ``python -m mefgan_tf.jax_trainer``)
-choose TensorFlow's log level and Keras's backend.
+points (the ``mefgan`` command, the API's first model load) choose TensorFlow's log level and
+Keras's backend.
 """
 from pathlib import Path as _Path
 

@@ -18,6 +18,8 @@ from mefgan_tf.files import atomic_dir, atomic_path
 
 CHECKPOINT_NAME = "ckpt"
 METADATA_FILE = "mefgan.json"
+KERAS_GENERATOR = "generator.weights.h5"  # a JAX backend run's latest generator (``jax_trainer.JaxStore``)
+KERAS_WEIGHTS_SUFFIX = ".weights.h5"
 
 
 def make_checkpoint(**objects):
@@ -155,10 +157,38 @@ def check_state_file(path: Path) -> None:
         raise CommandError(f"{path}: damaged ({first_line(err)})") from None
 
 
-def load_generator(path: str | Path, attention_chunk: int | None = None, attention_method: str = "flash"):
-    """Restore the generator of a mefgan-tf checkpoint (folder or prefix); the attention options as ``build_generator``'s."""
+def keras_generator_weights(path: str | Path) -> Path | None:
+    """The Keras weight file that ``path`` names: itself (``*.weights.h5``) or a JAX backend run
+    folder's latest generator; None for a TensorFlow checkpoint (or nothing)."""
+    path = Path(path)
+    if path.name.endswith(KERAS_WEIGHTS_SUFFIX) and path.is_file():
+        return path
+    if path.is_dir() and (path / KERAS_GENERATOR).is_file() and not (path / "checkpoint").exists():
+        return path / KERAS_GENERATOR
+    return None
+
+
+def load_keras_generator(weights: Path, attention_chunk: int | None = None, attention_method: str = "flash"):
+    """A generator from a Keras weight file, with the config of the run folder beside it (if any)."""
     from mefgan_tf.generator import build_generator
 
+    config = read_config(weights.parent) if (weights.parent / METADATA_FILE).is_file() else None
+    generator = build_generator(config, attention_chunk=attention_chunk, attention_method=attention_method)
+    try:
+        generator.load_weights(weights)
+    except (ValueError, OSError, KeyError) as err:
+        raise CommandError(f"{weights}: not the Keras weights of a MEF-GAN generator ({first_line(err)})") from None
+    return generator
+
+
+def load_generator(path: str | Path, attention_chunk: int | None = None, attention_method: str = "flash"):
+    """Restore the generator of a mefgan-tf run or checkpoint (folder or prefix, either backend) or
+    of a generator's Keras weight file; the attention options as ``build_generator``'s."""
+    from mefgan_tf.generator import build_generator
+
+    weights = keras_generator_weights(path)
+    if weights is not None:
+        return load_keras_generator(weights, attention_chunk, attention_method)
     prefix = resolve_checkpoint(path)
     folder = Path(path) if Path(path).is_dir() else Path(prefix).parent
     generator = build_generator(read_config(folder), attention_chunk=attention_chunk, attention_method=attention_method)

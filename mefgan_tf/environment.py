@@ -1,7 +1,7 @@
 """What an entry point sets before TensorFlow or Keras is imported: quiet start-up, Keras's backend.
 
 Importing the library changes nothing; the entry points (the ``mefgan`` command, the Python API
-of ``mefgan_tf.api``, ``python -m mefgan_tf.jax_trainer``) call ``set_environment`` and
+of ``mefgan_tf.api``) call ``set_environment`` and
 ``import_tensorflow_quietly`` first, so that TensorFlow's C++ start-up lines (no CUDA driver,
 CPU features) stay out of the user's terminal.
 """

@@ -1,32 +1,25 @@
-"""The original recipe under Keras's JAX backend, for accelerator machines that have JAX but no TensorFlow.
+"""The JAX backend of `mefgan train --backend jax`, for accelerator machines with JAX but no TensorFlow.
 
-``trainer.py`` is the product's trainer (tf.function steps, tf.distribute, checkpoints, TensorBoard).
-This module runs the same recipe with the same pieces: the networks of ``generator.py`` and
-``discriminator.py``, the losses of ``losses.py``, every value from ``MEFGANConfig``, and the
-shared core of ``training.py`` (optimizers, batches from ``pipeline``, balancing, step accounting,
-TensorBoard scalars, the NaN guard). What is its own are the step functions, written with Keras's
-stateless API under ``jax.jit``. Like ``trainer.py``, every call runs G and D with ``training=True``
-(batch statistics; each spectral-norm ``u`` advances once per call), the batch-norm moving
-statistics move only in the updates, and D sees real and fused patches in one concatenated batch.
-It writes Keras weight files, which ``mefgan_tf.checkpoint.import_keras_weights`` turns into a
-mefgan-tf checkpoint, ``history.json`` and TensorBoard scalars under ``logs/``:
+``trainer.py`` is the TensorFlow backend (tf.function steps, tf.distribute). This module runs the
+same recipe with the same pieces: the networks of ``generator.py`` and ``discriminator.py``, the
+losses of ``losses.py``, every value from ``MEFGANConfig``, the shared core of ``training.py``
+(optimizers, balancing, step accounting, TensorBoard scalars, the NaN guard), and the run loop of
+``runs.py`` (batches from ``pipeline``, checkpoints, resume, logs). What is its own are the step
+functions, written with Keras's stateless API under ``jax.jit``, its checkpoints (``JaxStore``)
+and its log writer (``JaxLog``). Like ``trainer.py``, every call runs G and D with
+``training=True`` (batch statistics; each spectral-norm ``u`` advances once per call), the
+batch-norm moving statistics move only in the updates, and D sees real and fused patches in one
+concatenated batch.
 
-    python -m mefgan_tf.jax_trainer --data train.h5 --val val.h5 --out DIR
-
-Keras must run on JAX: run as a program, the module chooses it (``KERAS_BACKEND=jax`` unless set);
-imported as a library, it refuses any other backend.
+Keras must run on JAX: ``mefgan train --backend jax`` chooses it before Keras is imported;
+imported under any other backend, this module refuses.
 """
 from __future__ import annotations
 
-import json
-import os
-import time
+import re
 from pathlib import Path
 
-if __name__ == "__main__":  # the entry point picks the backend, before Keras is imported
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-
-import keras  # noqa: E402
+import keras
 
 if keras.backend.backend() != "jax":
     raise ImportError(
@@ -39,27 +32,18 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from mefgan_tf.config import MEFGANConfig  # noqa: E402
-from mefgan_tf.data import open_patches, split_channels  # noqa: E402
+from mefgan_tf.data import split_channels  # noqa: E402
 from mefgan_tf.discriminator import build_discriminator  # noqa: E402
+from mefgan_tf.errors import CommandError  # noqa: E402
+from mefgan_tf.files import atomic_path, check_room  # noqa: E402
 from mefgan_tf.generator import build_generator  # noqa: E402
 from mefgan_tf.layers import moving_statistics  # noqa: E402
-from mefgan_tf.losses import content_loss, d_loss, generator_loss  # noqa: E402
-from mefgan_tf.pipeline import open_batches  # noqa: E402
-from mefgan_tf.training import (  # noqa: E402
-    BatchResult,
-    TrainingCore,
-    batch_positions,
-    check_finite,
-    make_optimizers,
-    summary_scalars,
-)
+from mefgan_tf.losses import d_loss, generator_loss  # noqa: E402
+from mefgan_tf.signals import held_signals  # noqa: E402
+from mefgan_tf.training import BatchResult, TrainingCore, make_optimizers, summary_scalars  # noqa: E402
 
-# history.json's name of each BatchResult field (read by tools/reference_model.py)
-HISTORY_KEYS = {
-    "d_loss": "d_loss", "d_real": "d_real", "d_fake": "d_fake", "g_loss": "g_total", "adversarial": "g_adversarial",
-    "content": "g_content", "mse": "g_mse", "gradient": "g_gradient", "d_updates": "d_updates", "g_updates": "g_updates",
-    "structure": "g_structure",
-}
+GENERATOR_WEIGHTS = "generator.weights.h5"  # the latest generator, as `mefgan fuse` and `mefgan export` load it
+CHECKPOINT = re.compile(r"ckpt-(\d+)\.npz")
 
 
 class Network:
@@ -91,20 +75,16 @@ class Network:
 class JaxTrainer(TrainingCore):
     """Compiled D update, G update and measurement on JAX arrays; ``TrainingCore`` applies the recipe."""
 
-    def __init__(self, config: MEFGANConfig, batches_per_epoch: int, init_generator: str | Path | None = None):
-        self.config, self.batches_per_epoch, self.step = config, batches_per_epoch, 0
+    def __init__(self, config: MEFGANConfig, batches_per_epoch: int):
+        self.config, self.batches_per_epoch, self.step, self.done = config, batches_per_epoch, 0, 0
         keras.utils.set_random_seed(config.seed or 0)
         # The rates are set at every update from the shared step (``_apply``).
         g_optimizer, d_optimizer = make_optimizers(config, config.learning_rate, config.learning_rate)
-        generator = build_generator(config)
-        if init_generator is not None:  # fine-tuning, as `mefgan train --init-generator`: D starts fresh
-            generator.load_weights(init_generator)
-        self.g = Network(generator, g_optimizer)
+        self.g = Network(build_generator(config), g_optimizer)
         self.d = Network(build_discriminator(config), d_optimizer)
         self._d_update = jax.jit(self._d_update_fn)
         self._g_update = jax.jit(self._g_update_fn)
         self._measure = jax.jit(self._measure_fn)
-        self._infer = jax.jit(self._infer_fn)
 
     def _fused(self, g_tv, g_state, batch):
         over, under, _ = split_channels(batch)
@@ -141,22 +121,17 @@ class JaxTrainer(TrainingCore):
             fused, state = self._fused(tv, g_state, batch)
             d_fake, d_new = self.d.model.stateless_call(d_tv, d_state, fused, training=True)
             terms = generator_loss(d_fake, gt, fused, self.config, sources=(over, under))
-            return terms.total, (state, d_new, terms)
+            return terms.total, (state, d_new, terms, fused)
 
-        (_, (g_state, d_state, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_tv)
+        (_, (g_state, d_state, terms, fused)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g_tv)
         g_tv, g_opt = self._apply(self.g, g_opt, grads, g_tv, lr)
-        return g_tv, g_state, d_state, g_opt, {f"g_{k}": v for k, v in terms._asdict().items()}
+        return g_tv, g_state, d_state, g_opt, {**{f"g_{k}": v for k, v in terms._asdict().items()}, "fused": fused}
 
     def _measure_fn(self, g_tv, g_state, d_tv, d_state, batch):
         fused, g_new = self._fused(g_tv, g_state, batch)
         d_real, d_fake, d_new = self._d_probs(d_tv, d_state, split_channels(batch)[2], fused)
         g_state, d_state = keep_moving(self.g, g_state, g_new), keep_moving(self.d, d_state, d_new)
         return g_state, d_state, ops.mean(d_real), ops.mean(d_fake)
-
-    def _infer_fn(self, g_tv, g_state, batch):
-        over, under, gt = split_channels(batch)
-        fused, _ = self.g.model.stateless_call(g_tv, g_state, (over, under), training=False)
-        return content_loss(gt, fused, self.config)
 
     def global_step(self) -> int:
         return self.step
@@ -182,16 +157,45 @@ class JaxTrainer(TrainingCore):
     def measured(self, batch) -> tuple[float, float]:
         return self.measure(batch)
 
-    def train_batch(self, batch, index: int) -> BatchResult:
-        """D, then G; on every third batch the extra updates of the balancing rule (``TrainingCore``)."""
-        return super().train_batch(batch, index)[0]
+    def train_batch(self, batch, index: int) -> tuple[BatchResult, np.ndarray]:
+        """D, then G; on every third batch the extra updates of the balancing rule (``TrainingCore``).
+        Returns the report and the fused images of the last G update."""
+        result, g_out = super().train_batch(batch, index)
+        return result, np.asarray(g_out["fused"])
 
-    def validation_content(self, path: str | Path) -> float:
-        """Mean content loss of G (inference mode) over the whole batches of the patch file ``path``."""
-        size = self.config.batch_size
-        with open_patches(path) as patches:
-            losses = [float(self._infer(self.g.trainable, self.g.state, b)) for b in patches.batches(size) if len(b) == size]
-        return float(np.mean(losses)) if losses else float("nan")
+    # ``runs.RunTrainer``: the data position and the batches.
+    @property
+    def steps_done(self) -> int:
+        return self.done
+
+    def set_position(self, steps_done: int) -> None:
+        self.done = steps_done
+
+    def batch_stream(self, batches, epoch: int, start: int):
+        for index in range(start, self.batches_per_epoch):
+            yield batches.batch(epoch, index)
+
+    def local_slices(self, batch) -> list[np.ndarray]:
+        return [np.asarray(batch)]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the training state, by name (what a checkpoint holds)."""
+        named = {"step": np.int64(self.step), "done": np.int64(self.done)}
+        for prefix, network in (("g", self.g), ("d", self.d)):
+            for part in ("trainable", "state", "opt"):
+                named.update({f"{prefix}/{part}/{i}": np.asarray(v) for i, v in enumerate(getattr(network, part))})
+        return named
+
+    def load_arrays(self, named: dict[str, np.ndarray], source: str) -> None:
+        """Take the training state from ``arrays()``'s form; CommandError if it is another network's."""
+        for prefix, network in (("g", self.g), ("d", self.d)):
+            for part in ("trainable", "state", "opt"):
+                current = getattr(network, part)
+                loaded = [named.get(f"{prefix}/{part}/{i}") for i in range(len(current))]
+                if any(v is None or v.shape != tuple(c.shape) for v, c in zip(loaded, current)):
+                    raise CommandError(f"{source}: not a checkpoint of this network and config (cannot resume from it)")
+                setattr(network, part, [jax.numpy.asarray(v) for v in loaded])
+        self.step, self.done = int(named["step"]), int(named["done"])
 
 
 def keep_moving(network: Network, old: list, new: list) -> list:
@@ -199,80 +203,61 @@ def keep_moving(network: Network, old: list, new: list) -> list:
     return [o if moving else n for o, n, moving in zip(old, new, network.is_moving)]
 
 
-def train(
-    config: MEFGANConfig,
-    data: str | Path,
-    val: str | Path | None,
-    out: Path,
-    log_every: int = 50,
-    init_generator: str | Path | None = None,
-    keep_epochs: bool = False,
-) -> dict:
-    """Train for ``config.epochs`` epochs on the batches of ``pipeline`` (the order and flips of
-    `mefgan train` for the seed); write weights, ``history.json`` and TensorBoard scalars into ``out``
-    after every epoch. A non-finite loss stops with a CommandError, keeping the last epoch's files.
+class JaxStore:
+    """The JAX run's checkpoints (``runs.RunStore``): ``ckpt-N.npz`` holds every array (both networks,
+    both optimizers, the counters), the last ``keep_checkpoints`` are kept; ``generator.weights.h5``
+    is the latest generator as a Keras weight file. Each file is written whole or not at all."""
 
-    ``init_generator``: a generator's Keras weight file to start from (fine-tuning; D starts fresh).
-    ``keep_epochs``: also keep each epoch's generator as ``generator-epochNN.weights.h5``, to score
-    the epochs afterwards."""
-    from tensorboard.summary import Writer  # writes event files without TensorFlow
+    def __init__(self, trainer: JaxTrainer, directory: Path) -> None:
+        self.trainer, self.directory = trainer, directory
 
-    seed = config.seed or 0
-    batches = open_batches(data, config, seed)
-    if val is not None:
-        open_patches(val).close()  # a bad validation file fails now, not after the first epoch
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = JaxTrainer(config, len(batches), init_generator)
-    history: dict = {"config": config.to_dict(), "batches_per_epoch": len(batches), "log": [], "epochs": []}
-    writer = Writer(str(out / "logs"))
-    start = time.time()
-    try:
-        for epoch, index in batch_positions(0, config.epochs * len(batches), len(batches)):
-            batch = batches.batch(epoch, index)
-            began, lr = time.perf_counter(), trainer.current_learning_rate()
-            result = trainer.train_batch(batch, index)
-            done = epoch * len(batches) + index + 1
-            kept = str(out / "generator.weights.h5") if epoch else None
-            check_finite(result, done, kept, lambda batch=batch: [batch], batches.patches.path)
-            if done % config.summary_every == 0:
-                for tag, value in summary_scalars(result, lr, config.batch_size / (time.perf_counter() - began)).items():
-                    writer.add_scalar(tag, value, step=done)
-            if index % log_every == 0:
-                values = {key: getattr(result, field) for field, key in HISTORY_KEYS.items()}
-                entry = {"epoch": epoch, "batch": index, "step": trainer.step, "lr": lr, "seconds": round(time.time() - start, 1),
-                         **values}
-                history["log"].append(entry)
-                print(json.dumps(entry), flush=True)
-            if index == len(batches) - 1:
-                val_content = trainer.validation_content(val) if val is not None else None
-                seconds = round(time.time() - start, 1)
-                history["epochs"].append({"epoch": epoch, "step": trainer.step, "val_content": val_content, "seconds": seconds})
-                print(json.dumps(history["epochs"][-1]), flush=True)
-                writer.flush()
-                save(trainer, out, history, epoch if keep_epochs else None)
-    finally:
-        writer.close()
-        batches.patches.close()
-    return history
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        found = [(int(m.group(1)), p) for p in self.directory.glob("ckpt-*.npz") if (m := CHECKPOINT.fullmatch(p.name))]
+        return sorted(found)
+
+    @property
+    def latest(self) -> str | None:
+        found = self.checkpoints()
+        return str(found[-1][1]) if found else None
+
+    def restore_latest(self) -> None:
+        path = self.latest
+        try:
+            with np.load(path) as saved:
+                named = {name: saved[name] for name in saved.files}
+        except (OSError, ValueError) as err:
+            raise CommandError(f"{path}: cannot resume from this checkpoint ({err})") from None
+        self.trainer.load_arrays(named, path)
+
+    def save(self, steps_done: int) -> None:
+        named = self.trainer.arrays()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        check_room(self.directory, 2 * sum(v.nbytes for v in named.values()), f"checkpoint {steps_done}")
+        with held_signals():
+            with atomic_path(self.directory / f"ckpt-{steps_done}.npz") as tmp, open(tmp, "wb") as file:
+                np.savez(file, **named)
+            self.trainer.g.write_back()
+            with atomic_path(self.directory / GENERATOR_WEIGHTS, suffix=".weights.h5") as tmp:
+                self.trainer.g.model.save_weights(tmp)
+        for _, old in self.checkpoints()[: -self.trainer.config.keep_checkpoints]:
+            old.unlink(missing_ok=True)
 
 
-def save(trainer: JaxTrainer, out: Path, history: dict, epoch: int | None = None) -> None:
-    """Write both networks' weights and ``history.json``; with ``epoch``, also that epoch's generator."""
-    trainer.g.write_back()
-    trainer.d.write_back()
-    history["step"] = trainer.step
-    files = [("generator", trainer.g.model), ("discriminator", trainer.d.model)]
-    if epoch is not None:
-        files.append((f"generator-epoch{epoch + 1:02d}", trainer.g.model))
-    for name, model in files:
-        tmp = out / f".{name}.tmp.weights.h5"  # a kill mid-write never damages the last good file
-        model.save_weights(tmp)
-        os.replace(tmp, out / f"{name}.weights.h5")
-    (out / ".history.json").write_text(json.dumps(history, indent=1))
-    os.replace(out / ".history.json", out / "history.json")
+class JaxLog:
+    """TensorBoard scalars of the run (``training.summary_scalars``: the TensorFlow backend's tags),
+    written without TensorFlow."""
 
+    def __init__(self, directory: Path | None, config: MEFGANConfig) -> None:
+        from tensorboard.summary import Writer
 
-if __name__ == "__main__":
-    from mefgan_tf.cli.jax_train import main
+        self.config, self.writer = config, Writer(str(directory)) if directory is not None else None
 
-    raise SystemExit(main())
+    def write(self, step: int, result: BatchResult, lr: float, patches_per_second: float, images=None) -> None:
+        if self.writer is not None and step % self.config.summary_every == 0:
+            for tag, value in summary_scalars(result, lr, patches_per_second).items():
+                self.writer.add_scalar(tag, value, step=step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()

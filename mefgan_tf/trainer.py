@@ -4,8 +4,9 @@
 (one device, ``MirroredStrategy`` or ``MultiWorkerMirroredStrategy``). Its three compiled steps (a
 D update, a G update and a measurement of mean D(gt) / D(fused)) are its backend-specific part;
 the optimizers, the balancing of the steps, the step accounting, the summaries and the NaN/Inf
-guard are the shared ``training`` core (the JAX trainer uses it too). ``train`` adds the run
-management: resume from the latest checkpoint, checkpoints, TensorBoard summaries, a progress bar.
+guard are the shared ``training`` core (the JAX trainer uses it too). ``TensorFlowStore`` and
+``RunLog`` are its checkpoints and TensorBoard log for the run loop of both backends (``runs``);
+``train`` runs that loop with them.
 
 Which ``training=`` flags: the original runs G and D as one TF1 graph whose batch norm is in
 training mode and whose spectral-norm ``u`` vectors are reassigned on every run. So every call here
@@ -18,16 +19,12 @@ moving statistics move only in the two updates: the original attaches ``UPDATE_O
 from __future__ import annotations
 
 import shutil
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from mefgan_tf.checkpoint import CHECKPOINT_NAME, checkpoint_files, make_checkpoint, reading_model
 from mefgan_tf.config import MEFGANConfig
@@ -39,11 +36,12 @@ from mefgan_tf.generator import build_generator
 from mefgan_tf.layers import moving_statistics
 from mefgan_tf.losses import d_loss_per_example, generator_loss_per_example, learning_rate
 from mefgan_tf.pipeline import PatchBatches
-from mefgan_tf.signals import handled, held_signals
-from mefgan_tf.training import BatchResult, TrainingCore, batch_positions, check_finite, make_optimizers, summary_scalars
+from mefgan_tf.runs import GRID_IMAGES, RunReport, image_grid, run_loop
+from mefgan_tf.signals import held_signals
+from mefgan_tf.training import BatchResult, TrainingCore, make_optimizers, summary_scalars
 
 PRECISIONS = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-GRID_IMAGES = 4
+__all__ = ["GRID_IMAGES", "BatchResult", "RunLog", "RunReport", "TensorFlowStore", "Trainer", "image_grid", "train"]
 
 
 class Trainer(TrainingCore):
@@ -222,6 +220,14 @@ class Trainer(TrainingCore):
         result, g_out = super().train_batch(batch, index)
         return result, g_out["fused"]
 
+    def batch_stream(self, batches: PatchBatches, epoch: int, start: int):
+        """The batches ``start..`` of ``epoch`` (``runs.RunTrainer``), split over the replicas."""
+        return self.distributed_batches(batches, epoch, start)
+
+    def local_slices(self, batch) -> list[np.ndarray]:
+        """This worker's replicas' slices of a distributed batch, as arrays."""
+        return [np.asarray(t) for t in self.strategy.experimental_local_results(batch)]
+
     def distributed_batches(self, batches: PatchBatches, epoch: int, start: int):
         """The batches ``start..`` of ``epoch``, split over this strategy's replicas."""
         replicas = self.strategy.num_replicas_in_sync
@@ -235,14 +241,6 @@ class Trainer(TrainingCore):
 def _sums(values: dict) -> dict:
     """Each per-example vector summed over this replica's examples."""
     return {k: tf.reduce_sum(v) for k, v in values.items()}
-
-
-def image_grid(batch, fused, count: int = GRID_IMAGES) -> np.ndarray:
-    """One row per example: over | under | fused | gt, as a [1, rows*S, 4*S, 3] image for TensorBoard."""
-    batch = np.asarray(batch)[:count]
-    over, under, gt = split_channels(batch)
-    rows = np.concatenate([over, under, np.asarray(fused)[:count], gt], axis=2)
-    return np.concatenate(list(rows), axis=0)[None]
 
 
 class RunLog:
@@ -265,17 +263,6 @@ class RunLog:
         self.writer.close()
 
 
-@dataclass
-class RunReport:
-    """How a call of ``train`` ended."""
-
-    steps_done: int
-    total_steps: int
-    resumed_from: int
-    last_checkpoint: str | None
-    last: BatchResult | None
-
-
 def train(
     trainer: Trainer,
     batches: PatchBatches,
@@ -285,68 +272,30 @@ def train(
     progress: bool = True,
     on_step: Callable[[int, BatchResult], None] | None = None,
 ) -> RunReport:
-    """Train from the latest checkpoint in ``checkpoint_dir`` (if any) to the end or ``max_steps``.
-
-    Checkpoints every ``checkpoint_every`` steps, at each epoch end and when stopping. A non-finite
-    loss raises ``CommandError`` without saving, so the latest checkpoint stays the last good one.
-    """
-    config, per_epoch = trainer.config, trainer.batches_per_epoch
+    """``runs.run_loop`` with this trainer, its checkpoints in ``checkpoint_dir`` and its TensorBoard log."""
     directory = Path(checkpoint_dir)
-    manager = tf.train.CheckpointManager(
-        trainer.checkpoint, str(directory), max_to_keep=config.keep_checkpoints, checkpoint_name=CHECKPOINT_NAME
-    )
-    if manager.latest_checkpoint:
-        restore(trainer, manager.latest_checkpoint)
-    start = done = trainer.steps_done
-    total = config.epochs * per_epoch
-    stop = total if max_steps is None else min(total, max_steps)
-    log = RunLog(directory / "logs" if is_chief else None, config)
-    shown = None if progress and is_chief else True  # None: on a terminal only, never into files and pipes
-    bar = tqdm(total=stop, initial=done, unit="step", disable=shown, dynamic_ncols=True)
-    result = None
-    iterator, current = None, None
-    saved_at, saved_time = done, time.monotonic()
-    interval = 60.0 * config.checkpoint_minutes if config.checkpoint_minutes > 0 else float("inf")
-    try:
-        for epoch, index in batch_positions(done, stop, per_epoch):
-            if epoch != current:
-                iterator, current = iter(trainer.distributed_batches(batches, epoch, index)), epoch
-            batch = next(iterator)
-            began = time.perf_counter()
-            lr = trainer.current_learning_rate()
-            result, fused = trainer.train_batch(batch, index)
-            local = trainer.strategy.experimental_local_results(batch)
-            check_finite(result, done + 1, manager.latest_checkpoint, lambda local=local: [np.asarray(t) for t in local],
-                         batches.patches.path)
-            rate = config.batch_size / (time.perf_counter() - began)
-            done += 1
-            trainer.set_position(done)
-            images = None
-            if is_chief and done % config.image_summary_every == 0:
-                images = image_grid(local[0], fused)
-            log.write(done, result, lr, rate, images)
-            bar.set_postfix_str(_postfix(result, lr, rate), refresh=False)
-            bar.update(1)
-            if on_step is not None:
-                on_step(done, result)
-            due = time.monotonic() - saved_time >= interval
-            if done % config.checkpoint_every == 0 or index == per_epoch - 1 or done == stop or due:
-                save_checkpoint(trainer, manager, done, directory)
-                saved_at, saved_time = done, time.monotonic()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep every finished batch, then stop
-        handled()
-        bar.close()
-        if done > saved_at:
-            save_checkpoint(trainer, manager, done, directory)
-        kept = manager.latest_checkpoint
-        if is_chief:
-            print(f"stopped after batch {done}: " + (f"checkpoint {kept} holds it; run the same command to resume"
-                  if kept else "no batch was finished, nothing to keep"), file=sys.stderr)
-        raise
-    finally:
-        bar.close()
-        log.close()
-    return RunReport(done, total, start, manager.latest_checkpoint, result)
+    log = RunLog(directory / "logs" if is_chief else None, trainer.config)
+    return run_loop(trainer, TensorFlowStore(trainer, directory), log, batches, max_steps, is_chief, progress, on_step)
+
+
+class TensorFlowStore:
+    """The trainer's TensorFlow checkpoints ``ckpt-N`` in a run folder (``runs.RunStore``)."""
+
+    def __init__(self, trainer: Trainer, directory: Path) -> None:
+        self.trainer, self.directory = trainer, directory
+        self.manager = tf.train.CheckpointManager(
+            trainer.checkpoint, str(directory), max_to_keep=trainer.config.keep_checkpoints, checkpoint_name=CHECKPOINT_NAME
+        )
+
+    @property
+    def latest(self) -> str | None:
+        return self.manager.latest_checkpoint
+
+    def restore_latest(self) -> None:
+        restore(self.trainer, self.manager.latest_checkpoint)
+
+    def save(self, steps_done: int) -> None:
+        save_checkpoint(self.trainer, self.manager, steps_done, self.directory)
 
 
 def checkpoint_bytes(trainer: Trainer, latest: str | None) -> int:
@@ -384,12 +333,3 @@ def restore(trainer: Trainer, prefix: str) -> None:
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as err:
         raise CommandError(f"{prefix}: cannot resume from this checkpoint ({str(err).splitlines()[0]})") from None
-
-
-def _postfix(result: BatchResult, lr: float, rate: float) -> str:
-    structure = f", 1-MEF-SSIM {result.structure:.3g}" if result.structure else ""
-    return (
-        f"G {result.g_loss:.4g} (adv {result.adversarial:.3g}, content {result.content:.3g}{structure}) "
-        f"D {result.d_loss:.3g} D(real) {result.d_real:.2f} D(fake) {result.d_fake:.2f} "
-        f"lr {lr:.2e} {rate:.1f} patches/s"
-    )

@@ -47,31 +47,61 @@ report = {
 for network, name in ((trainer.g, "g0"), (trainer.d, "d0")):  # the batch starts from the saved state
     network.model.load_weights(folder / f"{name}.weights.h5")
     network.read_back()
-result = trainer.train_batch(batch, 1)
-report.update(step=trainer.step, result=vars(result))
+result, fused = trainer.train_batch(batch, 1)
+report.update(step=trainer.step, result=vars(result), fused_shape=list(fused.shape))
 trainer.g.write_back()
 trainer.d.write_back()
 trainer.g.model.save_weights(folder / "g1.weights.h5")
 trainer.d.model.save_weights(folder / "d1.weights.h5")
+
+from mefgan_tf.jax_trainer import JaxStore
+trainer.set_position(1)
+JaxStore(trainer, folder / "run").save(1)
+resumed = JaxTrainer(config, batches_per_epoch=4)  # fresh weights, then the checkpoint's
+store = JaxStore(resumed, folder / "run")
+store.restore_latest()
+saved, loaded = trainer.arrays(), resumed.arrays()
+report["resumed"] = {
+    "latest": Path(store.latest).name, "steps_done": resumed.steps_done, "step": resumed.step,
+    "same": sorted(saved) == sorted(loaded) and all(np.array_equal(saved[k], loaded[k]) for k in saved),
+    "arrays": len(saved),
+}
 print(json.dumps(report))
 """
 
 
-def jax_batch(folder) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO}
+# The config of every JAX run here: one compilation, kept in JAX's cache and shared by the tests.
+# adam_epsilon 1 makes G's first Adam step about lr * gradient (with 1e-8, lr * its sign): the
+# comparison of the updates then sees the gradients themselves.
+CONFIG = {"batch_size": 2, "seed": 1, "mef_ssim_weight": 30.0, "adam_epsilon": 1.0, "summary_every": 1}
+
+
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jax_cache")
+
+
+def jax_env(cache) -> dict[str, str]:
+    """A JAX process on the CPU with a persistent compilation cache (a later process does not compile again)."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=REPO, JAX_COMPILATION_CACHE_DIR=str(cache),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    return env
+
+
+def jax_batch(folder, cache) -> dict:
+    env = {**jax_env(cache), "KERAS_BACKEND": "jax"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(folder)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_one_tensorflow_batch_and_one_jax_batch_from_the_same_weights_agree(tmp_path):
+def test_one_tensorflow_batch_and_one_jax_batch_from_the_same_weights_agree(tmp_path, jax_cache):
     from mefgan_tf.config import MEFGANConfig
     from mefgan_tf.images import to_float
     from mefgan_tf.trainer import Trainer
 
-    # adam_epsilon 1 makes G's first Adam step about lr * gradient (with 1e-8, lr * its sign): the
-    # comparison of the updates then sees the gradients themselves.
-    config = MEFGANConfig(batch_size=2, seed=1, mef_ssim_weight=30.0, adam_epsilon=1.0)
+    config = MEFGANConfig(**CONFIG)
     rng = np.random.default_rng(0)
     gt = rng.uniform(0.2, 0.8, (2, 18, 18, 3)).repeat(8, 1).repeat(8, 2)
     batch = to_float((np.concatenate([np.clip(gt * 1.6, 0, 1), gt * 0.4, gt], -1) * 255).round().astype(np.uint8))
@@ -82,15 +112,18 @@ def test_one_tensorflow_batch_and_one_jax_batch_from_the_same_weights_agree(tmp_
     (tmp_path / "config.json").write_text(config.to_json())
     tf_result, _ = trainer.train_batch(batch, 1)  # batch 1 is not a balancing batch: one D and one G update
 
-    out = jax_batch(tmp_path)
+    out = jax_batch(tmp_path, jax_cache)
     assert out["moving_count"] == 24 and out["moving_kept"] and out["u_advanced"]  # measuring moves u only
     assert all(0.0 < p < 1.0 for p in out["probs"])
     jax_result = out["result"]
-    assert out["step"] == trainer.global_step() == 2
+    assert out["step"] == trainer.global_step() == 2 and out["fused_shape"] == [2, 144, 144, 3]
     assert (jax_result["d_updates"], jax_result["g_updates"]) == (tf_result.d_updates, tf_result.g_updates) == (1, 1)
     for term in ("d_loss", "d_real", "d_fake", "g_loss", "adversarial", "content", "mse", "gradient", "structure"):
         assert jax_result[term] == pytest.approx(getattr(tf_result, term), rel=1e-4, abs=1e-6), term
     assert 0 < jax_result["structure"] < 1  # with mef_ssim_weight, G's loss adds 30 * (1 - MEF-SSIM)
+    resumed = out["resumed"]  # a checkpoint holds every array: weights, state, both optimizers, counters
+    assert resumed == {"latest": "ckpt-1.npz", "steps_done": 1, "step": 2, "same": True, "arrays": resumed["arrays"]}
+    assert resumed["arrays"] > 2 * (len(trainer.generator.weights) + len(trainer.discriminator.weights))
     terms = jax_result["adversarial"] + 500 * jax_result["content"] + 30 * jax_result["structure"]
     assert jax_result["g_loss"] == pytest.approx(terms, rel=1e-4)
 
@@ -117,51 +150,66 @@ def test_importing_the_jax_trainer_on_another_backend_is_refused():
         import mefgan_tf.jax_trainer  # noqa: F401
 
 
-def jax_trainer(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}  # the program chooses JAX itself
-    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    command = [sys.executable, "-m", "mefgan_tf.jax_trainer", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+def jax_train(*args: str, cache) -> subprocess.CompletedProcess:
+    """`mefgan train --backend jax ...` in a fresh process (Keras picks its backend once per process;
+    the command chooses JAX itself)."""
+    command = [sys.executable, "-m", "mefgan_tf.cli", "train", "--backend", "jax", *args]
+    return subprocess.run(command, env=jax_env(cache), capture_output=True, text=True, timeout=600, check=False)
 
 
-def test_the_jax_trainer_program_fine_tunes_a_given_generator_keeps_epochs_and_writes_the_shared_scalars(
-    tmp_path, make_patches
+def test_a_jax_run_fine_tunes_resumes_logs_the_shared_scalars_and_is_a_model_fuse_and_export_load(
+    tmp_path, make_patches, jax_cache
 ):
-    from mefgan_tf.config import MEFGANConfig
-    from mefgan_tf.generator import build_generator
-
-    data = make_patches(tmp_path / "p.h5", n=4)
-    (tmp_path / "c.yaml").write_text("batch_size: 2\nsummary_every: 1\n")
-    start = build_generator(MEFGANConfig())  # built by TensorFlow here; Keras weight files are backend-neutral
-    start.save_weights(tmp_path / "start.weights.h5")
-    proc = jax_trainer("--data", str(data), "--out", str(tmp_path / "run"), "--config", str(tmp_path / "c.yaml"),
-                       "--epochs", "1", "--seed", "3", "--init-generator", str(tmp_path / "start.weights.h5"),
-                       "--learning-rate", "1e-12", "--keep-epochs", "--mef-ssim-weight", "5")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = tmp_path / "run"
-    assert (run / "generator.weights.h5").is_file() and (run / "discriminator.weights.h5").is_file()
-    history = json.loads((run / "history.json").read_text())
-    assert history["batches_per_epoch"] == 2 and len(history["epochs"]) == 1
-    assert history["config"]["learning_rate"] == 1e-12 and history["config"]["mef_ssim_weight"] == 5
-    assert all(0 < entry["g_structure"] < 1 for entry in history["log"])
-    tuned, kept = build_generator(MEFGANConfig()), build_generator(MEFGANConfig())
-    tuned.load_weights(run / "generator.weights.h5")
-    kept.load_weights(run / "generator-epoch01.weights.h5")
-    for a, b, c in zip(start.trainable_weights, tuned.trainable_weights, kept.trainable_weights):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)  # started there, barely moved
-        np.testing.assert_array_equal(np.asarray(c), np.asarray(b))  # epoch 1's generator is the final one
-    assert {"d_loss", "d_real", "d_fake", "g_total", "g_adversarial", "g_content", "g_mse", "g_gradient", "lr"} <= set(history["log"][0])
-
     import tensorflow as tf
 
+    from mefgan_tf.checkpoint import load_generator
+    from mefgan_tf.cli import main
+    from mefgan_tf.config import MEFGANConfig
+    from mefgan_tf.generator import build_generator
+    from mefgan_tf.images import write_image
+
+    data = make_patches(tmp_path / "p.h5", n=4)  # batches of 2: 2 per epoch
+    (tmp_path / "c.json").write_text(json.dumps({k: v for k, v in CONFIG.items() if k != "seed"}))
+    start = build_generator(MEFGANConfig())  # built by TensorFlow here; Keras weight files are backend-neutral
+    start.save_weights(tmp_path / "start.weights.h5")
+    run, cache = tmp_path / "run", jax_cache
+    flags = ["--data", str(data), "--out", str(run), "--config", str(tmp_path / "c.json"), "--seed", "3",
+             "--learning-rate", "1e-12", "--checkpoint-every", "1", "--quiet"]
+    first = jax_train(*flags, "--epochs", "1", "--max-steps", "1", "--init-generator", str(tmp_path / "start.weights.h5"),
+                      cache=cache)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert sorted(p.name for p in run.glob("ckpt-*")) == ["ckpt-1.npz"]
+    second = jax_train(*flags, "--epochs", "2", cache=cache)  # resumes at batch 1 with one more epoch
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "with changed settings: epochs 1 -> 2" in second.stderr
+    assert sorted(p.name for p in run.glob("ckpt-*")) == [f"ckpt-{n}.npz" for n in (1, 2, 3, 4)]
+    metadata = json.loads((run / "mefgan.json").read_text())
+    assert metadata["backend"] == "jax" and metadata["init_generator"] == str(tmp_path / "start.weights.h5")
+    assert metadata["config"]["learning_rate"] == 1e-12 and metadata["config"]["mef_ssim_weight"] == 30
     tags = {value.tag for path in (run / "logs").glob("events.out.tfevents.*")
             for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
-    assert {"loss/generator", "loss/discriminator", "D/real", "D/fake", "learning_rate"} <= tags  # as `mefgan train` writes
+    assert {"loss/generator", "loss/discriminator", "loss/structure", "D/real", "D/fake", "learning_rate"} <= tags
+
+    tuned = load_generator(run)  # the run folder is a model
+    for a, b in zip(start.trainable_weights, tuned.trainable_weights):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)  # started there, barely moved
+    rng = np.random.default_rng(0)
+    pair = [write_image(tmp_path / f"{n}.png", rng.random((16, 16, 3)) * g) for n, g in (("a", 0.4), ("b", 1.0))]
+    assert main(["fuse", "-q", *map(str, pair), "--model", str(run), "-o", str(tmp_path / "fused.png")]) == 0
+    assert main(["export", "--checkpoint", str(run), "--out", str(tmp_path / "export" / "1")]) == 0
+    assert (tmp_path / "export" / "1" / "saved_model.pb").is_file()
 
 
-def test_the_jax_trainer_program_refuses_a_missing_start_generator(tmp_path, make_patches):
+def test_a_jax_run_refuses_a_start_generator_it_cannot_read_and_a_run_of_the_other_backend(tmp_path, make_patches):
     data = make_patches(tmp_path / "p.h5", n=4)
-    proc = jax_trainer("--data", str(data), "--out", str(tmp_path / "run"), "--init-generator", str(tmp_path / "no.weights.h5"))
+    proc = jax_train("--data", str(data), "--out", str(tmp_path / "run"), "--batch-size", "2",
+                     "--init-generator", str(tmp_path / "no.weights.h5"), cache=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == f"jax_trainer: error: {tmp_path / 'no.weights.h5'}: no such generator weight file"
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"mefgan train: error: --init-generator {tmp_path / 'no.weights.h5'}: no JAX run folder or Keras .weights.h5 file")
     assert not (tmp_path / "run").exists()
+    (tmp_path / "tf_run").mkdir()
+    (tmp_path / "tf_run" / "mefgan.json").write_text(json.dumps({"config": {"seed": 1}, "backend": "tensorflow"}))
+    proc = jax_train("--data", str(data), "--out", str(tmp_path / "tf_run"), "--batch-size", "2", cache=tmp_path)
+    assert proc.returncode == 1
+    assert "this run was trained with --backend tensorflow; resume it with the same backend" in proc.stderr

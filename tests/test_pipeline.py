@@ -133,5 +133,5 @@ def test_grey_fraction_comes_from_the_config_and_is_off_by_default(tmp_path, mak
     grey = open_batches(path, MEFGANConfig(batch_size=8, grey_fraction=1.0), seed=0).batch(0, 0)
     assert not np.allclose(plain[..., 0], plain[..., 1])
     np.testing.assert_allclose(grey[..., 0], grey[..., 2])
-    with pytest.raises(CommandError, match=r"grey_fraction: 1.5 is not in \[0, 1\]"):
+    with pytest.raises(CommandError, match=r"grey_fraction: 1.5 must be in \[0, 1\]"):
         MEFGANConfig().replace(grey_fraction=1.5)

@@ -35,8 +35,8 @@ for epochs in "$EPOCHS" $(( (EPOCHS + 1) / 2 )); do
 done
 run() {  # name, then the trainer's arguments
   local name=$1; shift
-  timeout -s TERM "$TRAIN_SECONDS" python3 -m mefgan_tf.jax_trainer --val "$WORK/val.h5" --out "$WORK/$name" \
-    --flips --seed 0 --keep-epochs "$@" > "$WORK/$name.log" 2>&1
+  timeout -s TERM "$TRAIN_SECONDS" python3 -m mefgan_tf.cli train --backend jax --out "$WORK/$name" \
+    --random-flips --seed 0 --quiet --set keep_checkpoints=100 "$@" > "$WORK/$name.log" 2>&1
   stamp "$name ended ($?)"
 }
 stamp "training for ${TRAIN_SECONDS}s"

@@ -2,8 +2,9 @@
 
     python tools/reference_model.py RUN_DIR --out checkpoints/reference [--val VAL.h5] [--step N]
 
-RUN_DIR is either a `jax_trainer` run (generator.weights.h5 + history.json) or a `mefgan train`
-run folder (its latest checkpoint, or ckpt-N with --step). Writes the generator-only checkpoint
+RUN_DIR is a `mefgan train` run folder of either backend (its latest checkpoint, or ckpt-N with
+--step for TensorFlow runs) or a run of the earlier JAX trainer program (generator.weights.h5 +
+history.json). Writes the generator-only checkpoint
 (the discriminator is not needed for fusion and would triple the size), `training_log.json` and
 `tensorboard/` (its scalars up to that checkpoint) into a new folder ``--out``. With ``--val`` the validation content loss (MSE + 0.6
 gradient loss, G in inference mode) of the run's starting generator, if any, and of the result is
@@ -78,14 +79,21 @@ def write_event_scalars(log: list[dict], logdir: Path) -> None:
                     tf.summary.scalar(tag, number, step=entry["step"])
 
 
-def from_tf_run(run: Path, out: Path, step: int | None, val: Path | None) -> None:
+def from_run(run: Path, out: Path, step: int | None, val: Path | None) -> None:
     """A `mefgan train` run folder: its generator, a log of its scalars and the validation loss."""
-    prefix = str(run / f"ckpt-{step}") if step is not None else resolve_checkpoint(run)
     meta = json.loads((run / METADATA_FILE).read_text())
     config = read_config(run)
-    generator = load_generator(prefix)
-    updates = int(tf.train.load_variable(prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
-    batches = int(prefix.rsplit("-", 1)[-1])
+    if meta.get("backend") == "jax":
+        if step is not None:
+            raise SystemExit("--step: a JAX run keeps its latest generator only")
+        generator = load_generator(run)
+        with np.load(max(run.glob("ckpt-*.npz"), key=lambda p: int(p.stem.split("-")[1]))) as saved:
+            updates, batches = int(saved["step"]), int(saved["done"])
+    else:
+        prefix = str(run / f"ckpt-{step}") if step is not None else resolve_checkpoint(run)
+        generator = load_generator(prefix)
+        updates = int(tf.train.load_variable(prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+        batches = int(prefix.rsplit("-", 1)[-1])
     save_model_checkpoint(out, generator, step=updates)
     history = {"config": config.to_dict(), "step": updates, "batches": batches, "data": meta.get("data"),
                "patches": meta.get("patches"), "init_generator": meta.get("init_generator"),
@@ -101,8 +109,8 @@ def from_tf_run(run: Path, out: Path, step: int | None, val: Path | None) -> Non
     write_event_scalars(history["log"], out / "tensorboard")
 
 
-def from_jax_run(run: Path, out: Path) -> None:
-    """A `jax_trainer` run: its Keras weights and history.json."""
+def from_jax_program_run(run: Path, out: Path) -> None:
+    """A run of the earlier JAX trainer program: its Keras weights and history.json."""
     history = json.loads((run / "history.json").read_text())
     config = MEFGANConfig.from_dict(history["config"])
     import_keras_weights(out, run / "generator.weights.h5", None, step=history["step"], config=config)
@@ -112,15 +120,15 @@ def from_jax_run(run: Path, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a jax_trainer run folder or a `mefgan train` run folder")
+    parser.add_argument("run", type=Path, help="a `mefgan train` run folder (either backend) or an earlier JAX program run")
     parser.add_argument("--out", type=Path, default=Path("checkpoints/reference"))
-    parser.add_argument("--step", type=int, help="`mefgan train` runs: use ckpt-STEP (default: the latest)")
+    parser.add_argument("--step", type=int, help="TensorFlow runs: use ckpt-STEP (default: the latest)")
     parser.add_argument("--val", type=Path, help="`mefgan train` runs: validation patches for the content loss")
     args = parser.parse_args()
     if (args.run / "history.json").exists():
-        from_jax_run(args.run, args.out)
+        from_jax_program_run(args.run, args.out)
     else:
-        from_tf_run(args.run, args.out, args.step, args.val)
+        from_run(args.run, args.out, args.step, args.val)
     print(f"wrote {args.out}")
 
 

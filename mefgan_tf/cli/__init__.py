@@ -38,7 +38,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "patches": Command("patches", "cut an HDF5 file of training patches from SICE, brackets or photos", tensorflow=False),
-    "train": Command("train", "train the GAN (original recipe, resumable, multi-GPU/worker)"),
+    "train": Command("train", "train the GAN (original recipe, resumable, multi-GPU/worker, TensorFlow or JAX)"),
     "fuse": Command("fuse", "fuse exposures at full resolution with a trained generator"),
     "export": Command("export", "write a SavedModel of the generator for TensorFlow Serving"),
     "serve": Command("serve", "serve fusion over TensorFlow Serving's REST API, with a web page"),
@@ -99,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
-    if COMMANDS[args.command].tensorflow:
+    if getattr(args, "backend", "tensorflow") == "jax":
+        os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported (`mefgan train --backend jax`)
+    elif COMMANDS[args.command].tensorflow:
         import_tensorflow_quietly()
     try:
         with interrupts_noticed(), config_warnings_as_notes(args.command):

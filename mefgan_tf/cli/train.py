@@ -13,7 +13,7 @@ from typing import Any
 from mefgan_tf.cli.types import finite_float
 from mefgan_tf.config import PAPER, MEFGANConfig, checked_value, file_settings, range_problem
 from mefgan_tf.errors import CommandError
-from mefgan_tf.runs import DEFAULT_DATA, DEFAULT_OUT, TrainOptions
+from mefgan_tf.runs import BACKENDS, DEFAULT_DATA, DEFAULT_OUT, TrainOptions
 
 # Flag -> config field for the flags that override the config.
 FLAG_FIELDS = {
@@ -83,8 +83,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--init-generator", metavar="PATH",
-        help="start G from this mefgan-tf checkpoint (e.g. checkpoints/reference) instead of random weights, to "
+        help="start G from this generator (a run folder or checkpoint, e.g. checkpoints/reference, or a Keras "
+        ".weights.h5 file; with --backend jax, a JAX run folder or a .weights.h5 file) instead of random weights, to "
         "fine-tune it on your data; D starts fresh. Only for a new run: a resumed run continues from its own checkpoint",
+    )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="tensorflow",
+        help="tensorflow: tf.function steps, several GPUs or workers through tf.distribute; jax: Keras's JAX "
+        "backend on one device, for machines with JAX but no TensorFlow (the [jax] extra); the same recipe, "
+        "data order, checkpoints every --checkpoint-every, logs and resume (default: %(default)s)",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -139,7 +146,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 def train_options(args: argparse.Namespace) -> TrainOptions:
     return TrainOptions(
         data=Path(args.data), out=Path(args.out), overrides=overrides(args), max_steps=args.max_steps,
-        init_generator=args.init_generator, mixed_precision=args.mixed_precision, quiet=args.quiet,
+        init_generator=args.init_generator, mixed_precision=args.mixed_precision, quiet=args.quiet, backend=args.backend,
     )
 
 
