@@ -114,9 +114,11 @@ def benchmark_generator(chunk: int, method: str):
     from mefgan_tf.generator import build_generator
     from mefgan_tf.models import DEFAULT_MODEL
 
-    if DEFAULT_MODEL.exists():
-        return load_generator(DEFAULT_MODEL, attention_chunk=chunk, attention_method=method)
-    return build_generator(attention_chunk=chunk, attention_method=method)
+    if not DEFAULT_MODEL.exists():
+        return build_generator(attention_chunk=chunk, attention_method=method)
+    generator = load_generator(DEFAULT_MODEL, attention_chunk=chunk)
+    generator.attention.method = method  # "rows": the row-by-row softmax, compared here only
+    return generator
 
 
 def others_cores(action) -> float:

@@ -168,12 +168,12 @@ def keras_generator_weights(path: str | Path) -> Path | None:
     return None
 
 
-def load_keras_generator(weights: Path, attention_chunk: int | None = None, attention_method: str = "flash"):
+def load_keras_generator(weights: Path, attention_chunk: int | None = None):
     """A generator from a Keras weight file, with the config of the run folder beside it (if any)."""
     from mefgan_tf.generator import build_generator
 
     config = read_config(weights.parent) if (weights.parent / METADATA_FILE).is_file() else None
-    generator = build_generator(config, attention_chunk=attention_chunk, attention_method=attention_method)
+    generator = build_generator(config, attention_chunk=attention_chunk)
     try:
         generator.load_weights(weights)
     except (ValueError, OSError, KeyError) as err:
@@ -181,17 +181,17 @@ def load_keras_generator(weights: Path, attention_chunk: int | None = None, atte
     return generator
 
 
-def load_generator(path: str | Path, attention_chunk: int | None = None, attention_method: str = "flash"):
+def load_generator(path: str | Path, attention_chunk: int | None = None):
     """Restore the generator of a mefgan-tf run or checkpoint (folder or prefix, either backend) or
-    of a generator's Keras weight file; the attention options as ``build_generator``'s."""
+    of a generator's Keras weight file; ``attention_chunk`` as ``build_generator``'s."""
     from mefgan_tf.generator import build_generator
 
     weights = keras_generator_weights(path)
     if weights is not None:
-        return load_keras_generator(weights, attention_chunk, attention_method)
+        return load_keras_generator(weights, attention_chunk)
     prefix = resolve_checkpoint(path)
     folder = Path(path) if Path(path).is_dir() else Path(prefix).parent
-    generator = build_generator(read_config(folder), attention_chunk=attention_chunk, attention_method=attention_method)
+    generator = build_generator(read_config(folder), attention_chunk=attention_chunk)
     with reading_model(checkpoint_files(prefix)):
         status = make_checkpoint(generator=generator).restore(prefix)
     try:

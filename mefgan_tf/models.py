@@ -106,12 +106,10 @@ def load_tflite(model: Path):
         raise CommandError(f"{model}: not a .tflite model from `mefgan export --tflite` ({first})") from None
 
 
-def load_stages(
-    path: str | os.PathLike | None = None, attention_chunk: int | None = None, attention_method: str = "flash"
-) -> Stages:
-    """The inference stages of a checkpoint (folder or prefix), a SavedModel from ``mefgan export``
-    (or a folder of its numbered versions) or a ``.tflite`` file (their attention was fixed at export;
-    the attention options apply to checkpoints)."""
+def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = None) -> Stages:
+    """The inference stages of a run or checkpoint (folder or prefix), a SavedModel from ``mefgan
+    export`` (or a folder of its numbered versions) or a ``.tflite`` file (their attention was fixed
+    at export; ``attention_chunk`` applies to runs and checkpoints)."""
     from mefgan_tf.config import ATTENTION_BLOCKS
     from mefgan_tf.stages import TensorFlowStages, generator_stages
 
@@ -126,4 +124,4 @@ def load_stages(
     from mefgan_tf.checkpoint import load_generator
 
     chunk = ATTENTION_BLOCKS.inference if attention_chunk is None else attention_chunk
-    return generator_stages(load_generator(model, attention_chunk=chunk, attention_method=attention_method))
+    return generator_stages(load_generator(model, attention_chunk=chunk))
