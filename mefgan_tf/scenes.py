@@ -210,4 +210,4 @@ def middle(count: int) -> int:
 # darkest with the brightest. The default was measured best against Mertens on all frames of the
 # held-out scenes (see the model card).
 MULTI = ("darkest-first", "middle-out", "brightest-first", "extremes")
-DEFAULT_MULTI = "darkest-first"
+DEFAULT_MULTI = "middle-out"

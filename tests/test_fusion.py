@@ -128,10 +128,22 @@ def test_more_exposures_are_fused_in_turn_darkest_first_then_the_result_with_the
         calls.append((round(luminance(over), 3), round(luminance(under), 3)))
         return (over + under) / 2
 
-    fused = fuse_exposures(pair, images)
+    fused = fuse_exposures(pair, images, "darkest-first")
     # (0.3 over 0.1) -> 0.2; (0.5 over 0.2) -> 0.35; (0.9 over 0.35) -> 0.625
     assert calls == [(0.3, 0.1), (0.5, 0.2), (0.9, 0.35)]
     assert luminance(fused) == pytest.approx(0.625, abs=1e-3)
+
+
+def test_by_default_several_exposures_are_folded_from_the_middle_one_outwards():
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.6, 0.1, 0.9, 0.4, 0.2)]
+    calls = []
+
+    def pair(over, under):
+        calls.append((round(luminance(over), 3), round(luminance(under), 3)))
+        return (over + under) / 2
+
+    fuse_exposures(pair, images)  # the middle 0.4, then 0.2, 0.6, 0.1, 0.9 (the best measured against Mertens)
+    assert calls == [(0.4, 0.2), (0.6, 0.3), (0.45, 0.1), (0.9, 0.275)]
 
 
 def test_fewer_than_two_or_differently_sized_exposures_are_refused():
