@@ -136,14 +136,19 @@ class JaxTrainer(TrainingCore):
     def global_step(self) -> int:
         return self.step
 
+    def learning_rate_array(self) -> np.ndarray:
+        """The current rate as a float32 array: a Python float would be weakly typed, the rate the
+        optimizer state returns is not, and every step would then compile a second time."""
+        return np.float32(self.current_learning_rate())
+
     def d_step(self, batch) -> dict:
-        g, d, lr = self.g, self.d, self.current_learning_rate()
+        g, d, lr = self.g, self.d, self.learning_rate_array()
         g.state, d.trainable, d.state, d.opt, out = self._d_update(g.trainable, g.state, d.trainable, d.state, d.opt, batch, lr)
         self.step += 1
         return out
 
     def g_step(self, batch) -> dict:
-        g, d, lr = self.g, self.d, self.current_learning_rate()
+        g, d, lr = self.g, self.d, self.learning_rate_array()
         g.trainable, g.state, d.state, g.opt, out = self._g_update(g.trainable, g.state, d.trainable, d.state, g.opt, batch, lr)
         self.step += 1
         return out
