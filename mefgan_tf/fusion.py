@@ -171,7 +171,9 @@ class FusionProgress:
 
         bar_format = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
         disable = None if enabled is None else not enabled
-        self.bar = tqdm(total=total, desc=desc, leave=False, disable=disable, bar_format=bar_format, file=sys.stderr)
+        # Every step is shown (mininterval 0): steps are attention blocks and tiles, never tiny.
+        self.bar = tqdm(total=total, desc=desc, leave=False, disable=disable, bar_format=bar_format, file=sys.stderr,
+                        mininterval=0)
         self.stop = stop
 
     def check_stop(self, step: str) -> None:

@@ -7,10 +7,15 @@
 * a ``.tflite`` file from ``mefgan export --tflite``, run by LiteRT.
 
 ``load_stages`` returns the fusion stages of any of them (``stages.Stages``; ``fusion`` runs them).
+A process keeps the last few TensorFlow models it loaded, so that fusing again with the same model
+(``mefgan_tf.fuse(..., model=path)`` in a loop, several commands in one process) neither reloads
+nor retraces it; a model whose files changed is loaded again.
 """
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from mefgan_tf.stages import Stages
 # The generator shipped inside the package (a checkpoint folder; checkpoints/reference in the repository).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped_generator"
 TFLITE_SUFFIX = ".tflite"
+LOADED_MODELS_KEPT = 4  # TensorFlow models kept loaded per process (a generator is about 10 MB)
 
 
 def no_model_error(path: Path) -> CommandError:
@@ -106,16 +112,61 @@ def load_tflite(model: Path):
         raise CommandError(f"{model}: not a .tflite model from `mefgan export --tflite` ({first})") from None
 
 
+def model_files(model: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, mtime) of every file a load of ``model`` reads: a folder's files and its
+    ``variables/`` (a SavedModel), or a checkpoint prefix's files and its folder's run files."""
+    if model.is_dir():
+        files = [p for folder in (model, model / "variables") if folder.is_dir() for p in folder.iterdir()]
+    else:
+        files = [p for p in model.parent.iterdir() if p.name.startswith(model.name + ".") or p.name in ("checkpoint", "mefgan.json")]
+    return tuple(sorted((str(p), s.st_size, s.st_mtime_ns) for p in files if p.is_file() for s in [p.stat()]))
+
+
+class LoadedModels:
+    """The last ``LOADED_MODELS_KEPT`` TensorFlow stages loaded, by model path, attention block
+    size and files (LiteRT interpreters are not shared: one runs one call at a time)."""
+
+    def __init__(self, kept: int = LOADED_MODELS_KEPT) -> None:
+        self.kept, self.stages, self.lock = kept, OrderedDict(), threading.Lock()
+
+    def get(self, key: tuple, load: Callable[[], Stages]) -> Stages:
+        with self.lock:
+            if key in self.stages:
+                self.stages.move_to_end(key)
+                return self.stages[key]
+            stages = self.stages[key] = load()
+            while len(self.stages) > self.kept:
+                self.stages.popitem(last=False)
+            return stages
+
+    def clear(self) -> None:
+        with self.lock:
+            self.stages.clear()
+
+
+LOADED = LoadedModels()
+
+
 def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = None) -> Stages:
     """The inference stages of a run or checkpoint (folder or prefix), a SavedModel from ``mefgan
     export`` (or a folder of its numbered versions) or a ``.tflite`` file (their attention was fixed
-    at export; ``attention_chunk`` applies to runs and checkpoints)."""
-    from mefgan_tf.config import ATTENTION_BLOCKS
-    from mefgan_tf.stages import TensorFlowStages, generator_stages
-
+    at export; ``attention_chunk`` applies to runs and checkpoints). TensorFlow models come from
+    ``LOADED`` when their files have not changed since they were loaded."""
     model = resolve_model(path)
     if is_tflite(model):
         return load_tflite(model)
+    try:
+        key = (str(model), attention_chunk, model_files(model))
+    except OSError:  # gone or unreadable: the load names the problem
+        return load_tensorflow_stages(model, attention_chunk)
+    return LOADED.get(key, lambda: load_tensorflow_stages(model, attention_chunk))
+
+
+def load_tensorflow_stages(model: Path, attention_chunk: int | None) -> Stages:
+    """The stages of a SavedModel or a checkpoint, loaded from their files."""
+    from mefgan_tf.config import ATTENTION_BLOCKS
+    from mefgan_tf.stages import TensorFlowStages, generator_stages
+
     if is_saved_model(model):
         loaded = load_saved_model(model)
         if not (hasattr(loaded, "attention_half") and hasattr(loaded, "fuse_tile")):

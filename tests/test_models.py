@@ -3,6 +3,7 @@ folders, .tflite files; one-line errors for what is missing, including an extra 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def versions(generator, tmp_path_factory):
     """A TensorFlow Serving base folder with versions 1 and 10 (10 is the newest), and a checkpoint."""
     base = tmp_path_factory.mktemp("served") / "mefgan"
     export_saved_model(generator, base / "1")
-    export_saved_model(generator, base / "10")
+    shutil.copytree(base / "1", base / "10")  # the same model again, as a newer version
     return base
 
 
@@ -99,3 +100,21 @@ def test_a_missing_extra_is_named_with_the_pip_command(monkeypatch):
                        r"pip install 'mefgan-tf\[server\]'"):
         require("uvicorn", "mefgan serve")
     assert main(["serve", "--port", "0"]) == 1
+
+
+def test_a_model_is_loaded_once_per_process_and_again_when_its_files_change(random_generator, tmp_path):
+    from mefgan_tf.fusion import fuse_pair
+
+    over, under = pair()
+    run = save_model_checkpoint(tmp_path / "run", random_generator(seed=1))
+    first = models.load_stages(run)
+    assert models.load_stages(run) is first and models.load_stages(str(run)) is first
+    assert models.load_stages(run, attention_chunk=64) is not first  # another block size is another model
+    before = fuse_pair(first, over, under)
+    shutil.rmtree(run)
+    save_model_checkpoint(run, random_generator(seed=2))  # another model at the same path
+    again = models.load_stages(run)
+    assert again is not first
+    assert np.abs(fuse_pair(again, over, under) - before).max() > 0.01
+    models.LOADED.clear()
+    assert models.load_stages(run) is not again
