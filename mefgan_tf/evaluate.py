@@ -162,9 +162,9 @@ def parse_method(spec: str, multi: str | None = None) -> Method:
     if kind not in ("folder", "model", MODEL_ORIGINAL_IO) or not target:
         raise CommandError(f"--method {spec!r}: expected NAME=folder:PATH, NAME=model:PATH or NAME={MODEL_ORIGINAL_IO}:PATH")
     path = Path(target)
-    if not path.exists():
-        raise CommandError(f"--method {spec!r}: {path} not found")
     if kind == "folder":
+        if not path.exists():
+            raise CommandError(f"--method {spec!r}: {path} not found")
         if not path.is_dir():
             raise CommandError(f"--method {spec!r}: {path} is not a folder")
         return Method(name or path.name, kind, target, files=images_by_stem(path))
@@ -173,11 +173,15 @@ def parse_method(spec: str, multi: str | None = None) -> Method:
 
 
 def _load_model(spec: str, path: Path, multi: str | None = None) -> FuseFunction:
+    """The fusion of any model ``mefgan fuse --model`` takes (a checkpoint prefix too)."""
     try:
         from mefgan_tf.fusion import load_fuser
     except ImportError as err:
         raise CommandError(f"--method {spec!r}: model fusion is not available ({err})") from None
-    return load_fuser(path) if multi is None else load_fuser(path, multi=multi)
+    try:
+        return load_fuser(path) if multi is None else load_fuser(path, multi=multi)
+    except CommandError as err:
+        raise CommandError(f"--method {spec!r}: {err}") from None
 
 
 def parse_methods(specs: Sequence[str], original_io: bool = False, multi: str | None = None) -> list[Method]:

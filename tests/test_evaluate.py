@@ -220,7 +220,7 @@ def test_model_original_io_scores_exactly_what_fuse_original_io_writes(tmp_path,
     model = save_model_checkpoint(tmp_path / "model", random_generator(seed=5))
     scenes, fused, out = _odd_sized_scenes(tmp_path / "scenes"), tmp_path / "fused", tmp_path / "out"
     assert main(["fuse", "-q", "--pairs", str(scenes), "-o", str(fused), "--model", str(model), "--original-io"]) == 0
-    methods = [f"files=folder:{fused}", f"orig=model-original-io:{model}", f"ours=model:{model}"]
+    methods = [f"files=folder:{fused}", f"orig=model-original-io:{model}", f"ours=model:{model / 'ckpt-0'}"]  # a prefix too
     assert _run(scenes, *[a for m in methods for a in ("--method", m)], "--out", out) == 0
     rows = {(r["scene"], r["method"]): r for r in _read_csv(out / "per_image.csv")}
     for scene in ("scene0", "scene1"):
@@ -246,7 +246,7 @@ def test_original_io_needs_a_model_method(tmp_path, capsys):
     [
         ("bogus", "unknown method"),
         ("x=folder:/no/such/dir", "not found"),
-        ("x=model:/no/such/ckpt", "not found"),
+        ("x=model:/no/such/ckpt", "'x=model:/no/such/ckpt': /no/such/ckpt: no such model"),
         ("x=zip:/tmp", "NAME=folder:PATH"),
     ],
 )
