@@ -423,7 +423,7 @@ def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sig
             assert line, f"server exited: {process.stderr.read()[-2000:]}"
             lines.append(line)
         url = re.search(r"(http://\S+?)/ ", lines[-1]).group(1)
-        assert httpx.get(url + "/v1/models/mefgan").json()["model_version_status"][0]["state"] == "AVAILABLE"
+        assert httpx.get(url + "/v1/models/mefgan", timeout=60).json()["model_version_status"][0]["state"] == "AVAILABLE"
         files = files_of(*exposure_pair(512, 512, seed=10))
         idle = cpu_seconds(process.pid)
         running_request, result = post_in_thread(url + PREDICT, fuse_images_body(*files))
