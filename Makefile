@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Test files run on this many processes (pytest-xdist; a file's tests stay together, sharing its fixtures).
+# Test files run on this many processes (pytest-xdist; a file's tests stay together, sharing its fixtures),
+# longest first (tests/conftest.py orders them; xdist would otherwise reorder by test count).
 TEST_WORKERS ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -20,7 +21,7 @@ $(STAMP): setup.py pyproject.toml mefgan_tf/VERSION
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
 
 demo: install
 	$(BIN)/mefgan demo --out demo --overwrite

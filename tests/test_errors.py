@@ -389,9 +389,9 @@ def test_patches_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_d
 
 def test_train_without_room_for_a_checkpoint_is_one_line_and_leaves_no_partial_checkpoint(tmp_path, small_disk, capsys,
                                                                                          make_patches):
-    data = make_patches(tmp_path / "p.h5", n=4)
+    data = make_patches(tmp_path / "p.h5", n=4, size=48)
     args = ["train", "--data", str(data), "--out", str(small_disk / "run"), "--batch-size", "2", "--max-steps", "1",
-            "--seed", "1", "--quiet"]
+            "--seed", "1", "--quiet", "--set", "patch_size=48"]
     assert main(args) == 1
     line = one_error_line(capsys, "cannot write (No space left on device", "checkpoint 1")
     assert str(small_disk / "run") in line
