@@ -14,6 +14,9 @@ from mefgan_tf.files import atomic_dir, atomic_path
 from mefgan_tf.images import write_image
 from mefgan_tf.signals import check_interrupted, held_signals, interrupts_noticed
 
+# Python reports the KeyboardInterrupt it swallows in ``__del__`` as unraisable: that is the case here.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 
 class Finaliser:
     """An object whose ``__del__`` receives a Ctrl-C: Python prints "Exception ignored" and goes on."""
