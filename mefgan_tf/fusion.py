@@ -11,9 +11,10 @@ cheap to run on the whole image. Everything at full resolution (local block and 
    image border, where the network's own reflect padding then sees what untiled inference sees),
    and keeps each tile's exact centre.
 
-More than two exposures are fused in turn by a pair model (``fuse_exposures``), in one of the
-orders of ``MULTI``, sorted by mean luminance (the paper folds from the two darkest up); in every
-pair the brighter image (mean BT.601 luma) is the over-exposed input (the rules of ``scenes``).
+More than two exposures are fused by a pair model (``fuse_exposures``) in one of the ways of
+``MULTI``, sorted by mean luminance: folded in turn (the paper folds from the two darkest up), or
+each fused with the middle one and the fusions blended (``blend``, the default); in every pair the
+brighter image (mean BT.601 luma) is the over-exposed input (the rules of ``scenes``).
 """
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mefgan_tf.baselines import mertens
 from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
-from mefgan_tf.images import is_grey, to_grey
+from mefgan_tf.images import is_grey, luminance, to_grey
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, exposure_order, middle, over_under
 from mefgan_tf.stages import Stages
 
@@ -281,7 +283,7 @@ def check_exposures(images: Sequence[np.ndarray], names: Sequence[str] | None = 
 
 
 def fold_order(count: int, multi: str) -> list[int]:
-    """Ranks (0 darkest) of ``count`` exposures in the order ``multi`` folds them (``MULTI``)."""
+    """Ranks (0 darkest) of ``count`` exposures in the order ``multi`` brings them in (``MULTI``)."""
     if multi not in MULTI:
         raise CommandError(f"unknown way to fuse several exposures {multi!r}; expected one of {', '.join(MULTI)}")
     if multi == "darkest-first":
@@ -290,21 +292,39 @@ def fold_order(count: int, multi: str) -> list[int]:
         return list(range(count - 1, -1, -1))
     if multi == "extremes":
         return [0, count - 1] if count > 1 else [0]
-    m = middle(count)  # middle-out: the middle one, then alternately the next darker and brighter
+    m = middle(count)  # middle-out and blend: the middle one, then alternately the next darker and brighter
     darker, brighter = list(range(m - 1, -1, -1)), list(range(m + 1, count))
     return [m] + [i for pair in itertools.zip_longest(darker, brighter) for i in pair if i is not None]
 
 
+def pair_count(count: int, multi: str) -> int:
+    """How many pair fusions ``fuse_exposures`` makes of ``count`` exposures."""
+    return len(fold_order(count, multi)) - (1 if multi != "blend" or count < 3 else 0)
+
+
 def fuse_exposures(pair: FusePair, images: Sequence[np.ndarray], multi: str = DEFAULT_MULTI) -> np.ndarray:
-    """Fuse any number (>= 2) of exposures with ``pair(over, under)``, folding them in the order
-    ``multi`` names (``MULTI``); in each pair the brighter image is the over-exposed input."""
+    """Fuse any number (>= 2) of exposures with ``pair(over, under)`` in the way ``multi`` names
+    (``MULTI``): folded in its order, or blended; in each pair the brighter image is the over-exposed input."""
     check_exposures(images)
     ordered = [images[i] for i in exposure_order(images)]
     order = fold_order(len(ordered), multi)
+    if multi == "blend":
+        return blend_with_middle(pair, [ordered[i] for i in order])
     fused = ordered[order[0]]
     for rank in order[1:]:
         fused = pair(*over_under(ordered[rank], fused))
     return fused
+
+
+def blend_with_middle(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarray:
+    """``blend``: each of ``images[1:]`` fused with ``images[0]`` (the middle exposure), and, with 3 or
+    more, the darkest with the brightest; those fusions blended by Mertens's exposure fusion (contrast
+    and saturation weights). Each fusion is of two source frames, so none inherits another's drift in
+    tone, as a fold does (a fold of several frames comes out brighter than any of them)."""
+    fused = [pair(*over_under(image, images[0])) for image in images[1:]]
+    if len(images) > 2:
+        fused.append(pair(*over_under(max(images, key=luminance), min(images, key=luminance))))
+    return fused[0] if len(fused) == 1 else mertens(fused)
 
 
 @dataclass
@@ -345,7 +365,7 @@ class Fuser:
     def _fuse(self, images: Sequence[np.ndarray], stop: threading.Event | None) -> np.ndarray:
         if self.progress is False and stop is None:
             return fuse_exposures(self.pair, images, self.multi)
-        pairs = len(fold_order(len(images), self.multi)) - 1
+        pairs = pair_count(len(images), self.multi)
         progress = FusionProgress(pairs * pair_work(*images[0].shape[:2]), self.progress)
         progress.stop = stop
         try:

@@ -256,6 +256,33 @@ def test_each_way_to_fuse_several_exposures_folds_them_in_its_order(multi, expec
     assert float(fused[0, 0, 0]) == -(len(expected) - 1)
 
 
+def test_blend_fuses_each_exposure_with_the_middle_one_and_the_extremes_then_blends_the_fusions():
+    from mefgan_tf.baselines import mertens
+
+    levels = [0.5, 0.1, 0.9, 0.3, 0.7]  # the middle exposure is 0.5
+    rng = np.random.default_rng(0)
+    images = [np.clip(v + rng.normal(0, 0.05, (16, 16, 3)), 0, 1).astype(np.float32) for v in levels]
+    calls, outputs = [], []
+
+    def pair(over, under):
+        calls.append((round(float(over.mean()), 1), round(float(under.mean()), 1)))
+        outputs.append(np.clip((over + under) / 2 + rng.normal(0, 0.05, over.shape), 0, 1).astype(np.float32))
+        return outputs[-1]
+
+    fused = fuse_exposures(pair, images, "blend")
+    assert calls == [(0.5, 0.3), (0.7, 0.5), (0.5, 0.1), (0.9, 0.5), (0.9, 0.1)]
+    assert fusion.pair_count(5, "blend") == len(calls) and fusion.pair_count(2, "blend") == 1
+    np.testing.assert_allclose(fused, mertens(outputs), atol=1e-6)
+    assert fuse_exposures(lambda over, under: over[:1], images[:2], "blend").shape == (1, 16, 3)  # two: one fusion
+
+
+def test_blend_gives_back_a_photo_given_three_times_by_a_model_that_keeps_it():
+    rng = np.random.default_rng(1)
+    photo = rng.uniform(0.1, 0.9, (4, 4, 3)).repeat(8, 0).repeat(8, 1).astype(np.float32)
+    fused = fuse_exposures(lambda over, under: over, [photo, photo.copy(), photo.copy()], "blend")
+    np.testing.assert_allclose(fused, photo, atol=1e-4)
+
+
 def test_an_unknown_way_to_fuse_several_exposures_is_refused():
     from mefgan_tf.fusion import fold_order
 
