@@ -134,7 +134,7 @@ def test_more_exposures_are_fused_in_turn_darkest_first_then_the_result_with_the
     assert luminance(fused) == pytest.approx(0.625, abs=1e-3)
 
 
-def test_by_default_several_exposures_are_folded_from_the_middle_one_outwards():
+def test_middle_out_folds_several_exposures_from_the_middle_one_outwards():
     images = [np.full((8, 8, 3), v, np.float32) for v in (0.6, 0.1, 0.9, 0.4, 0.2)]
     calls = []
 
@@ -142,8 +142,21 @@ def test_by_default_several_exposures_are_folded_from_the_middle_one_outwards():
         calls.append((round(luminance(over), 3), round(luminance(under), 3)))
         return (over + under) / 2
 
-    fuse_exposures(pair, images)  # the middle 0.4, then 0.2, 0.6, 0.1, 0.9 (the best measured against Mertens)
+    fuse_exposures(pair, images, "middle-out")  # the middle 0.4, then 0.2, 0.6, 0.1, 0.9
     assert calls == [(0.4, 0.2), (0.6, 0.3), (0.45, 0.1), (0.9, 0.275)]
+
+
+def test_by_default_several_exposures_are_each_fused_with_the_middle_one_and_blended():
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.6, 0.1, 0.9, 0.4, 0.2)]
+    calls = []
+
+    def pair(over, under):
+        calls.append((round(luminance(over), 3), round(luminance(under), 3)))
+        return (over + under) / 2
+
+    fused = fuse_exposures(pair, images)  # the best measured against Mertens on all frames
+    assert calls == [(0.4, 0.2), (0.6, 0.4), (0.4, 0.1), (0.9, 0.4), (0.9, 0.1)]
+    assert 0.3 < luminance(fused) < 0.65  # a blend of the five fusions (0.3 to 0.65)
 
 
 def test_fewer_than_two_or_differently_sized_exposures_are_refused():
@@ -196,8 +209,10 @@ def test_progress_of_several_exposures_is_one_bar_that_ends_full(stages, monkeyp
 
     monkeypatch.setattr(fusion, "FusionProgress", Recorder)
     images = [exposure_pair(40, 56, seed=s)[0] * g for s, g in ((6, 0.2), (7, 0.5), (8, 0.9))]
-    Fuser(stages, tile=None, progress=True)(images)
-    assert len(bars) == 1 and bars[0].bar.n == pytest.approx(bars[0].bar.total) == pytest.approx(2 * pair_work(40, 56))
+    Fuser(stages, tile=None, progress=True)(images)  # blend: each with the middle one, the darkest with the brightest
+    assert len(bars) == 1 and bars[0].bar.n == pytest.approx(bars[0].bar.total) == pytest.approx(3 * pair_work(40, 56))
+    Fuser(stages, tile=None, progress=True, multi="middle-out")(images)  # a fold: one fusion fewer
+    assert len(bars) == 2 and bars[1].bar.n == pytest.approx(bars[1].bar.total) == pytest.approx(2 * pair_work(40, 56))
 
 
 def test_a_missing_shipped_generator_is_a_clear_error(monkeypatch, tmp_path):
