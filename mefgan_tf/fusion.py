@@ -44,6 +44,9 @@ BYTES_PER_PIXEL = 3400
 # input, the attention branch (its encoder runs on the whole image), its half-size maps and the
 # output (measured on CPU: 53-101 B/px from 1 to 9 MP, rising with size; planned with headroom).
 WHOLE_IMAGE_BYTES_PER_PIXEL = 160
+# Peak bytes per pixel that ``blend`` holds beside its inputs: its fusions, then Mertens's copies,
+# weights and pyramids (measured at 24 MP: 156 B/px for 3 fusions, 235 for 5; planned with headroom).
+BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 48, 48
 MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile size plans for
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.
@@ -123,15 +126,21 @@ def memory_needed(height: int, width: int, tile: int | None) -> int:
     return WHOLE_IMAGE_BYTES_PER_PIXEL * pixels + BYTES_PER_PIXEL * grown
 
 
-def check_memory(height: int, width: int, tile: int | None, available: int | None = None) -> None:
-    """CommandError, before any work, when fusing a ``height`` x ``width`` pair cannot fit in the
-    available memory: what it needs, what there is, and what would fit."""
+def blend_memory(height: int, width: int, fusions: int) -> int:
+    """Bytes ``blend`` needs beyond its inputs and the pair fusions' own work, for ``fusions`` fusions."""
+    return (BLEND_BYTES_BASE + BLEND_BYTES_PER_FUSION * fusions) * height * width
+
+
+def check_memory(height: int, width: int, tile: int | None, available: int | None = None, extra: int = 0) -> None:
+    """CommandError, before any work, when fusing a ``height`` x ``width`` pair (and ``extra`` bytes
+    more, which grow with the image's area) cannot fit in the available memory: what it needs, what
+    there is, and what would fit."""
     pad_h, pad_w = padding_to_multiple(height, width)
-    needed = memory_needed(height + pad_h, width + pad_w, tile)
+    needed = memory_needed(height + pad_h, width + pad_w, tile) + extra
     available = available_memory() if available is None else available
     if needed <= available:
         return
-    tiled = memory_needed(height + pad_h, width + pad_w, MIN_TILE)
+    tiled = memory_needed(height + pad_h, width + pad_w, MIN_TILE) + extra
     if tiled <= available:
         advice = f"fuse in tiles (--tile {PREFERRED_TILE}, or the default --tile auto)"
     else:
@@ -358,7 +367,10 @@ class Fuser:
         """The fusion of ``images``; grey exposures (all of them) give a grey image, their fusion's luma.
         ``stop``, once set, cancels it at the next step (``FusionCancelled``)."""
         check_exposures(images)
-        check_memory(*images[0].shape[:2], self.tile_for(*images[0].shape[:2]))
+        height, width = images[0].shape[:2]
+        fusions = pair_count(len(images), self.multi)
+        extra = blend_memory(height, width, fusions) if self.multi == "blend" and fusions > 1 else 0
+        check_memory(height, width, self.tile_for(height, width), extra=extra)
         fused = self._fuse(images, stop)
         return to_grey(fused) if all(is_grey(image) for image in images) else fused
 
