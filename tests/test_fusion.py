@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -120,14 +121,19 @@ def test_two_exposures_fuse_with_the_brighter_as_over_whatever_their_order():
     assert calls == [pytest.approx((0.8, 0.2), abs=1e-3)] * 2
 
 
-def test_more_exposures_are_fused_in_turn_darkest_first_then_the_result_with_the_next_brighter():
-    images = [np.full((8, 8, 3), v, np.float32) for v in (0.9, 0.1, 0.5, 0.3)]
-    calls = []
-
+def averaging_pair(calls: list) -> Callable:
+    """A pair model that records each call's (over, under) luminance and returns their mean."""
     def pair(over, under):
         calls.append((round(luminance(over), 3), round(luminance(under), 3)))
         return (over + under) / 2
 
+    return pair
+
+
+def test_more_exposures_are_fused_in_turn_darkest_first_then_the_result_with_the_next_brighter():
+    images = [np.full((8, 8, 3), v, np.float32) for v in (0.9, 0.1, 0.5, 0.3)]
+    calls = []
+    pair = averaging_pair(calls)
     fused = fuse_exposures(pair, images, "darkest-first")
     # (0.3 over 0.1) -> 0.2; (0.5 over 0.2) -> 0.35; (0.9 over 0.35) -> 0.625
     assert calls == [(0.3, 0.1), (0.5, 0.2), (0.9, 0.35)]
@@ -137,11 +143,7 @@ def test_more_exposures_are_fused_in_turn_darkest_first_then_the_result_with_the
 def test_middle_out_folds_several_exposures_from_the_middle_one_outwards():
     images = [np.full((8, 8, 3), v, np.float32) for v in (0.6, 0.1, 0.9, 0.4, 0.2)]
     calls = []
-
-    def pair(over, under):
-        calls.append((round(luminance(over), 3), round(luminance(under), 3)))
-        return (over + under) / 2
-
+    pair = averaging_pair(calls)
     fuse_exposures(pair, images, "middle-out")  # the middle 0.4, then 0.2, 0.6, 0.1, 0.9
     assert calls == [(0.4, 0.2), (0.6, 0.3), (0.45, 0.1), (0.9, 0.275)]
 
@@ -149,11 +151,7 @@ def test_middle_out_folds_several_exposures_from_the_middle_one_outwards():
 def test_by_default_several_exposures_are_each_fused_with_the_middle_one_and_blended():
     images = [np.full((8, 8, 3), v, np.float32) for v in (0.6, 0.1, 0.9, 0.4, 0.2)]
     calls = []
-
-    def pair(over, under):
-        calls.append((round(luminance(over), 3), round(luminance(under), 3)))
-        return (over + under) / 2
-
+    pair = averaging_pair(calls)
     fused = fuse_exposures(pair, images)  # the best measured against Mertens on all frames
     assert calls == [(0.4, 0.2), (0.6, 0.4), (0.4, 0.1), (0.9, 0.4), (0.9, 0.1)]
     assert 0.3 < luminance(fused) < 0.65  # a blend of the five fusions (0.3 to 0.65)
