@@ -135,6 +135,7 @@ class MEFGANConfig:
     keep_checkpoints: int = 5
     random_flips: bool = False
     grey_fraction: float = 0.0  # share of training patches turned grey (all three images), for neutral output
+    frozen_statistics: bool = False  # G's batch norm normalises with its moving statistics while training, as it fuses
     seed: int | None = None
 
     @property

@@ -37,7 +37,7 @@ from mefgan_tf.discriminator import build_discriminator  # noqa: E402
 from mefgan_tf.errors import CommandError  # noqa: E402
 from mefgan_tf.files import atomic_path, check_room  # noqa: E402
 from mefgan_tf.generator import build_generator  # noqa: E402
-from mefgan_tf.layers import moving_statistics  # noqa: E402
+from mefgan_tf.layers import freeze_statistics, moving_statistics  # noqa: E402
 from mefgan_tf.losses import d_loss, generator_loss  # noqa: E402
 from mefgan_tf.signals import held_signals  # noqa: E402
 from mefgan_tf.training import BatchResult, TrainingCore, make_optimizers, summary_scalars  # noqa: E402
@@ -81,6 +81,7 @@ class JaxTrainer(TrainingCore):
         # The rates are set at every update from the shared step (``_apply``).
         g_optimizer, d_optimizer = make_optimizers(config, config.learning_rate, config.learning_rate)
         self.g = Network(build_generator(config), g_optimizer)
+        freeze_statistics(self.g.model, config.frozen_statistics)
         self.d = Network(build_discriminator(config), d_optimizer)
         self._d_update = jax.jit(self._d_update_fn)
         self._g_update = jax.jit(self._g_update_fn)

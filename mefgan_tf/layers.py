@@ -55,6 +55,15 @@ def moving_statistics(model: keras.Model) -> list:
     return [v for v in model.non_trainable_variables if v.name in MOVING_STATISTICS]
 
 
+def freeze_statistics(model: keras.Model, frozen: bool = True) -> None:
+    """Make every ``ConvUnit`` of ``model`` normalise with its batch norm's moving statistics even
+    when called with ``training=True`` (the statistics then stay as they are; gamma, beta and the
+    spectral-norm ``u`` still train). Fine-tuning this way trains what inference computes."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, ConvUnit):
+            layer.frozen_statistics = frozen
+
+
 def reflect_pad(x, pad: int = 1):
     """Reflect-pad the two spatial axes of an NHWC tensor."""
     return ops.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
@@ -115,6 +124,7 @@ class ConvUnit(keras.layers.Layer):
         self.leaky_slope = leaky_slope
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
+        self.frozen_statistics = False  # a training setting (``freeze_statistics``), not part of the network
         self.bn = (
             keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, name="bn")
             if batch_norm
@@ -160,7 +170,7 @@ class ConvUnit(keras.layers.Layer):
         kernel = ops.cast(self.normalized_kernel(training), x.dtype)
         y = ops.conv(x, kernel, strides=self.strides, padding="valid") + ops.cast(self.bias, x.dtype)
         if self.bn is not None:
-            y = self.bn(y, training=training)
+            y = self.bn(y, training=training and not self.frozen_statistics)
         if self.activation:
             y = self.leaky_relu(y)
         return y

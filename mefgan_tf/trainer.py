@@ -33,7 +33,7 @@ from mefgan_tf.discriminator import build_discriminator
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import check_room
 from mefgan_tf.generator import build_generator
-from mefgan_tf.layers import moving_statistics
+from mefgan_tf.layers import freeze_statistics, moving_statistics
 from mefgan_tf.losses import d_loss_per_example, generator_loss_per_example, learning_rate
 from mefgan_tf.pipeline import PatchBatches
 from mefgan_tf.runs import GRID_IMAGES, RunReport, image_grid, run_loop
@@ -83,6 +83,7 @@ class Trainer(TrainingCore):
         keras.mixed_precision.set_global_policy(PRECISIONS[precision] if precision else "float32")
         try:
             self.generator = build_generator(config)
+            freeze_statistics(self.generator, config.frozen_statistics)
             self.discriminator = build_discriminator(config)
         finally:
             keras.mixed_precision.set_global_policy(previous)

@@ -110,7 +110,7 @@ def train_command(*args: str) -> list[str]:
 
 def prepare_commands(folder: Path, make_patches) -> dict[str, list[str]]:
     """The `mefgan train --backend jax` command lines the JAX process runs, in order: a fine-tune from
-    a Keras weights file, its resume into a second epoch, and two that must be refused."""
+    a Keras weights file with G's batch-norm statistics frozen, its resume into a second epoch, and two that must be refused."""
     from mefgan_tf.config import MEFGANConfig
     from mefgan_tf.generator import build_generator
 
@@ -122,7 +122,7 @@ def prepare_commands(folder: Path, make_patches) -> dict[str, list[str]]:
     flags = ["--data", str(data), "--out", str(folder / "tuned"), "--config", str(folder / "c.json"), "--seed", "3",
              "--learning-rate", "1e-12", "--checkpoint-every", "1", "--quiet"]
     return {
-        "first": train_command(*flags, "--epochs", "1", "--max-steps", "1",
+        "first": train_command(*flags, "--epochs", "1", "--max-steps", "1", "--freeze-batch-norm",
                                "--init-generator", str(folder / "start.weights.h5")),
         "second": train_command(*flags, "--epochs", "2", "--max-steps", "3"),  # resumes at batch 1, into the second epoch
         "unreadable_start": train_command("--data", str(data), "--out", str(folder / "refused"), "--batch-size", "2",
@@ -206,6 +206,7 @@ def test_a_jax_run_fine_tunes_resumes_logs_the_shared_scalars_and_is_a_model_fus
     from mefgan_tf.config import MEFGANConfig
     from mefgan_tf.generator import build_generator
     from mefgan_tf.images import write_image
+    from mefgan_tf.layers import moving_statistics
 
     folder, commands = jax_side.folder, jax_side.report["commands"]
     run = folder / "tuned"
@@ -216,6 +217,7 @@ def test_a_jax_run_fine_tunes_resumes_logs_the_shared_scalars_and_is_a_model_fus
     metadata = json.loads((run / "mefgan.json").read_text())
     assert metadata["backend"] == "jax" and metadata["init_generator"] == str(folder / "start.weights.h5")
     assert metadata["config"]["learning_rate"] == 1e-12 and metadata["config"]["mef_ssim_weight"] == 30
+    assert metadata["config"]["frozen_statistics"] is True
     tags = {value.tag for path in (run / "logs").glob("events.out.tfevents.*")
             for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
     assert {"loss/generator", "loss/discriminator", "loss/structure", "D/real", "D/fake", "learning_rate"} <= tags
@@ -225,6 +227,8 @@ def test_a_jax_run_fine_tunes_resumes_logs_the_shared_scalars_and_is_a_model_fus
     tuned = load_generator(run)  # the run folder is a model
     for a, b in zip(start.trainable_weights, tuned.trainable_weights):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)  # started there, barely moved
+    for a, b in zip(moving_statistics(start), moving_statistics(tuned), strict=True):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a))  # frozen: 3 batches of updates left them
     rng = np.random.default_rng(0)
     pair = [write_image(folder / f"{n}.png", rng.random((16, 16, 3)) * g) for n, g in (("a", 0.4), ("b", 1.0))]
     assert main(["fuse", "-q", *map(str, pair), "--model", str(run), "-o", str(folder / "fused.png")]) == 0

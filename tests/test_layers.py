@@ -4,6 +4,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from reference_numpy import conv, lrelu, sn_kernel
 
 from mefgan_tf.layers import (
@@ -14,6 +15,8 @@ from mefgan_tf.layers import (
     attention_rows,
     chunked_attention,
     flash_attention,
+    freeze_statistics,
+    moving_statistics,
     score_bounds,
     spectral_normalize,
 )
@@ -54,6 +57,29 @@ def test_u_advances_only_in_training():
     layer(x, training=True)
     assert not np.allclose(layer.u.numpy(), u0)
     assert layer.u.trainable is False
+
+
+def test_frozen_statistics_normalise_with_the_moving_statistics_in_training_and_leave_them_while_beta_trains():
+    layer = ConvUnit(4, spectral_norm=False)
+    x = np.random.default_rng(3).random((2, 8, 8, 3)).astype(np.float32)
+    layer(x, training=True)
+    layer(x, training=True)  # moving statistics away from their start
+    frozen = ConvUnit.from_config(layer.get_config())
+    frozen.build(x.shape)
+    frozen.set_weights(layer.get_weights())
+    freeze_statistics(keras.Sequential([frozen]))
+    statistics = [np.asarray(v) for v in moving_statistics(frozen)]
+    inference = layer(x, training=False).numpy()
+    with tf.GradientTape() as tape:
+        y = frozen(x, training=True)
+        loss = tf.reduce_mean(y)
+    np.testing.assert_allclose(y.numpy(), inference, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(layer(x, training=True).numpy(), inference, atol=1e-3)  # unfrozen: batch statistics
+    for variable, value in zip(moving_statistics(frozen), statistics, strict=True):
+        np.testing.assert_array_equal(np.asarray(variable), value)
+    grads = tape.gradient(loss, [frozen.bn.beta, frozen.bn.gamma, frozen.kernel])
+    assert all(g is not None and np.abs(g.numpy()).max() > 0 for g in grads)
+    assert "frozen_statistics" not in frozen.get_config()  # a training setting, not the network
 
 
 def test_conv_unit_is_reflect_pad_conv_bias_leaky_relu():
@@ -122,8 +148,6 @@ def test_flash_attention_equals_the_full_softmax_to_float32_rounding(n, scale, c
 
 
 def test_flash_attention_in_a_graph_with_unknown_sizes_equals_eager():
-    import tensorflow as tf
-
     q, k, v = attention_inputs(1500, 1.0)
     specs = [tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None, 8]), tf.TensorSpec([None, None, 32])]
     graph = tf.function(lambda a, b, c: flash_attention(a, b, c, 512, 256), input_signature=specs)

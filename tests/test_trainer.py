@@ -153,6 +153,25 @@ def test_a_measuring_pass_leaves_every_moving_statistic_unchanged_but_advances_u
     assert any(not np.array_equal(np.asarray(v), b) for v, b in zip(statistics, before, strict=True))
 
 
+def test_with_frozen_statistics_g_trains_in_its_inference_form_and_no_update_moves_its_moving_statistics(
+    tmp_path, make_patches
+):
+    from mefgan_tf.layers import moving_statistics
+
+    trainer, batches = new_trainer(make_patches(tmp_path / "p.h5", n=2, size=SIZE), CONFIG.replace(frozen_statistics=True))
+    batch = next(iter(trainer.distributed_batches(batches, 0, 0)))
+    over, under, _ = np.split(np.asarray(batch), 3, axis=-1)
+    before = [np.asarray(v) for v in moving_statistics(trainer.generator)]
+    g_before = [np.asarray(v) for v in trainer.generator.trainable_variables]
+    inference = trainer.generator((over, under), training=False).numpy()  # first: training=True advances u
+    np.testing.assert_allclose(trainer.generator((over, under), training=True).numpy(), inference, atol=1e-6)
+    trainer.d_step(batch)
+    trainer.g_step(batch)
+    for variable, value in zip(moving_statistics(trainer.generator), before, strict=True):
+        np.testing.assert_array_equal(np.asarray(variable), value)
+    assert all(not np.array_equal(np.asarray(v), b) for v, b in zip(trainer.generator.trainable_variables, g_before, strict=True))
+
+
 def test_with_a_mef_ssim_weight_g_minimises_mu_times_one_minus_mef_ssim_on_top_of_the_original_loss(tmp_path, make_patches):
     data = make_patches(tmp_path / "p.h5", n=2, size=SIZE)
     config = CONFIG.replace(mef_ssim_weight=40.0)

@@ -25,6 +25,7 @@ FLAG_FIELDS = {
     "random_flips": "random_flips",
     "mef_ssim_weight": "mef_ssim_weight",
     "grey_fraction": "grey_fraction",
+    "freeze_batch_norm": "frozen_statistics",
     "checkpoint_minutes": "checkpoint_minutes",
 }
 
@@ -73,6 +74,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--grey-fraction", type=finite_float, metavar="F",
         help="turn this share of the training patches grey (each image its BT.601 luma), so that neutral inputs "
         "fuse to neutral output (default: 0, as the original)",
+    )
+    parser.add_argument(
+        "--freeze-batch-norm", action="store_true", default=None,
+        help="G's batch norm normalises with its moving statistics while training, as it does when it fuses, "
+        "and leaves them as they are: for fine-tuning a trained G, so that it learns what inference computes "
+        "(default: off, batch statistics as the original)",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
