@@ -13,8 +13,9 @@ cheap to run on the whole image. Everything at full resolution (local block and 
 
 More than two exposures are fused by a pair model (``fuse_exposures``) in one of the ways of
 ``MULTI``, sorted by mean luminance: folded in turn (the paper folds from the two darkest up), or
-each fused with the middle one and the fusions blended (``blend``, the default); in every pair the
-brighter image (mean BT.601 luma) is the over-exposed input (the rules of ``scenes``).
+each fused with the middle one and the fusions blended where each one's other frame is well exposed
+(``blend``, the default); in every pair the brighter image (mean BT.601 luma) is the over-exposed
+input (the rules of ``scenes``).
 """
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mefgan_tf.baselines import mertens
+from mefgan_tf.baselines import exposure_weight, pyramid_blend
 from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
-from mefgan_tf.images import is_grey, luminance, to_grey
+from mefgan_tf.images import is_grey, to_grey
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, exposure_order, middle, over_under
 from mefgan_tf.stages import Stages
 
@@ -44,9 +45,10 @@ BYTES_PER_PIXEL = 3400
 # input, the attention branch (its encoder runs on the whole image), its half-size maps and the
 # output (measured on CPU: 53-101 B/px from 1 to 9 MP, rising with size; planned with headroom).
 WHOLE_IMAGE_BYTES_PER_PIXEL = 160
-# Peak bytes per pixel that ``blend`` holds beside its inputs: its fusions, then Mertens's copies,
-# weights and pyramids (measured at 24 MP: 156 B/px for 3 fusions, 235 for 5; planned with headroom).
-BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 48, 48
+# Peak bytes per pixel that ``blend`` holds beside its inputs: one fusion, its pyramids, the blended
+# pyramid and one weight map per fusion (measured at 6 MP: 103, 127 and 151 B/px for 2, 4 and 6
+# fusions; planned with headroom).
+BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 16, 96
 MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile size plans for
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.
@@ -308,7 +310,7 @@ def fold_order(count: int, multi: str) -> list[int]:
 
 def pair_count(count: int, multi: str) -> int:
     """How many pair fusions ``fuse_exposures`` makes of ``count`` exposures."""
-    return len(fold_order(count, multi)) - (1 if multi != "blend" or count < 3 else 0)
+    return len(fold_order(count, multi)) - 1
 
 
 def fuse_exposures(pair: FusePair, images: Sequence[np.ndarray], multi: str = DEFAULT_MULTI) -> np.ndarray:
@@ -326,14 +328,15 @@ def fuse_exposures(pair: FusePair, images: Sequence[np.ndarray], multi: str = DE
 
 
 def blend_with_middle(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarray:
-    """``blend``: each of ``images[1:]`` fused with ``images[0]`` (the middle exposure), and, with 3 or
-    more, the darkest with the brightest; those fusions blended by Mertens's exposure fusion (contrast
-    and saturation weights). Each fusion is of two source frames, so none inherits another's drift in
-    tone, as a fold does (a fold of several frames comes out brighter than any of them)."""
-    fused = [pair(*over_under(image, images[0])) for image in images[1:]]
-    if len(images) > 2:
-        fused.append(pair(*over_under(max(images, key=luminance), min(images, key=luminance))))
-    return fused[0] if len(fused) == 1 else mertens(fused)
+    """``blend``: each of ``images[1:]`` fused with ``images[0]`` (the middle exposure), the fusions
+    blended in a Laplacian pyramid, each weighted where the frame it brought is well exposed
+    (Mertens's weights of that frame: contrast, saturation, well-exposedness). Each fusion is of two
+    source frames, so none inherits another's drift in tone, as a fold does; the fusions are made one
+    at a time into the pyramid, so only one is held."""
+    fused = (pair(*over_under(image, images[0])) for image in images[1:])
+    if len(images) == 2:
+        return next(fused)
+    return pyramid_blend(fused, [exposure_weight(image) for image in images[1:]])
 
 
 @dataclass

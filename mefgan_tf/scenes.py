@@ -207,8 +207,8 @@ def middle(count: int) -> int:
 
 # Ways to fuse three or more exposures with a model of pairs (``fusion.fuse_exposures``): fold them
 # in by exposure from the darkest, from the brightest or from the middle outwards, fuse only the
-# darkest with the brightest, or fuse each frame with the middle one (and the darkest with the
-# brightest) and blend those fusions with Mertens's weights. The default was measured best against Mertens on all frames of the held-out
-# scenes (see the model card).
+# darkest with the brightest, or fuse each frame with the middle one and blend those fusions, each
+# where the frame it brought is well exposed (Mertens's weights of that frame). The default was
+# measured best against Mertens on all frames of the held-out scenes (see the model card).
 MULTI = ("darkest-first", "middle-out", "brightest-first", "extremes", "blend")
 DEFAULT_MULTI = "blend"

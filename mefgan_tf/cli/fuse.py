@@ -54,9 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--multi", choices=MULTI, default=DEFAULT_MULTI,
         help="how three or more exposures are fused, by a model that fuses pairs: folded in by exposure from the "
         "darkest up, from the middle one outwards or from the brightest down; only the darkest with the "
-        "brightest; or 'blend': each frame fused with the middle one (and the darkest with the brightest), "
-        "the fusions blended with Mertens's weights (default: %(default)s, the best on MEF-SSIM against all "
-        "frames of the held-out scenes, and the least washed out)",
+        "brightest; or 'blend': each frame fused with the middle one, the fusions blended, each where the "
+        "frame it brought is well exposed (Mertens's weights) (default: %(default)s, the best on MEF-SSIM "
+        "against all frames of the held-out scenes, ahead of Mertens, and the least washed out)",
     )
     parser.add_argument(
         "--tile", type=parse_tile, default="auto", metavar="SIZE",
