@@ -38,7 +38,7 @@ def test_a_mefgan_json_written_before_the_split_loads_without_a_warning(tmp_path
         warnings.simplefilter("error")
         config = read_config(tmp_path)
     expected = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k not in RETIRED_KEYS}
-    added = {"mef_ssim_weight": 0.0, "grey_fraction": 0.0, "checkpoint_minutes": 0.0}
+    added = {"mef_ssim_weight": 0.0, "grey_fraction": 0.0, "checkpoint_minutes": 0.0, "frozen_statistics": False}
     assert config.to_dict() == {**expected, **added}  # keys added since take the original's value
 
 
