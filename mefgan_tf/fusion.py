@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mefgan_tf.baselines import exposure_weight, pyramid_blend
 from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_grey, to_grey
+from mefgan_tf.pyramid import DETAIL_LEVELS, exposure_weight, pyramid_blend, transfer_detail
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, exposure_order, middle, over_under
 from mefgan_tf.stages import Stages
 
@@ -49,6 +49,10 @@ WHOLE_IMAGE_BYTES_PER_PIXEL = 160
 # pyramid and one weight map per fusion (measured at 6 MP: 103, 127 and 151 B/px for 2, 4 and 6
 # fusions; planned with headroom).
 BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 16, 96
+# Peak bytes per pixel that the detail transfer holds beside its inputs and the fusion, with weight maps
+# per exposure (measured at 6 MP: 80, 110 and 126 B/px for 2, 4 and 6 exposures, at 3 or 5 levels;
+# planned with headroom); its time in full-resolution pixels of the progress bar.
+DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 12, 72, 0.05
 MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile size plans for
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.
@@ -131,6 +135,25 @@ def memory_needed(height: int, width: int, tile: int | None) -> int:
 def blend_memory(height: int, width: int, fusions: int) -> int:
     """Bytes ``blend`` needs beyond its inputs and the pair fusions' own work, for ``fusions`` fusions."""
     return (BLEND_BYTES_BASE + BLEND_BYTES_PER_FUSION * fusions) * height * width
+
+
+def detail_memory(height: int, width: int, frames: int, levels: int) -> int:
+    """Bytes ``pyramid.transfer_detail`` needs beyond its inputs and the fusion, for ``frames`` exposures."""
+    return 0 if levels <= 0 else (DETAIL_BYTES_BASE + DETAIL_BYTES_PER_FRAME * frames) * height * width
+
+
+def resolve_detail(given: int | None, original_io: bool = False) -> int:
+    """The detail levels of a fusion: ``given``, else 0 with the authors' test-time I/O (their
+    pipeline has no detail transfer), else ``DETAIL_LEVELS``."""
+    if given is not None:
+        return check_detail_levels(given)
+    return 0 if original_io else DETAIL_LEVELS
+
+
+def check_detail_levels(levels: int) -> int:
+    if levels < 0:
+        raise CommandError(f"--detail-levels {levels}: expected 0 (the network's own fusion) or more levels")
+    return levels
 
 
 def check_memory(height: int, width: int, tile: int | None, available: int | None = None, extra: int = 0) -> None:
@@ -343,12 +366,14 @@ def blend_with_middle(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarra
 class Fuser:
     """Fuses a list of exposures with a model's stages. ``tile``: "auto", None (untiled) or a side.
     ``progress``: one bar per call (``FusionProgress``): True, False, or None (on a terminal only).
-    ``multi``: how three or more exposures are fused (``MULTI``)."""
+    ``multi``: how three or more exposures are fused (``MULTI``); ``detail``: the finest Laplacian
+    levels taken from the exposures (``pyramid.transfer_detail``; 0: the network's own fusion)."""
 
     stages: Stages
     tile: int | str | None = "auto"
     progress: bool | None = False
     multi: str = DEFAULT_MULTI
+    detail: int = DETAIL_LEVELS
 
     def tile_for(self, height: int, width: int) -> int | None:
         if self.tile != "auto":
@@ -367,38 +392,54 @@ class Fuser:
         return None if stop is None else FusionProgress(0, False, stop=stop)
 
     def __call__(self, images: Sequence[np.ndarray], stop: threading.Event | None = None) -> np.ndarray:
-        """The fusion of ``images``; grey exposures (all of them) give a grey image, their fusion's luma.
-        ``stop``, once set, cancels it at the next step (``FusionCancelled``)."""
+        """The fusion of ``images`` with the exposures' fine detail (``detail`` levels); grey exposures
+        (all of them) give a grey image, their fusion's luma. ``stop``, once set, cancels it at the next
+        step (``FusionCancelled``)."""
         check_exposures(images)
         height, width = images[0].shape[:2]
-        fusions = pair_count(len(images), self.multi)
-        extra = blend_memory(height, width, fusions) if self.multi == "blend" and fusions > 1 else 0
-        check_memory(height, width, self.tile_for(height, width), extra=extra)
-        fused = self._fuse(images, stop)
+        check_memory(height, width, self.tile_for(height, width), extra=self.extra_memory(len(images), height, width))
+        if self.progress is False and stop is None:
+            fused = self._fuse(images, self.pair, None)
+        else:
+            pairs = pair_count(len(images), self.multi)
+            total = pairs * pair_work(height, width) + (DETAIL_COST * height * width if self.detail else 0)
+            progress = FusionProgress(total, self.progress)
+            progress.stop = stop
+            try:
+                fused = self._fuse(images, functools.partial(self.pair, progress=progress), progress)
+            finally:
+                progress.close()
         return to_grey(fused) if all(is_grey(image) for image in images) else fused
 
-    def _fuse(self, images: Sequence[np.ndarray], stop: threading.Event | None) -> np.ndarray:
-        if self.progress is False and stop is None:
-            return fuse_exposures(self.pair, images, self.multi)
-        pairs = pair_count(len(images), self.multi)
-        progress = FusionProgress(pairs * pair_work(*images[0].shape[:2]), self.progress)
-        progress.stop = stop
-        try:
-            return fuse_exposures(functools.partial(self.pair, progress=progress), images, self.multi)
-        finally:
-            progress.close()
+    def extra_memory(self, count: int, height: int, width: int) -> int:
+        """Bytes beyond the pair fusions' own work: the blend of several fusions, then the detail."""
+        fusions = pair_count(count, self.multi)
+        blend = blend_memory(height, width, fusions) if self.multi == "blend" and fusions > 1 else 0
+        return max(blend, detail_memory(height, width, count, self.detail))
+
+    def _fuse(self, images: Sequence[np.ndarray], pair: FusePair, progress: FusionProgress | None) -> np.ndarray:
+        fused = fuse_exposures(pair, images, self.multi)
+        if not self.detail:
+            return fused
+        if progress is not None:
+            progress.check_stop("the detail")
+        detailed = transfer_detail(fused, images, self.detail)
+        advance(progress, DETAIL_COST * fused.shape[0] * fused.shape[1], "detail")
+        return detailed
 
 
 def load_fuser(path: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False,
-               multi: str = DEFAULT_MULTI) -> Fuser:
+               multi: str = DEFAULT_MULTI, detail: int = DETAIL_LEVELS) -> Fuser:
     """A callable fusing a list of RGB float32 [0, 1] exposures (any order, one size) into one image.
 
     ``path``: any model of ``models.load_stages`` (default: the shipped generator); ``multi``: how
-    three or more exposures are fused (``MULTI``).
+    three or more exposures are fused (``MULTI``); ``detail``: the finest levels of detail taken from
+    the exposures (``DETAIL_LEVELS``; 0: the network's own fusion).
     """
     if tile not in ("auto", None):
         check_tile(int(tile))
     fold_order(2, multi)
+    check_detail_levels(detail)
     from mefgan_tf.models import load_stages
 
-    return Fuser(load_stages(path), tile, progress, multi)
+    return Fuser(load_stages(path), tile, progress, multi, detail)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 
@@ -26,6 +27,7 @@ from mefgan_tf.fusion import (
 )
 from mefgan_tf.generator import FULL_RES_HALO
 from mefgan_tf.images import luminance
+from mefgan_tf.pyramid import transfer_detail
 from mefgan_tf.stages import generator_stages
 
 
@@ -165,13 +167,46 @@ def test_fewer_than_two_or_differently_sized_exposures_are_refused():
         fuse_exposures(lambda o, u: o, [np.zeros((8, 8, 3), np.float32), np.zeros((8, 16, 3), np.float32)])
 
 
-def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages(generator, stages, tmp_path):
+def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages_then_transfers_the_detail(generator, stages, tmp_path):
     checkpoint = save_model_checkpoint(tmp_path / "model", generator)
     over, under = exposure_pair(37, 53, seed=2)
-    fuser = load_fuser(checkpoint, tile=16)
-    expected = fuse_pair(stages, over, under)
-    np.testing.assert_allclose(fuser([under, over]), expected, atol=1e-4)
-    np.testing.assert_allclose(fuser([over, under]), expected, atol=1e-4)
+    network = fuse_pair(stages, over, under)
+    fuser = load_fuser(checkpoint, tile=16, detail=0)
+    np.testing.assert_allclose(fuser([under, over]), network, atol=1e-4)
+    np.testing.assert_allclose(fuser([over, under]), network, atol=1e-4)
+    detailed = load_fuser(checkpoint, tile=16)([under, over])
+    assert fusion.DETAIL_LEVELS > 0 and np.abs(detailed - network).max() > 0.05
+    np.testing.assert_allclose(detailed, transfer_detail(network, [under, over], fusion.DETAIL_LEVELS), atol=1e-4)
+
+
+def test_the_detail_levels_are_0_or_more_and_0_with_the_authors_io_unless_given():
+    assert fusion.resolve_detail(None) == fusion.DETAIL_LEVELS and fusion.resolve_detail(None, original_io=True) == 0
+    assert fusion.resolve_detail(5, original_io=True) == 5
+    with pytest.raises(CommandError, match="--detail-levels -1: expected 0"):
+        load_fuser(detail=-1)
+
+
+class BlurringFuser(Fuser):
+    """A fuser whose network gives back the brighter input with its fine detail blurred away."""
+
+    def pair(self, over, under, progress=None):
+        return cv2.GaussianBlur(over, (0, 0), 1.5)
+
+
+def test_the_detail_of_a_photo_given_twice_is_its_own_whatever_the_network_softened():
+    photo = np.clip(exposure_pair(64, 80, seed=9)[0] * 1.5, 0, 1)
+    error = {levels: np.abs(BlurringFuser(None, tile=None, detail=levels)([photo, photo]) - photo).mean()
+             for levels in (0, 2, 4)}
+    assert error[0] > 0.02 and error[4] < error[2] < error[0] / 3
+
+
+def test_the_detail_transfer_plans_its_memory_beside_the_blend_s():
+    fuser = BlurringFuser(None, tile=None)
+    assert fuser.extra_memory(2, 4000, 6000) == fusion.detail_memory(4000, 6000, 2, fusion.DETAIL_LEVELS)
+    assert fuser.extra_memory(2, 4000, 6000) > 80 * 24e6  # measured 80 B/px for two exposures
+    assert fuser.extra_memory(7, 4000, 6000) == max(fusion.blend_memory(4000, 6000, 6),
+                                                    fusion.detail_memory(4000, 6000, 7, fusion.DETAIL_LEVELS))
+    assert BlurringFuser(None, tile=None, detail=0).extra_memory(2, 4000, 6000) == 0
 
 
 def test_attention_rows_run_in_blocks_give_the_attention_branch_of_one_call(stages, monkeypatch):
@@ -208,9 +243,10 @@ def test_progress_of_several_exposures_is_one_bar_that_ends_full(stages, monkeyp
 
     monkeypatch.setattr(fusion, "FusionProgress", Recorder)
     images = [exposure_pair(40, 56, seed=s)[0] * g for s, g in ((6, 0.2), (7, 0.5), (8, 0.9))]
+    detail = fusion.DETAIL_COST * 40 * 56
     Fuser(stages, tile=None, progress=True)(images)  # blend: the darkest and the brightest each with the middle one
-    assert len(bars) == 1 and bars[0].bar.n == pytest.approx(bars[0].bar.total) == pytest.approx(2 * pair_work(40, 56))
-    Fuser(stages, tile=None, progress=True, multi="middle-out")(images)  # a fold: as many fusions
+    assert len(bars) == 1 and bars[0].bar.n == pytest.approx(bars[0].bar.total) == pytest.approx(2 * pair_work(40, 56) + detail)
+    Fuser(stages, tile=None, progress=True, multi="middle-out", detail=0)(images)  # a fold: as many fusions
     assert len(bars) == 2 and bars[1].bar.n == pytest.approx(bars[1].bar.total) == pytest.approx(2 * pair_work(40, 56))
 
 
@@ -271,7 +307,7 @@ def test_each_way_to_fuse_several_exposures_folds_them_in_its_order(multi, expec
 
 
 def test_blend_fuses_each_exposure_with_the_middle_one_then_blends_each_fusion_where_its_frame_is_well_exposed():
-    from mefgan_tf.baselines import exposure_weight, pyramid_blend
+    from mefgan_tf.pyramid import exposure_weight, pyramid_blend
 
     levels = [0.5, 0.1, 0.9, 0.3, 0.7]  # the middle exposure is 0.5
     rng = np.random.default_rng(0)
