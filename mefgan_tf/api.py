@@ -29,19 +29,21 @@ Exposure = str | os.PathLike | np.ndarray
 
 
 def load_model(model: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False,
-               multi: str | None = None):
+               multi: str | None = None, detail: int | None = None):
     """A ``Fuser`` (call it with a list of exposures) for ``model``: the shipped generator (None), a
     mefgan-tf checkpoint folder, a SavedModel from ``mefgan export`` (or its folder of numbered
     versions) or a ``.tflite`` file. ``tile``: "auto" (bounded memory), None (whole image) or a side
     in pixels; ``progress``: show a progress bar (None: on a terminal only); ``multi``: how three or
-    more exposures are fused (``fusion.MULTI``; None: the default, as `mefgan fuse`)."""
+    more exposures are fused (``fusion.MULTI``; None: the default, as `mefgan fuse`); ``detail``: the
+    finest pyramid levels taken from the exposures (``pyramid.DETAIL_LEVELS`` when None; 0: the network's
+    own fusion)."""
     from mefgan_tf.environment import import_tensorflow_quietly, set_environment
 
     set_environment()
     import_tensorflow_quietly()
-    from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser
+    from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser, resolve_detail
 
-    return load_fuser(model, tile, progress, multi or DEFAULT_MULTI)
+    return load_fuser(model, tile, progress, multi or DEFAULT_MULTI, resolve_detail(detail))
 
 
 @functools.cache

@@ -37,7 +37,7 @@ from mefgan_tf import metrics
 from mefgan_tf.baselines import BASELINES
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_path, check_folder_target, check_new_files
-from mefgan_tf.fusion import crop_to_multiple
+from mefgan_tf.fusion import crop_to_multiple, resolve_detail
 from mefgan_tf.images import (
     decode_image_raw,
     encode_image_original,
@@ -49,7 +49,7 @@ from mefgan_tf.images import (
     to_uint8,
     write_image,
 )
-from mefgan_tf.scenes import ADJACENT, ALL, EXTREME, SAME, Scene, exposure_order, images_by_stem, lookup, middle
+from mefgan_tf.scenes import ADJACENT, ALL, DEFAULT_MULTI, EXTREME, SAME, Scene, exposure_order, images_by_stem, lookup, middle
 
 MAX_CROP = 8  # a fused image may be up to MAX_CROP - 1 pixels smaller than its sources
 FuseFunction = Callable[[list[np.ndarray]], np.ndarray]
@@ -147,9 +147,11 @@ class Method:
 MODEL_ORIGINAL_IO = "model-original-io"
 
 
-def parse_method(spec: str, multi: str | None = None) -> Method:
+def parse_method(spec: str, multi: str | None = None, detail: int | None = None, original_io: bool = False) -> Method:
     """``mertens``, ``average``, ``[NAME=]mertens``, ``NAME=folder:PATH``, ``NAME=model:PATH`` or
-    ``NAME=model-original-io:PATH``."""
+    ``NAME=model-original-io:PATH``; ``multi`` and ``detail`` as ``fusion.load_fuser`` (None: the
+    defaults; ``detail`` 0 for the authors' I/O, ``fusion.resolve_detail``); ``original_io``: a model
+    is run with the authors' I/O whatever its kind."""
     name, sep, rest = spec.partition("=")
     if not sep:
         name, rest = "", spec
@@ -168,32 +170,31 @@ def parse_method(spec: str, multi: str | None = None) -> Method:
         if not path.is_dir():
             raise CommandError(f"--method {spec!r}: {path} is not a folder")
         return Method(name or path.name, kind, target, files=images_by_stem(path))
-    original_io = kind == MODEL_ORIGINAL_IO
-    return Method(name or path.stem, "model", target, fuse=_load_model(spec, path, multi), original_io=original_io)
+    original_io = original_io or kind == MODEL_ORIGINAL_IO
+    fuse = _load_model(spec, path, multi, resolve_detail(detail, original_io))
+    return Method(name or path.stem, "model", target, fuse=fuse, original_io=original_io)
 
 
-def _load_model(spec: str, path: Path, multi: str | None = None) -> FuseFunction:
+def _load_model(spec: str, path: Path, multi: str | None, detail: int) -> FuseFunction:
     """The fusion of any model ``mefgan fuse --model`` takes (a checkpoint prefix too)."""
     try:
         from mefgan_tf.fusion import load_fuser
     except ImportError as err:
         raise CommandError(f"--method {spec!r}: model fusion is not available ({err})") from None
     try:
-        return load_fuser(path) if multi is None else load_fuser(path, multi=multi)
+        return load_fuser(path, multi=multi or DEFAULT_MULTI, detail=detail)
     except CommandError as err:
         raise CommandError(f"--method {spec!r}: {err}") from None
 
 
-def parse_methods(specs: Sequence[str], original_io: bool = False, multi: str | None = None) -> list[Method]:
+def parse_methods(specs: Sequence[str], original_io: bool = False, multi: str | None = None,
+                  detail: int | None = None) -> list[Method]:
     """The methods of ``specs``; ``original_io`` gives every model the original's test-time I/O,
-    ``multi`` their way to fuse three or more exposures (``fusion.MULTI``)."""
-    methods = [parse_method(s, multi) for s in specs]
-    if original_io:
-        models = [m for m in methods if m.kind == "model"]
-        if not models:
-            raise CommandError("--original-io applies to model methods (NAME=model:PATH); none given")
-        for method in models:
-            method.original_io = True
+    ``multi`` their way to fuse three or more exposures (``fusion.MULTI``), ``detail`` the levels of
+    detail they take from the exposures (``fusion.resolve_detail``)."""
+    methods = [parse_method(s, multi, detail, original_io) for s in specs]
+    if original_io and not any(m.kind == "model" for m in methods):
+        raise CommandError("--original-io applies to model methods (NAME=model:PATH); none given")
     names = [m.name for m in methods]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -11,7 +11,9 @@ The SavedModel has two signatures:
   applied, as ``mefgan fuse`` applies it, so phone photos come out upright. Each pair is ordered
   by mean luminance inside the graph, as ``mefgan fuse`` does (``scenes.over_under``'s rule in
   TensorFlow: the brighter one is "over"), so web clients may send the two exposures in any
-  order. The ``_bytes`` suffixes make the REST API carry the values as ``{"b64": ...}``.
+  order, and the exposures' fine detail is transferred as ``mefgan fuse`` does it
+  (``pyramid.graph_transfer_detail``, the levels fixed at export). The ``_bytes`` suffixes make the
+  REST API carry the values as ``{"b64": ...}``.
 
 Inputs are checked inside the graph with the CLI's rules (rank 4, 3 channels, sides of at least
 8 pixels, the two of one shape, values in [0, 1] without NaN): a bad request fails with an
@@ -149,6 +151,7 @@ def serving_class():
 
     from mefgan_tf.fusion import SIZE_MULTIPLE
     from mefgan_tf.images import LUMA_WEIGHTS
+    from mefgan_tf.pyramid import graph_transfer_detail
     from mefgan_tf.stages import stages_class
 
     def specs(signature: str) -> list[tf.TensorSpec]:
@@ -165,8 +168,9 @@ def serving_class():
         return tf.reduce_mean(tf.tensordot(image, tf.constant(LUMA_WEIGHTS), axes=1))
 
     class ServingModule(stages_class()):
-        def __init__(self, generator) -> None:
+        def __init__(self, generator, detail: int) -> None:
             super().__init__(generator)
+            self.detail_levels = detail
             # The backing tf.Variables, tracked directly (as keras.export.ExportArchive does):
             # without this, TF1-style loaders (TensorFlow Serving, saved_model_cli) cannot find them.
             self.tf_variables = [v.value for v in generator.weights]
@@ -194,7 +198,8 @@ def serving_class():
                 over, under = tf.cond(
                     mean_luma(first) >= mean_luma(second), lambda: (first, second), lambda: (second, first)
                 )
-                fused = self.fuse_any_size(over[None], under[None])[0]
+                fused = graph_transfer_detail(self.fuse_any_size(over[None], under[None])[0], [over, under],
+                                              self.detail_levels)
                 return tf.io.encode_png(tf.cast(tf.round(tf.clip_by_value(fused, 0.0, 1.0) * 255.0), tf.uint8))
 
             png = tf.map_fn(fuse_one, (over_bytes, under_bytes), fn_output_signature=tf.string)
@@ -215,11 +220,13 @@ def check_version_folder(out: Path) -> None:
 SAVED_GRAPH_BYTES = 8 * 2**20  # a SavedModel's graphs and functions, beside its weights
 
 
-def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
-    """Write ``generator`` as a SavedModel at ``out`` (a new version folder); complete or absent."""
+def export_saved_model(generator, out: str | Path, source: str = "", detail: int | None = None) -> Path:
+    """Write ``generator`` as a SavedModel at ``out`` (a new version folder); complete or absent.
+    ``detail``: the levels of detail ``fuse_images`` takes from the exposures (``fusion.resolve_detail``)."""
     import tensorflow as tf
 
     from mefgan_tf.checkpoint import write_metadata
+    from mefgan_tf.fusion import resolve_detail
 
     out = Path(out)
     check_version_folder(out)
@@ -227,7 +234,7 @@ def export_saved_model(generator, out: str | Path, source: str = "") -> Path:
     check_room(out, 2 * weights + SAVED_GRAPH_BYTES, "a SavedModel")
     try:
         with atomic_dir(out) as tmp:
-            module = serving_class()(generator)
+            module = serving_class()(generator, resolve_detail(detail))
             signatures = {FLOAT_SIGNATURE: module.serve, BYTES_SIGNATURE: module.serve_bytes}
             tf.saved_model.save(module, str(tmp), signatures=signatures)
             (tmp / METADATA_FOLDER).mkdir()

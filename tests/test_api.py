@@ -40,14 +40,15 @@ def test_paths_and_arrays_of_every_dtype_fuse_alike(checkpoint, scene, tmp_path)
     expected = load_fuser(checkpoint, tile=None)([dark, bright])
     as_float = mefgan_tf.fuse([bright, dark], model=model)  # any order
     np.testing.assert_allclose(as_float, expected, atol=1e-6)
-    as_uint8 = mefgan_tf.fuse([to_uint8(dark), to_uint8(bright)], model=checkpoint)
-    assert np.abs(as_uint8 - expected).max() < 0.02  # 8-bit inputs
+    as_uint8 = mefgan_tf.fuse([to_uint8(dark), to_uint8(bright)], model=checkpoint)  # 8-bit inputs: x / 255
+    np.testing.assert_allclose(as_uint8, model([to_uint8(dark) / np.float32(255), to_uint8(bright) / np.float32(255)]), atol=1e-6)
     uint16 = [np.round(im * 65535).astype(np.uint16) for im in (dark, bright)]
-    np.testing.assert_allclose(mefgan_tf.fuse(uint16, model=model), expected, atol=1e-4)
+    # 16-bit rounding moves Mertens's weights of the detail where they are near nil: a quarter of an 8-bit level
+    np.testing.assert_allclose(mefgan_tf.fuse(uint16, model=model), expected, atol=1e-3)
     for name, image in (("d.png", dark), ("b.tif", bright)):
         mefgan_tf.write_image(tmp_path / name, image, bit_depth=16)
     from_paths = mefgan_tf.fuse([tmp_path / "d.png", str(tmp_path / "b.tif")], model=model)
-    np.testing.assert_allclose(from_paths, expected, atol=1e-4)
+    np.testing.assert_allclose(from_paths, expected, atol=1e-3)
     assert from_paths.dtype == np.float32 and from_paths.shape == dark.shape
 
 

@@ -14,6 +14,7 @@ from mefgan_tf import metrics
 from mefgan_tf.baselines import average
 from mefgan_tf.cli import main
 from mefgan_tf.evaluate import load_scene
+from mefgan_tf.fusion import DETAIL_LEVELS
 from mefgan_tf.images import (
     decode_image_raw,
     encode_image_original,
@@ -22,7 +23,7 @@ from mefgan_tf.images import (
     to_uint8,
     write_image,
 )
-from mefgan_tf.scenes import Scene
+from mefgan_tf.scenes import DEFAULT_MULTI, Scene
 
 OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png"]
 
@@ -166,17 +167,20 @@ def test_ground_truth_folder_option_and_resize_max(tmp_path):
 def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
     seen = []
 
-    def load_fuser(path):
-        seen.append(path)
+    def load_fuser(path, **options):
+        seen.append((path, options))
         return lambda images: average(images)
 
     monkeypatch.setitem(sys.modules, "mefgan_tf.fusion", types.SimpleNamespace(load_fuser=load_fuser))
     scenes, out = _folder_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
     (tmp_path / "ckpt").mkdir()
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--method", "average", "--out", out) == 0
-    assert seen == [tmp_path / "ckpt"]
+    assert seen == [(tmp_path / "ckpt", {"multi": DEFAULT_MULTI, "detail": DETAIL_LEVELS})]
     gan, avg = _read_csv(out / "per_image.csv")
     assert gan["method"] == "gan" and gan["MEF_SSIM"] == avg["MEF_SSIM"]
+    assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--detail-levels", "2", "--multi", "middle-out",
+                "--out", out, "-y") == 0
+    assert seen[-1] == (tmp_path / "ckpt", {"multi": "middle-out", "detail": 2})
 
 
 def _odd_sized_scenes(root, count=2):
@@ -191,13 +195,17 @@ def _odd_sized_scenes(root, count=2):
 
 
 def test_original_io_scores_the_bytescaled_jpeg_against_cropped_sources(tmp_path, monkeypatch):
-    def load_fuser(path):
+    details = []
+
+    def load_fuser(path, **options):
+        details.append(options.get("detail"))
         return lambda images: average(images) * 0.5 + 0.1  # a dull image that bytescale stretches
 
     monkeypatch.setitem(sys.modules, "mefgan_tf.fusion", types.SimpleNamespace(load_fuser=load_fuser))
     scenes, out = _odd_sized_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
     (tmp_path / "ckpt").mkdir()
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--original-io", "--out", out) == 0
+    assert details == [0]  # the authors' pipeline has no detail transfer
     (row,) = _read_csv(out / "per_image.csv")
     assert row["status"] == "ok" and row["size"] == "56x40" and row["cropped_rows_x_cols"] == "5x5"
     loaded = load_scene(Scene("scene0", sorted((scenes / "scene0").iterdir()), scenes / "Label" / "scene0.png"))

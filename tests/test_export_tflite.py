@@ -121,6 +121,7 @@ def test_int8_calibrates_on_the_bundled_demo_photos_by_default(generator):
         (["--tflite", "--quantize", "float16", "--calibration", "."], "--calibration is used by --quantize int8 only"),
         (["--tflite", "--quantize", "int8", "--calibration", "nowhere"], "no such folder"),
         (["--tflite", "--attention-chunk", "0"], "must be a positive number of rows"),
+        (["--tflite", "--detail-levels", "2"], "--detail-levels applies to SavedModels"),
     ],
 )
 def test_bad_options_are_one_line_errors_before_any_work(checkpoint, tmp_path, capsys, options, message):

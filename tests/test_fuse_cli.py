@@ -10,8 +10,9 @@ import pytest
 from mefgan_tf import models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import fuse_exposures, fuse_pair, load_fuser
+from mefgan_tf.fusion import DETAIL_LEVELS, fuse_exposures, fuse_pair, load_fuser
 from mefgan_tf.images import bytescale, read_image, read_image_raw, to_float, write_image
+from mefgan_tf.pyramid import transfer_detail
 from mefgan_tf.stages import generator_stages
 
 
@@ -58,8 +59,23 @@ def test_two_exposures_in_either_order_fuse_to_an_image_of_exactly_the_input_siz
     a, b = read_image_raw(tmp_path / "a.png"), read_image_raw(tmp_path / "b.png")
     assert a.shape == (37, 53, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
-    expected = fuse_pair(stages, read_image(over), read_image(under))
+    network = fuse_pair(stages, read_image(over), read_image(under))
+    expected = transfer_detail(network, [read_image(under), read_image(over)], DETAIL_LEVELS)
     assert np.abs(to_float(a) - expected).max() <= 0.5 / 255 + 1e-6
+
+
+def test_detail_levels_choose_how_much_detail_comes_from_the_exposures(model, stages, tmp_path, capsys):
+    under, over = write_bracket(tmp_path)
+    frames = [read_image(under), read_image(over)]
+    network = fuse_pair(stages, frames[1], frames[0])
+    for levels in (0, 2):
+        assert fuse(under, over, "-o", tmp_path / f"{levels}.png", "--model", model, "--detail-levels", levels) == 0
+        expected = transfer_detail(network, frames, levels)
+        assert np.abs(read_image(tmp_path / f"{levels}.png") - expected).max() <= 0.5 / 255 + 1e-6
+    with pytest.raises(SystemExit) as exit_info:
+        fuse(under, over, "-o", tmp_path / "bad.png", "--model", model, "--detail-levels", "-1")
+    assert exit_info.value.code == 2 and "expected 0 or more levels, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_tile_option_gives_the_same_image_as_untiled_inference(model, tmp_path):
@@ -89,7 +105,8 @@ def test_jpeg_grey_and_alpha_inputs_are_read_as_rgb(model, stages, tmp_path):
     cv2.imwrite(str(tmp_path / "mid.jpg"), base[..., ::-1])
     paths = [tmp_path / "bright.png", tmp_path / "dark.png", tmp_path / "mid.jpg"]
     assert fuse(*paths, "-o", tmp_path / "out.png", "--model", model) == 0
-    expected = fuse_exposures(lambda o, u: fuse_pair(stages, o, u), [read_image(p) for p in paths])
+    images = [read_image(p) for p in paths]
+    expected = transfer_detail(fuse_exposures(lambda o, u: fuse_pair(stages, o, u), images), images, DETAIL_LEVELS)
     assert np.abs(read_image(tmp_path / "out.png") - expected).max() <= 0.5 / 255 + 1e-6
 
 
@@ -172,8 +189,8 @@ def test_original_io_fuses_the_top_left_multiple_of_8_and_stretches_the_result(m
     assert written.shape == (32, 48, 3) and written.dtype == np.uint8
     assert written.min() == 0 and written.max() == 255
     crop = [read_image(p)[:32, :48] for p in (under, over)]
-    np.testing.assert_array_equal(written, bytescale(load_fuser(model, tile=None)(crop)))
-    # and the same as the generator on the crop, within the float rounding of two code paths
+    np.testing.assert_array_equal(written, bytescale(load_fuser(model, tile=None, detail=0)(crop)))
+    # and the same as the generator on the crop (no detail transfer), within the float rounding of two code paths
     direct = bytescale(fuse_pair(stages, crop[1], crop[0]))
     assert np.abs(written.astype(int) - direct).max() <= 1 and np.mean(written == direct) > 0.99
     # the default pipeline keeps the whole image and does not stretch
@@ -189,7 +206,7 @@ def test_original_io_writes_a_quality_75_jpeg_like_scipy_imsave(model, tmp_path)
     assert fuse(under, over, "-o", tmp_path / "orig.jpg", "--model", model, "--original-io") == 0
     crop = [read_image(p)[:32, :48] for p in (under, over)]
     reference = tmp_path / "reference.jpg"
-    Image.fromarray(bytescale(load_fuser(model, tile=None)(crop))).save(reference, quality=75)
+    Image.fromarray(bytescale(load_fuser(model, tile=None, detail=0)(crop))).save(reference, quality=75)
     with Image.open(tmp_path / "orig.jpg") as written, Image.open(reference) as expected:
         assert written.format == "JPEG" and written.size == (48, 32)
         assert written.quantization == expected.quantization

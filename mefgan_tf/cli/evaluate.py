@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mefgan_tf.cli.types import add_detail_option
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, PAIRINGS
 
@@ -40,6 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--multi", choices=MULTI, default=None,
                         help="how model methods fuse three or more exposures (pairing 'all'), as `mefgan fuse "
                              f"--multi` (default: {DEFAULT_MULTI})")
+    add_detail_option(parser, original_io=True)
     parser.add_argument("--save-fused", action="store_true",
                         help="also keep every fused image (OUT/fused/[<pairing>/]<method>/<scene>.png) and a contact "
                              "sheet per scene (OUT/fused/[<pairing>/]<scene>.jpg: the inputs, then each method)")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     folders = {p: args.out / p if len(pairings) > 1 else args.out for p in pairings}
     for folder in folders.values():
         check_out(folder, args.overwrite)
-    methods = parse_methods(args.method, args.original_io, args.multi)
+    methods = parse_methods(args.method, args.original_io, args.multi, args.detail_levels)
     scenes = find_scenes(args.scenes, args.gt)
     sections = []
     for pairing, folder in folders.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mefgan_tf.cli.types import level_count
 from mefgan_tf.errors import CommandError
 
 
@@ -28,6 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="attention query rows computed at once in the exported graph "
         "(default: the model config's value; with --tflite, 256)",
+    )
+    parser.add_argument(
+        "--detail-levels", type=level_count, default=None, metavar="N",
+        help="finest pyramid levels that the fuse_images signature takes from the exposures, as `mefgan fuse "
+        "--detail-levels` (default: the same as `mefgan fuse`); serving_default and LiteRT models give the "
+        "network's own fusion",
     )
     parser.add_argument(
         "--tflite",
@@ -66,6 +73,9 @@ def check_options(args: argparse.Namespace) -> None:
             given = "--quantize" if args.quantize is not None else "--calibration"
             raise CommandError(f"{given} applies to LiteRT exports only; add --tflite")
         return
+    if args.detail_levels is not None:
+        raise CommandError("--detail-levels applies to SavedModels (the fuse_images signature); a LiteRT model "
+                           "gives the network's own fusion")
     if args.calibration is not None:
         if args.quantize != "int8":
             raise CommandError("--calibration is used by --quantize int8 only")
@@ -96,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.checkpoint import load_generator
     from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE, check_version_folder, export_saved_model
     from mefgan_tf.files import check_folder_target
+    from mefgan_tf.fusion import resolve_detail
     from mefgan_tf.models import resolve_model
 
     check_options(args)
@@ -106,6 +117,6 @@ def run(args: argparse.Namespace) -> int:
     check_folder_target(out.parent, out)
     model = resolve_model(args.checkpoint)
     generator = load_generator(model, attention_chunk=args.attention_chunk)
-    export_saved_model(generator, out, source=str(model))
+    export_saved_model(generator, out, source=str(model), detail=resolve_detail(args.detail_levels))
     print(f"SavedModel written to {out} (signatures: {FLOAT_SIGNATURE}, {BYTES_SIGNATURE})")
     return 0

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mefgan_tf.cli.types import add_detail_option, detail_levels
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI
 
@@ -58,6 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "frame it brought is well exposed (Mertens's weights) (default: %(default)s, the best on MEF-SSIM "
         "against all frames of the held-out scenes, ahead of Mertens, and the least washed out)",
     )
+    add_detail_option(parser, original_io=True)
     parser.add_argument(
         "--tile", type=parse_tile, default="auto", metavar="SIZE",
         help="side of the full-resolution tiles in pixels (multiple of 8); 0 = whole image at once; "
@@ -124,7 +126,8 @@ def run_pairs(args: argparse.Namespace) -> int:
     outputs = [out_dir / f"{scene.name}.{ext}" for scene in scenes]
     check_new_files(outputs, args.overwrite)
     progress = progress_setting(args)
-    fuser = load_fuser(args.model, tile=args.tile, progress=progress, multi=args.multi)
+    fuser = load_fuser(args.model, tile=args.tile, progress=progress, multi=args.multi,
+                       detail=detail_levels(args.detail_levels, args.original_io))
     failed = []
     hidden = None if progress is None else not progress
     for scene, out in tqdm(list(zip(scenes, outputs)), desc="scenes", unit="scene", disable=hidden):
@@ -165,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     check_inputs_and_output(paths, out)
     check_writable(out, args.overwrite)
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
-    fuser = load_fuser(args.model, tile=args.tile, progress=progress_setting(args), multi=args.multi)
+    fuser = load_fuser(args.model, tile=args.tile, progress=progress_setting(args), multi=args.multi,
+                       detail=detail_levels(args.detail_levels, args.original_io))
     write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
     print(f"fused {len(paths)} exposures into {out}")
     return 0

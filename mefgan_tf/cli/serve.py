@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from mefgan_tf.cli.fuse import parse_tile
-from mefgan_tf.cli.types import finite_float, port_number
+from mefgan_tf.cli.types import add_detail_option, detail_levels, finite_float, port_number
 from mefgan_tf.errors import CommandError, require
 
 
@@ -27,6 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--tile", type=parse_tile, default="auto", metavar="SIZE",
         help="side of the full-resolution tiles, as for `mefgan fuse` (default: %(default)s)",
     )
+    add_detail_option(parser, original_io=False)
     parser.add_argument(
         "--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
         help="requests that may wait while one is fused; more get 503 with Retry-After (default: %(default)s)",
@@ -55,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
     if args.queue < 0 or args.max_body_mb <= 0 or args.max_megapixels <= 0 or args.timeout <= 0:
         raise CommandError("--queue must be 0 or more; --max-body-mb, --max-megapixels and --timeout must be positive")
     limits = Limits(int(args.max_body_mb * 2**20), int(args.max_megapixels * 1e6), args.timeout)
-    serve_forever(args.model, args.host, args.port, args.tile, args.queue, limits, args.quiet)
+    serve_forever(args.model, args.host, args.port, args.tile, args.queue, limits, args.quiet,
+                  detail_levels(args.detail_levels))
     return 0

@@ -25,3 +25,38 @@ def port_number(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
     return value
+
+
+def level_count(text: str) -> int:
+    """A whole number of pyramid levels, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of levels, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more levels, got {value}")
+    return value
+
+
+DETAIL_HELP = (
+    "finest Laplacian-pyramid levels of the fused image taken from the exposures, each from where it is well "
+    "exposed (Mertens's weights): detail up to 2^N pixels across comes from the photos, tone and colour from "
+    "the network; 0 gives the network's own fusion (default: {default}{original})"
+)
+
+
+def add_detail_option(parser: argparse.ArgumentParser, original_io: bool) -> None:
+    """``--detail-levels N`` (``fusion.DETAIL_LEVELS`` unless given; 0 with ``--original-io``)."""
+    from mefgan_tf.pyramid import DETAIL_LEVELS
+
+    original = "; 0 with --original-io, as the authors fuse" if original_io else ""
+    parser.add_argument("--detail-levels", type=level_count, default=None, metavar="N",
+                        help=DETAIL_HELP.format(default=DETAIL_LEVELS, original=original))
+
+
+
+def detail_levels(given: int | None, original_io: bool = False) -> int:
+    """What ``--detail-levels`` means (``fusion.resolve_detail``)."""
+    from mefgan_tf.fusion import resolve_detail
+
+    return resolve_detail(given, original_io)

@@ -40,16 +40,17 @@ def serve_forever(
     queue_size: int = DEFAULT_QUEUE,
     limits: Limits = DEFAULT_LIMITS,
     quiet: bool = False,
+    detail: int | None = None,
 ) -> None:
     """Serve ``model`` (``served_model``; default: the shipped generator) on ``host``:``port`` until
-    SIGTERM or SIGINT, then shut down gracefully."""
+    SIGTERM or SIGINT, then shut down gracefully; ``detail``: as ``fusion.load_fuser`` (None: its default)."""
     import uvicorn
 
     from mefgan_tf.fusion import load_fuser
 
     path, version = served_model(model)
     sock = listening_socket(host, port)  # before loading: a busy port fails fast
-    fuser = load_fuser(path, tile=tile)
+    fuser = load_fuser(path, tile=tile) if detail is None else load_fuser(path, tile=tile, detail=detail)
     app = create_app(fuser, version=version, queue_size=queue_size, limits=limits)
     config = uvicorn.Config(
         app, log_level="warning" if quiet else "info", access_log=not quiet,
