@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import re
@@ -414,7 +415,8 @@ def cpu_seconds(pid: int) -> float:
 
 def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sigterm(generator, fuser, tmp_path):
     checkpoint = save_model_checkpoint(tmp_path / "run", generator)
-    command = [sys.executable, "-m", "mefgan_tf.cli", "serve", "--model", str(checkpoint), "--port", "0", "--quiet"]
+    command = [sys.executable, "-m", "mefgan_tf.cli", "serve", "--model", str(checkpoint), "--port", "0", "--quiet",
+               "--detail-levels", "2"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
@@ -434,7 +436,8 @@ def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sig
         process.send_signal(signal.SIGTERM)
         running_request.join(60)
         assert result and result[0].status_code == 200
-        np.testing.assert_allclose(decode_png(result[0].json()["predictions"][0]), to_uint8(fuser([decoded(f) for f in files])), atol=1)
+        fused = dataclasses.replace(fuser, detail=2)([decoded(f) for f in files])  # as --detail-levels 2 asks
+        np.testing.assert_allclose(decode_png(result[0].json()["predictions"][0]), to_uint8(fused), atol=1)
         assert process.wait(timeout=30) == 0
         assert "mefgan serve: stopped (SIGTERM)" in process.stdout.read()
         with pytest.raises(httpx.ConnectError):
