@@ -27,7 +27,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -98,14 +97,11 @@ def tile_grid(height: int, width: int, tile: int, halo: int) -> Iterator[tuple[t
 
 
 def available_memory() -> int:
-    """Bytes of memory available to new allocations (MemAvailable, else free pages)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    """Bytes of memory available to new allocations: the host's, or a container's limit less its use
+    (``memory.available_memory``)."""
+    from mefgan_tf.memory import available_memory as available
+
+    return available()
 
 
 def auto_tile(height: int, width: int, available: int | None = None) -> int | None:
