@@ -7,10 +7,14 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -22,8 +26,8 @@ from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.fusion import Fuser
 from mefgan_tf.images import to_float, to_uint8
-from mefgan_tf.serve.app import create_app
-from mefgan_tf.serve.protocol import Limits
+from mefgan_tf.serve.app import MemoryBudget, Share, create_app
+from mefgan_tf.serve.protocol import Limits, RequestError
 from mefgan_tf.serve.server import served_model
 from mefgan_tf.stages import generator_stages
 
@@ -35,6 +39,7 @@ from benchmarks.bench_serve import readme_example, readme_request, same_form  # 
 PREDICT = "/v1/models/mefgan:predict"
 MAX_BODY = 200_000
 MAX_PIXELS = 100_000
+MB = 2**20
 
 
 def exposure_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -219,8 +224,49 @@ def float_body(over, under=PIXEL) -> dict:
 
 BAD_REQUESTS = {
     "not JSON": (b"{instances", "request body is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
-    "not base64": (bytes_body({"b64": "not base64!"}, b64(GOOD)), "instances[0].over_bytes is not valid base64"),
-    "not an image": (bytes_body(b64(GOOD), b64(b"GIF? no, plain text")), "instances[0].under_bytes is not a readable image (expected JPEG, PNG, TIFF, BMP or WebP)"),
+    "not base64": (
+        bytes_body({"b64": "not base64!"}, b64(GOOD)),
+        "instances[0].over_bytes is not valid base64 (character ' ' at position 3 is not in the base64 alphabet)",
+    ),
+    "URL-safe base64": (
+        bytes_body({"b64": "ab-_"}, b64(GOOD)),
+        "instances[0].over_bytes is not valid base64 (character '-' at position 2 is not in the base64 alphabet; "
+        "'-' and '_' are URL-safe base64: use the standard alphabet)",
+    ),
+    "cut base64": (
+        bytes_body(b64(GOOD), {"b64": b64(GOOD)["b64"][:-3]}),
+        f"instances[0].under_bytes is not valid base64 (its length, {len(b64(GOOD)['b64']) - 3}, is not a multiple of 4: "
+        "cut short, or padding '=' missing)",
+    ),
+    "not an image": (bytes_body(b64(GOOD), b64(b"GIF? no, plain text")), "instances[0].under_bytes is not a readable image (expected JPEG, PNG, TIFF, BMP, WebP or PNM)"),
+    "Radiance HDR": (
+        bytes_body(b64(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 10000 +X 10000\n" + bytes(64)), b64(GOOD)),
+        "instances[0].over_bytes is not a readable image (expected JPEG, PNG, TIFF, BMP, WebP or PNM)",
+    ),
+    "PNG with a broken header": (
+        bytes_body(b64(GOOD[:8] + b"garbage" * 4), b64(GOOD)),
+        "instances[0].over_bytes is not a readable image (expected JPEG, PNG, TIFF, BMP, WebP or PNM)",
+    ),
+    "signature_name a list": (
+        {"signature_name": ["fuse_images"], "instances": [{}]}, "signature_name must be a string, got a list",
+    ),
+    "signature_name an object": ({"signature_name": {"a": 1}, "instances": [{}]}, "signature_name must be a string, got an object"),
+    "long signature_name": (
+        {"signature_name": "x" * 10_000, "instances": [{}]},
+        f'signature_name "{"x" * 36}... not found (this model has serving_default and fuse_images)',
+    ),
+    "long field name": (
+        {"y" * 10_000: 1, "instances": [{}]},
+        f'unknown request field "{"y" * 36}... (expected signature_name and instances or inputs)',
+    ),
+    "true in floats": (
+        float_body([[[True, 0.5, 0.5]] + [[0.5, 0.5, 0.5]] * 7] * 8),
+        "instances[0].over must be a [H, W, 3] array of numbers, got true or false in it",
+    ),
+    "false in columnar floats": (
+        {"inputs": {"over": [PIXEL], "under": [[[[0.5, False, 0.5]] * 8] * 8]}},
+        "inputs.under must be a [batch, H, W, 3] array of numbers, got true or false in it",
+    ),
     "not b64 object": (bytes_body("abc", b64(GOOD)), 'instances[0].over_bytes must be {"b64": "<base64 JPEG/PNG>"}'),
     "different sizes": (bytes_body(b64(WIDE), b64(TALL)), "instances[0]: exposures differ in size: instances[0].over_bytes 24x16, instances[0].under_bytes 16x24"),
     "one exposure": (
@@ -269,6 +315,15 @@ def test_bad_input_is_a_400_with_one_clear_line(client, case):
     assert response.json() == {"error": message}
 
 
+def test_base64_wrapped_at_76_columns_is_accepted(client):
+    over, under = exposure_pair(16, 16, seed=12)
+    wrapped = [{"b64": base64.encodebytes(f).decode("ascii")} for f in files_of(over, under)]  # a line break every 76
+    assert "\n" in wrapped[0]["b64"]
+    plain = client.post(PREDICT, json=bytes_body(*[b64(f) for f in files_of(over, under)]))
+    response = client.post(PREDICT, json=bytes_body(*wrapped))
+    assert response.status_code == 200 and response.json() == plain.json()
+
+
 def test_too_large_bodies_and_images_are_413(client):
     response = client.post(PREDICT, content=b" " * (MAX_BODY + 1000))
     assert response.status_code == 413
@@ -284,6 +339,145 @@ def test_too_large_bodies_and_images_are_413(client):
     response = client.post(PREDICT, json=bytes_body(b64(big), b64(big)))
     assert response.status_code == 413
     assert response.json() == {"error": "instances[0].over_bytes is larger than this server's limit of 0.1 megapixels"}
+
+
+# --- memory: pixels per request, the budget, the body deadline, a load of hostile requests ----
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The start of a PNG that says it is ``width`` x ``height`` (a few bytes: nothing to decode)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", b"")
+
+
+def exposures_body(files: list[bytes]) -> dict:
+    return {"signature_name": "fuse_images", "instances": [{"exposures_bytes": [b64(f) for f in files]}]}
+
+
+def test_pixels_per_request_are_counted_from_headers_before_anything_is_decoded(fuser, running):
+    limits = Limits(max_pixels=300_000, max_request_pixels=1_000_000, memory_bytes=64 * 2**20)
+    app = create_app(fuser, limits=limits, warmup=False)
+    with running(app) as url:
+        response = httpx.post(url + PREDICT, json=exposures_body([png_header(500, 500)] * 12), timeout=60)
+        assert response.status_code == 413
+        assert response.json() == {"error": "request holds 3 megapixels in all, more than this server's limit of 1 per "
+                                            "request (mefgan serve --max-request-megapixels)"}
+        response = httpx.post(url + PREDICT, json=bytes_body(b64(png_header(20000, 20000)), b64(GOOD)), timeout=60)
+        assert response.status_code == 413 and "larger than this server's limit of 0.3 megapixels" in response.text
+    assert app.state.budget.peak < 100_000  # the JSON only: no image was decoded
+    assert app.state.budget.held == 0
+
+
+def test_a_request_that_never_fits_the_memory_budget_is_413_and_one_that_fits_is_answered(fuser, running):
+    files = files_of(*exposure_pair(200, 200, seed=13))  # 80,000 pixels: 3.8 MB to hold
+    app = create_app(fuser, limits=Limits(memory_bytes=2 * 2**20), warmup=False)
+    with running(app) as url:
+        response = httpx.post(url + PREDICT, json=fuse_images_body(*files), timeout=60)
+        assert response.status_code == 413
+        assert re.fullmatch(r"this request with its images needs about \d MB of memory, more than this server's budget of 2 MB "
+                            r"\(mefgan serve --max-memory-mb\)", response.json()["error"])
+        small = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=13)))
+        assert httpx.post(url + PREDICT, json=small, timeout=60).status_code == 200
+    assert app.state.budget.held == 0
+
+
+def test_the_budget_is_shared_a_request_that_would_go_past_it_is_503_and_a_share_is_given_back_by_its_last_user():
+    budget = MemoryBudget(100 * MB)
+    first, second = Share(budget, lambda: 3), Share(budget, lambda: 3)
+    first.reserve(60 * MB, "parsing")
+    first.reserve(40 * MB, "parsing")  # less than held: nothing more
+    first.enter()  # a thread that works for the request
+    with pytest.raises(RequestError) as busy:
+        second.reserve(50 * MB, "this request")
+    assert (busy.value.status, busy.value.headers) == (503, {"Retry-After": "3"})
+    assert str(busy.value) == "server busy: other requests hold its memory budget of 100 MB; retry in 3 s"
+    first.leave()
+    assert budget.held == 60 * MB  # the thread still holds it
+    first.leave()
+    second.reserve(50 * MB, "this request")
+    assert (budget.held, budget.peak) == (50 * MB, 60 * MB)
+
+
+def stalled_request(url: str, length: int = 100_000) -> socket.socket:
+    """A connection that sends a request's headers and one byte of its body, then nothing."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {length}\r\n\r\n{{".encode())
+    return sock
+
+
+def answer_status(sock: socket.socket) -> int:
+    """The status of the answer on ``sock`` (0 if it is closed without one)."""
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return 0
+        data += chunk
+    return int(data.split()[1])
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_holds_no_slot(fuser, running):
+    limits = Limits(body_timeout_s=1.0, memory_bytes=64 * 2**20)
+    with running(create_app(fuser, queue_size=0, limits=limits, warmup=False)) as url:
+        stalled = [stalled_request(url) for _ in range(3)]
+        small = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=14)))
+        assert httpx.post(url + PREDICT, json=small, timeout=60).status_code == 200  # the one slot is free
+        start = time.monotonic()
+        assert [answer_status(sock) for sock in stalled] == [408] * 3
+        assert time.monotonic() - start < 5
+        for sock in stalled:
+            sock.close()
+
+
+def rss_bytes() -> int:
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def test_a_load_of_oversized_slow_and_malformed_requests_leaves_the_server_within_budget_and_answering(fuser, running):
+    budget = 24 * 2**20
+    limits = Limits(max_body_bytes=2 * 2**20, max_pixels=250_000, max_request_pixels=600_000, timeout_s=30,
+                    body_timeout_s=2.0, memory_bytes=budget)
+    hostile = {
+        "bomb header": (bytes_body(b64(png_header(20000, 20000)), b64(GOOD)), 413),
+        "many images": (exposures_body([png_header(400, 400)] * 12), 413),
+        "radiance": (bytes_body(b64(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 10000 +X 10000\n"), b64(GOOD)), 400),
+        "signature list": ({"signature_name": ["fuse_images"], "instances": [{}]}, 400),
+        "booleans": (float_body([[[True, 0.5, 0.5]] * 8] * 8), 400),
+    }
+    small = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=15)))
+    app = create_app(fuser, limits=limits, warmup=False)
+    rss_before = rss_bytes()
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        stalled = [stalled_request(url) for _ in range(12)]
+        statuses: dict[str, set[int]] = {name: set() for name in hostile}
+
+        def attack(name: str) -> None:
+            body, _ = hostile[name]
+            with httpx.Client(base_url=url, timeout=60) as own:
+                for _ in range(3):
+                    statuses[name].add(own.post(PREDICT, json=body).status_code)
+
+        with ThreadPoolExecutor(max_workers=18) as pool:
+            attacks = [pool.submit(attack, name) for name in [*hostile, *hostile, *hostile]]
+            latencies = []
+            for _ in range(5):  # a client with a small, well-formed request keeps being answered
+                start = time.monotonic()
+                while (response := client.post(PREDICT, json=small)).status_code == 503:
+                    time.sleep(0.1)
+                assert response.status_code == 200
+                latencies.append(time.monotonic() - start)
+            for attack_done in attacks:
+                attack_done.result()
+        assert max(latencies) < 5, latencies
+        assert [answer_status(sock) for sock in stalled] == [408] * len(stalled)
+        for name, (_, status) in hostile.items():
+            assert statuses[name] <= {status, 503}, (name, statuses[name])
+    assert app.state.budget.peak <= budget and app.state.budget.held == 0
+    assert rss_bytes() - rss_before < 400 * 2**20  # decoding one bomb would take 4.8 GB
 
 
 # --- queue, deadline, page, command ----------------------------------------------------------
@@ -381,6 +575,18 @@ def test_head_requests_and_out_of_range_ports(client, capsys):
         assert exit_code.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith("mefgan serve: error: argument --port: ") and ("0 to 65535" in err or "port number" in err)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--queue", "-1", "--queue -1: must be from 0 to 10000"),
+    ("--max-memory-mb", "0.5", "--max-memory-mb 0.5: must be from 1 to 1.07374e+09"),
+    ("--body-timeout", "0", "--body-timeout 0: must be from 0.001 to 1e+07"),
+    ("--max-request-megapixels", "1e9", "--max-request-megapixels 1e+09: must be from 0.001 to 1e+06"),
+    ("--max-megapixels", "-5", "--max-megapixels -5: must be from 0.001 to 100000"),
+])
+def test_serve_numbers_out_of_range_are_one_line(option, value, message, capsys):
+    assert main(["serve", option, value]) == 1
+    assert capsys.readouterr().err == f"mefgan serve: error: {message}\n"
 
 
 def test_the_page_is_served_and_talks_to_predict(client):

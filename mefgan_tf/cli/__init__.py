@@ -1,7 +1,8 @@
 """The `mefgan` console script: one subcommand per module of this package.
 
 Each command module provides ``configure(parser)`` and ``run(args) -> int``: it parses the options
-and calls the library with typed parameters. Modules are imported only when their command runs,
+and calls the library with typed parameters; its ``check(args)``, if it has one, is called first,
+before TensorFlow is imported, so that mistakes in the arguments are told at once. Modules are imported only when their command runs,
 so ``mefgan --help`` answers without loading TensorFlow. The environment that TensorFlow and Keras
 read when they are imported (``TF_CPP_MIN_LOG_LEVEL``, ``KERAS_BACKEND``) is set here, by the entry
 point: importing the library changes nothing.
@@ -99,13 +100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help()
         return 2
-    if getattr(args, "backend", "tensorflow") == "jax":
-        os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported (`mefgan train --backend jax`)
-    elif COMMANDS[args.command].tensorflow:
-        import_tensorflow_quietly()
     try:
         with interrupts_noticed(), config_warnings_as_notes(args.command):
-            code = int(command_module(args.command).run(args) or 0)
+            module = command_module(args.command)
+            if hasattr(module, "check"):  # what needs no model, before TensorFlow starts (seconds)
+                module.check(args)
+            if getattr(args, "backend", "tensorflow") == "jax":
+                os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported (`mefgan train --backend jax`)
+            elif COMMANDS[args.command].tensorflow:
+                import_tensorflow_quietly()
+            code = int(module.run(args) or 0)
             check_interrupted()
         sys.stdout.flush()
         return code

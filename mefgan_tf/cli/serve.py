@@ -10,7 +10,13 @@ from mefgan_tf.errors import CommandError, require
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from mefgan_tf.serve.app import DEFAULT_QUEUE
-    from mefgan_tf.serve.protocol import DEFAULT_MAX_BODY_MB, DEFAULT_MAX_MEGAPIXELS, DEFAULT_TIMEOUT_S
+    from mefgan_tf.serve.protocol import (
+        DEFAULT_BODY_TIMEOUT_S,
+        DEFAULT_MAX_BODY_MB,
+        DEFAULT_MAX_MEGAPIXELS,
+        DEFAULT_MAX_REQUEST_MEGAPIXELS,
+        DEFAULT_TIMEOUT_S,
+    )
     from mefgan_tf.serve.server import DEFAULT_HOST, DEFAULT_PORT
 
     parser.add_argument(
@@ -38,24 +44,55 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-megapixels", type=finite_float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
-        help="largest decoded image; larger ones get 413 (default: %(default)s)",
+        help="largest image, from its header, before decoding; larger ones get 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-request-megapixels", type=finite_float, default=DEFAULT_MAX_REQUEST_MEGAPIXELS, metavar="MP",
+        help="most pixels of all images of one request together; more get 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-memory-mb", type=finite_float, default=None, metavar="MB",
+        help="memory that all requests together may hold (bodies, parsed JSON, decoded images); a request that "
+        "would go past it gets 503, one that never fits 413 (default: half of the memory available at start, "
+        "a container's limit included)",
+    )
+    parser.add_argument(
+        "--body-timeout", type=finite_float, default=DEFAULT_BODY_TIMEOUT_S, metavar="SECONDS",
+        help="deadline for receiving a request's body; later ones get 408 (default: %(default)s)",
     )
     parser.add_argument(
         "--timeout", type=finite_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-        help="deadline of one request, queueing included; later ones get 504 (default: %(default)s)",
+        help="deadline of one request from the arrival of its body, queueing included; later ones get 504 "
+        "(default: %(default)s)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no access log")
+
+
+# option -> (least, most): what each number of `mefgan serve` may be
+RANGES = {"queue": (0, 10_000), "max_body_mb": (1e-3, 2**20), "max_megapixels": (1e-3, 1e5),
+          "max_request_megapixels": (1e-3, 1e6), "max_memory_mb": (1.0, 2**30), "timeout": (1e-3, 1e7),
+          "body_timeout": (1e-3, 1e7)}
+
+
+def check(args: argparse.Namespace):
+    """The ``Limits`` of the options; CommandError naming an option out of its range."""
+    from mefgan_tf.serve.protocol import Limits
+
+    for name, (low, high) in RANGES.items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            raise CommandError(f"--{name.replace('_', '-')} {value:g}: must be from {low:g} to {high:g}")
+    memory = None if args.max_memory_mb is None else int(args.max_memory_mb * 2**20)
+    return Limits(int(args.max_body_mb * 2**20), int(args.max_megapixels * 1e6), args.timeout,
+                  int(args.max_request_megapixels * 1e6), args.body_timeout, memory)
 
 
 def run(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn"):
         require(module, "mefgan serve")
-    from mefgan_tf.serve.protocol import Limits
     from mefgan_tf.serve.server import serve_forever
 
-    if args.queue < 0 or args.max_body_mb <= 0 or args.max_megapixels <= 0 or args.timeout <= 0:
-        raise CommandError("--queue must be 0 or more; --max-body-mb, --max-megapixels and --timeout must be positive")
-    limits = Limits(int(args.max_body_mb * 2**20), int(args.max_megapixels * 1e6), args.timeout)
+    limits = check(args)
     serve_forever(args.model, args.host, args.port, args.tile, args.queue, limits, args.quiet,
                   detail_levels(args.detail_levels))
     return 0

@@ -3,8 +3,11 @@ web page, fusing one request at a time on a worker thread.
 
 Every request is fused at full resolution by ``fusion.Fuser`` (exact tiled inference, exposures
 ordered by luminance). At most ``queue_size`` more requests may wait (503 with ``Retry-After`` past
-that), bodies are limited in size (413) and decoded images in pixels (413), each request has a
-deadline (504), and bad input is a 400 with one line. A request whose deadline passes or whose
+that), bodies are limited in size (413) and must arrive within a deadline of their own (408), images
+are limited in pixels, each and per request, from their headers (413), and all requests together
+hold at most a memory budget (``MemoryBudget``: 413 for a request that never fits, 503 while others
+hold it), reserved before parsing and before decoding. Each request has a deadline from its body's
+arrival (504), and bad input is a 400 with one line. A request whose deadline passes or whose
 client goes away is cancelled: its fusion stops at the next tile, so the worker is free for the
 next one. Errors have TensorFlow Serving's form, ``{"error": "..."}``.
 """
@@ -39,12 +42,76 @@ CLIENT_CLOSED = 499  # the status logged for a request whose client went away (n
 DISCONNECT_POLL_S = 0.25  # how often a running request checks that its client is still there
 
 
+BUDGET_SHARE = 0.5  # of the memory available at start (host or container): the default budget
+PARSERS = 2  # threads that parse and decode requests
+
+
+def megabytes(count: int) -> str:
+    return f"{count / 2**20:.0f} MB" if count >= 2**20 else f"{count / 2**20:.2g} MB"
+
+
+class MemoryBudget:
+    """Bytes that all requests may hold at once: bodies, parsed JSON, decoded images, answers. Each
+    request reserves its share (``Share``) before making it; thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held, self.peak = limit, 0, 0
+        self.lock = threading.Lock()
+
+    def take(self, count: int, total: int, what: str, retry_after: int) -> None:
+        """Reserve ``count`` more bytes for a request that will then hold ``total``: a 413 when
+        ``total`` alone exceeds the budget, a 503 when the others hold too much of it now."""
+        if total > self.limit:
+            raise RequestError(f"{what} needs about {megabytes(total)} of memory, more than this server's budget of "
+                               f"{megabytes(self.limit)} (mefgan serve --max-memory-mb)", 413)
+        with self.lock:
+            if self.held + count > self.limit:
+                raise RequestError(f"server busy: other requests hold its memory budget of {megabytes(self.limit)}; "
+                                   f"retry in {retry_after} s", 503, {"Retry-After": str(retry_after)})
+            self.held += count
+            self.peak = max(self.peak, self.held)
+
+    def give(self, count: int) -> None:
+        with self.lock:
+            self.held -= count
+
+
+class Share:
+    """One request's part of the budget. Held by the handler and by each thread that works for the
+    request (``enter``/``leave``): given back when the last of them leaves, as a job that was given up
+    keeps its memory until it ends."""
+
+    def __init__(self, budget: MemoryBudget, retry_after: Callable[[], int]) -> None:
+        self.budget, self.retry_after = budget, retry_after
+        self.bytes, self.users = 0, 1
+        self.lock = threading.Lock()
+
+    def reserve(self, total: int, what: str) -> None:
+        """Hold ``total`` bytes in all (``MemoryBudget.take``); less than held already changes nothing."""
+        with self.lock:
+            if total > self.bytes:
+                self.budget.take(total - self.bytes, total, what, self.retry_after())
+                self.bytes = total
+
+    def enter(self) -> None:
+        with self.lock:
+            self.users += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                self.budget.give(self.bytes)
+                self.bytes = 0
+
+
 class FusionQueue:
     """Runs jobs one at a time on a worker thread, admitting at most ``waiting`` more requests.
 
-    A slot is taken when a request is admitted (before its body is read, so that bodies in memory
-    are bounded too) and given back when its job ends, even if the client gave up earlier: a job
-    cannot be stopped once it runs, and it keeps its memory until then. Use from the event loop only.
+    A slot is taken when a request's body has arrived (a client that is slow to send one holds no
+    slot; its bytes count in the memory budget) and given back when its job ends, even if the client
+    gave up earlier: a job cannot be stopped once it runs, and it keeps its memory until then. Use
+    from the event loop only.
     """
 
     def __init__(self, waiting: int) -> None:
@@ -53,8 +120,11 @@ class FusionQueue:
         self.mean_seconds = 1.0  # running mean of job durations, for Retry-After
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mefgan-fuse")
 
+    def full(self) -> bool:
+        return self.held >= self.capacity
+
     def try_acquire(self) -> bool:
-        if self.held >= self.capacity:
+        if self.full():
             return False
         self.held += 1
         return True
@@ -65,8 +135,8 @@ class FusionQueue:
     def retry_after(self) -> int:
         return max(1, math.ceil(self.mean_seconds * self.held))
 
-    async def run(self, job: Callable[[], bytes], stop: threading.Event) -> bytes:
-        """Run ``job`` on the worker with the slot already acquired; the slot is released when it ends.
+    async def run(self, job: Callable[[], bytes], stop: threading.Event, share: Share) -> bytes:
+        """Run ``job`` on the worker with the slot already acquired; the slot and ``share`` are released when it ends.
         Cancelled (deadline, client gone), a job that waits never runs and one that runs is told to
         stop (``stop``): it ends at its next step."""
         loop = asyncio.get_running_loop()
@@ -78,7 +148,9 @@ class FusionQueue:
             finally:
                 self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * (time.perf_counter() - start)
 
+        share.enter()
         future: Future = self.executor.submit(timed)
+        future.add_done_callback(lambda _: share.leave())
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self.release))
         result = asyncio.wrap_future(future)
         result.add_done_callback(lambda done: done.cancelled() or done.exception())  # nobody may await a cancelled job
@@ -106,8 +178,9 @@ async def client_left(request, task: asyncio.Future, submitted: asyncio.Event) -
     return False
 
 
-async def read_body(request, limit: int) -> bytes:
-    """The request body, or a 413 as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request, limit: int, share: Share) -> bytes:
+    """The request body, or a 413 as soon as it is known to exceed ``limit`` bytes; what has arrived
+    is held in ``share`` (twice: the chunks, then the whole)."""
     too_large = RequestError(f"request body is larger than this server's limit of {limit / 2**20:.3g} MB (mefgan serve --max-body-mb)", 413)
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
@@ -117,8 +190,17 @@ async def read_body(request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise too_large
+        share.reserve(2 * size, "this request's body")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def default_budget() -> int:
+    """``BUDGET_SHARE`` of the memory available now (``memory.available_memory``: a container's limit
+    counts); the rest is for the fusion that runs."""
+    from mefgan_tf.memory import available_memory
+
+    return int(BUDGET_SHARE * available_memory())
 
 
 def page_html() -> bytes:
@@ -144,6 +226,8 @@ def create_app(
     from starlette.requests import ClientDisconnect
 
     queue = FusionQueue(queue_size)
+    budget = MemoryBudget(limits.memory_bytes or default_budget())
+    parsers = ThreadPoolExecutor(max_workers=PARSERS, thread_name_prefix="mefgan-parse")
     page = page_html()
 
     @asynccontextmanager
@@ -153,9 +237,11 @@ def create_app(
             await asyncio.get_running_loop().run_in_executor(queue.executor, fuser, [tiny, tiny * 0.5])
         yield
         queue.shutdown()
+        parsers.shutdown(wait=True)
 
     app = FastAPI(title="mefgan serve", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.queue = queue
+    app.state.budget = budget
 
     def error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -208,22 +294,51 @@ def create_app(
         check_model(name, requested, request)
         return metadata_body(name, version)
 
+    def busy() -> RequestError:
+        seconds = queue.retry_after()
+        return RequestError(
+            f"server busy: {queue.held} requests are being fused or waiting; retry in {seconds} s", 503, {"Retry-After": str(seconds)}
+        )
+
+    async def receive(request: Request, share: Share) -> bytes:
+        """The body within its deadline (408 past it)."""
+        try:
+            return await asyncio.wait_for(read_body(request, limits.max_body_bytes, share), limits.body_timeout_s)
+        except asyncio.TimeoutError:  # noqa: UP041 - the builtin only from Python 3.11 on
+            limit = f"{limits.body_timeout_s:g} s (mefgan serve --body-timeout)"
+            raise RequestError(f"request body did not arrive within this server's limit of {limit}", 408) from None
+
+    async def parse(body: bytes, share: Share):
+        """``parse_predict`` on a parser thread, its memory reserved in ``share`` until it ends."""
+        share.enter()
+        future = parsers.submit(parse_predict, body, limits, share.reserve)
+        future.add_done_callback(lambda _: share.leave())
+        return await asyncio.wrap_future(future)
+
     @app.post("/v1/models/{name}:predict")
     @app.post("/v1/models/{name}/versions/{requested}:predict")
     async def predict(request: Request, name: str, requested: str | None = None) -> Response:
         check_model(name, requested, request)
+        if queue.full():
+            raise busy()
+        share = Share(budget, queue.retry_after)
+        try:
+            return await fuse_request(request, share)
+        except ClientDisconnect:  # gone while sending its body
+            return Response(status_code=CLIENT_CLOSED)
+        finally:
+            share.leave()
+
+    async def fuse_request(request: Request, share: Share) -> Response:
+        body = await receive(request, share)
         if not queue.try_acquire():
-            seconds = queue.retry_after()
-            raise RequestError(
-                f"server busy: {queue.held} requests are being fused or waiting; retry in {seconds} s", 503, {"Retry-After": str(seconds)}
-            )
+            raise busy()
         submitted, stop = asyncio.Event(), threading.Event()
 
         async def handle() -> bytes:
-            body = await read_body(request, limits.max_body_bytes)
-            prediction = await asyncio.to_thread(parse_predict, body, limits)
+            prediction = await parse(body, share)
             submitted.set()
-            return await queue.run(lambda: answer(fuser, prediction, stop), stop)
+            return await queue.run(lambda: answer(fuser, prediction, stop), stop, share)
 
         try:
             task = asyncio.ensure_future(asyncio.wait_for(handle(), limits.timeout_s))
@@ -233,8 +348,6 @@ def create_app(
         except asyncio.TimeoutError:  # noqa: UP041 - the builtin only from Python 3.11 on
             limit = f"{limits.timeout_s:g} s (mefgan serve --timeout)"
             raise RequestError(f"request took longer than this server's limit of {limit}", 504) from None
-        except ClientDisconnect:  # gone while sending its body
-            return Response(status_code=CLIENT_CLOSED)
         finally:
             if not submitted.is_set():
                 queue.release()

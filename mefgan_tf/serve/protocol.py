@@ -13,26 +13,36 @@ The endpoints are TensorFlow Serving's, for the model name ``mefgan``:
   ``exposures_bytes``, a list of two or more images, instead of ``over_bytes`` and ``under_bytes``.
 
 Every problem with a request is a ``RequestError``: an HTTP status and one line naming the field.
+
+Memory is bounded before anything large is made: images are accepted in an allow-list of formats
+(``IMAGE_FORMATS``) whose header gives their size, so pixels per image and per request are checked
+before decoding; what parsing and decoding will hold (``json_cost``, ``pixel_cost``) is reserved
+with the caller's ``reserve`` first (``serve.app``'s memory budget).
 """
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run time.
 import base64
 import binascii
 import io
 import json
-import sys
+import math
+import re
 import threading
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mefgan_tf.errors import CommandError
+from mefgan_tf.errors import QUOTE_LIMIT, CommandError
 from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE, SIGNATURES
 
 MODEL_NAME = "mefgan"
 DEFAULT_MAX_BODY_MB = 64.0
 DEFAULT_MAX_MEGAPIXELS = 50.0  # per decoded image: bounds memory against small files of huge images
+DEFAULT_MAX_REQUEST_MEGAPIXELS = 100.0  # all images of one request together
 DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_BODY_TIMEOUT_S = 60.0  # to receive a request's body: a stalled client does not hold on for ever
 MIN_SIDE = 8  # the CLI's rule (fusion.pad_to_multiple)
 EXPOSURES_INPUT = "exposures_bytes"  # our extension of fuse_images: 2 or more images in one list
 DATA_TYPES = {"float32": "DT_FLOAT", "string": "DT_STRING"}  # TensorFlow's DataType names of the signatures' dtypes
@@ -60,6 +70,9 @@ class Limits:
     max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 2**20)
     max_pixels: int = int(DEFAULT_MAX_MEGAPIXELS * 1e6)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    max_request_pixels: int = int(DEFAULT_MAX_REQUEST_MEGAPIXELS * 1e6)
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    memory_bytes: int | None = None  # the memory budget of all requests together (None: ``serve.app``'s default)
 
 
 DEFAULT_LIMITS = Limits()
@@ -91,44 +104,93 @@ def parse_json(body: bytes) -> dict:
 
 
 def decode_b64(value: Any, where: str) -> bytes:
+    """The bytes of a ``{"b64": ...}`` value; line breaks (as `base64` writes every 76 characters) are
+    ignored, anything else not base64 is a 400 saying what."""
     if not (isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str)):
         raise RequestError(f'{where} must be {{"b64": "<base64 JPEG/PNG>"}}')
+    text = value["b64"]
+    if "\n" in text or "\r" in text:
+        text = text.replace("\r", "").replace("\n", "")
     try:
-        return base64.b64decode(value["b64"], validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise RequestError(f"{where} is not valid base64") from None
+        raise RequestError(f"{where} is not valid base64 ({base64_problem(text)})") from None
 
 
-def image_pixels(data: bytes) -> int | None:
-    """Width x height from the file's header (no decoding), or None if PIL cannot tell."""
+def base64_problem(text: str) -> str:
+    """Why ``text`` is not standard base64, in a few words."""
+    bad = re.search(r"[^A-Za-z0-9+/=]", text)
+    if bad:
+        hint = "; '-' and '_' are URL-safe base64: use the standard alphabet" if bad.group() in "-_" else ""
+        return f"character {bad.group()!r} at position {bad.start()} is not in the base64 alphabet{hint}"
+    if len(text) % 4:
+        return f"its length, {len(text)}, is not a multiple of 4: cut short, or padding '=' missing"
+    return "'=' padding in the middle"
+
+
+# The formats a request's images may have: (magic bytes test, PIL's name for it). Each tells its size
+# in its header; others (Radiance HDR, OpenEXR, JPEG 2000, GIF, ...) are refused before decoding.
+IMAGE_FORMATS = {
+    "JPEG": lambda d: d[:3] == b"\xff\xd8\xff",
+    "PNG": lambda d: d[:8] == b"\x89PNG\r\n\x1a\n",
+    "TIFF": lambda d: d[:4] in (b"II*\x00", b"MM\x00*"),
+    "BMP": lambda d: d[:2] == b"BM",
+    "WEBP": lambda d: d[:4] == b"RIFF" and d[8:12] == b"WEBP",
+    "PPM": lambda d: re.match(rb"P[1-6]\s", d[:3]) is not None,
+}
+FORMAT_NAMES = "JPEG, PNG, TIFF, BMP, WebP or PNM"
+
+
+@dataclass
+class Encoded:
+    """An image still encoded, with its size from its header."""
+
+    data: bytes
+    where: str
+    shape: tuple[int, int]  # (height, width)
+
+
+def image_header(data: bytes, where: str) -> tuple[int, int]:
+    """(height, width) from the header of an image of an accepted format, nothing decoded; 400 for
+    another format or a header PIL cannot read."""
     from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.width * image.height
-    except Image.DecompressionBombError:
-        return sys.maxsize
-    except Exception:  # noqa: BLE001 - any header PIL cannot read: OpenCV decides below
-        return None
+    kind = next((name for name, test in IMAGE_FORMATS.items() if test(data)), None)
+    if kind is None:
+        raise RequestError(f"{where} is not a readable image (expected {FORMAT_NAMES})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=[kind]) as image:
+                width, height = image.size
+        except Image.DecompressionBombError:
+            return 2**31, 2**31
+        except Exception:  # noqa: BLE001 - any header PIL cannot read is the client's
+            raise RequestError(f"{where} is not a readable image (expected {FORMAT_NAMES})") from None
+    return height, width
 
 
-def decode_exposure(data: bytes, where: str, limits: Limits) -> np.ndarray:
+def encoded_exposure(data: bytes, where: str, limits: Limits) -> Encoded:
+    """An encoded image whose header passed the per-image checks (decoded later, ``decode_exposure``)."""
+    shape = image_header(data, where)
+    check_image_size(shape, where, limits)
+    return Encoded(data, where, shape)
+
+
+def decode_exposure(encoded: Encoded, limits: Limits) -> np.ndarray:
     """RGB float32 [0, 1] of an encoded image (8 or 16 bits, EXIF orientation applied)."""
     from mefgan_tf.images import decode_image_raw, to_float
 
-    pixels = image_pixels(data)
-    if pixels is not None and pixels > limits.max_pixels:
-        raise RequestError(f"{where} is larger than this server's limit of {limits.max_pixels / 1e6:g} megapixels", 413)
     try:
-        image = decode_image_raw(data, where)
+        image = decode_image_raw(encoded.data, encoded.where)
     except CommandError:
-        raise RequestError(f"{where} is not a readable image (expected JPEG, PNG, TIFF, BMP or WebP)") from None
-    check_image_size(image, where, limits)
+        raise RequestError(f"{encoded.where} is not a readable image (expected {FORMAT_NAMES})") from None
+    check_image_size(image.shape[:2], encoded.where, limits)
     return to_float(image)
 
 
-def check_image_size(image: np.ndarray, where: str, limits: Limits) -> None:
-    height, width = image.shape[:2]
+def check_image_size(shape: tuple[int, ...], where: str, limits: Limits) -> None:
+    height, width = shape[:2]
     if height * width > limits.max_pixels:
         raise RequestError(f"{where} is larger than this server's limit of {limits.max_pixels / 1e6:g} megapixels", 413)
     if min(height, width) < MIN_SIDE:
@@ -137,9 +199,27 @@ def check_image_size(image: np.ndarray, where: str, limits: Limits) -> None:
         )
 
 
-def float_image(value: Any, where: str, rank: int, limits: Limits) -> np.ndarray:
-    """A float32 array of ``rank`` dimensions, the last 3, every value in [0, 1]."""
+BOOLEAN_IN_ARRAY = re.compile(rb"[\[,]\s*(?:true|false)\b")
+
+
+def holds_boolean(value: Any) -> bool:
+    """True if the nested lists ``value`` hold a JSON true or false anywhere."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bool):
+            return True
+    return False
+
+
+def float_image(value: Any, where: str, rank: int, limits: Limits, booleans: bool = False) -> np.ndarray:
+    """A float32 array of ``rank`` dimensions, the last 3, every value a number in [0, 1] (``booleans``:
+    the body holds a JSON true or false in some array, so look for them: numpy would make them 1 and 0)."""
     shape_text = "[H, W, 3]" if rank == 3 else "[batch, H, W, 3]"
+    if booleans and holds_boolean(value):
+        raise RequestError(f"{where} must be a {shape_text} array of numbers, got true or false in it")
     try:
         array = np.asarray(value)
     except ValueError:
@@ -153,11 +233,14 @@ def float_image(value: Any, where: str, rank: int, limits: Limits) -> np.ndarray
         raise RequestError(f"{where}: values must be in [0, 1], found {'NaN' if np.isnan(found) else repr(float(found))}")
     images = array.astype(np.float32)
     for i, image in enumerate(images if rank == 4 else [images]):
-        check_image_size(image, f"{where}[{i}]" if rank == 4 else where, limits)
+        check_image_size(image.shape, f"{where}[{i}]" if rank == 4 else where, limits)
     return images
 
 
-def scene(images: dict[str, np.ndarray], where: str) -> list[np.ndarray]:
+Images = dict[str, "np.ndarray | Encoded"]  # a scene's exposures by the name that messages give them
+
+
+def scene(images: Images, where: str) -> Images:
     """The exposures of one scene (named in messages by their keys), checked: two or more, one size."""
     if len(images) < 2:
         raise RequestError(f"{where}: need at least two exposures to fuse, got {len(images)}")
@@ -165,7 +248,7 @@ def scene(images: dict[str, np.ndarray], where: str) -> list[np.ndarray]:
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{name} {w}x{h}" for name, (h, w) in sizes.items())
         raise RequestError(f"{where}: exposures differ in size: {listed}")
-    return list(images.values())
+    return images
 
 
 def check_inputs(names: set[str], signature: str, where: str) -> None:
@@ -174,7 +257,7 @@ def check_inputs(names: set[str], signature: str, where: str) -> None:
     unknown = sorted(names - allowed)
     takes = " and ".join(sorted(expected)) + (f", or {EXPOSURES_INPUT}" if signature == BYTES_SIGNATURE else "")
     if unknown:
-        raise RequestError(f'{where}: unknown input "{unknown[0]}" ({signature} takes {takes})')
+        raise RequestError(f'{where}: unknown input {json_quoted(unknown[0])} ({signature} takes {takes})')
     if signature == BYTES_SIGNATURE and EXPOSURES_INPUT in names:
         if names != {EXPOSURES_INPUT}:
             raise RequestError(f"{where}: give either {EXPOSURES_INPUT} or over_bytes and under_bytes, not both")
@@ -184,44 +267,42 @@ def check_inputs(names: set[str], signature: str, where: str) -> None:
         raise RequestError(f'{where}: missing input "{missing[0]}" ({signature} takes {takes})')
 
 
-def exposures_list(value: Any, where: str, limits: Limits) -> dict[str, np.ndarray]:
+def exposures_list(value: Any, where: str, limits: Limits) -> Images:
     if not isinstance(value, list):
         raise RequestError(f'{where} must be a list of {{"b64": ...}} images')
-    return {f"{where}[{i}]": decode_exposure(decode_b64(v, f"{where}[{i}]"), f"{where}[{i}]", limits) for i, v in enumerate(value)}
+    return {f"{where}[{i}]": encoded_exposure(decode_b64(v, f"{where}[{i}]"), f"{where}[{i}]", limits) for i, v in enumerate(value)}
 
 
-def parse_instance(instance: Any, signature: str, where: str, limits: Limits) -> list[np.ndarray]:
+def parse_instance(instance: Any, signature: str, where: str, limits: Limits, booleans: bool) -> Images:
     """The exposures of one row-format instance."""
     if not isinstance(instance, dict):
         raise RequestError(f"{where} must be an object of named inputs")
     check_inputs(set(instance), signature, where)
     if signature == FLOAT_SIGNATURE:
-        images = {f"{where}.{name}": float_image(instance[name], f"{where}.{name}", 3, limits) for name in ("over", "under")}
+        images = {f"{where}.{name}": float_image(instance[name], f"{where}.{name}", 3, limits, booleans) for name in ("over", "under")}
     elif EXPOSURES_INPUT in instance:
         images = exposures_list(instance[EXPOSURES_INPUT], f"{where}.{EXPOSURES_INPUT}", limits)
     else:
         images = {
-            f"{where}.{name}": decode_exposure(decode_b64(instance[name], f"{where}.{name}"), f"{where}.{name}", limits)
+            f"{where}.{name}": encoded_exposure(decode_b64(instance[name], f"{where}.{name}"), f"{where}.{name}", limits)
             for name in ("over_bytes", "under_bytes")
         }
     return scene(images, where)
 
 
-def parse_columns(inputs: Any, signature: str, limits: Limits) -> list[list[np.ndarray]]:
-    """The exposures of each batch entry of a columnar request."""
+def parse_columns(inputs: Any, signature: str, limits: Limits, booleans: bool) -> list[tuple[str, Images]]:
+    """The exposures of each batch entry of a columnar request, with the entry's name."""
     if not isinstance(inputs, dict):
         raise RequestError('"inputs" must be an object of named inputs')
     check_inputs(set(inputs), signature, "inputs")
     if signature == FLOAT_SIGNATURE:
-        columns = {name: list(float_image(inputs[name], f"inputs.{name}", 4, limits)) for name in ("over", "under")}
+        columns = {name: list(float_image(inputs[name], f"inputs.{name}", 4, limits, booleans)) for name in ("over", "under")}
     elif EXPOSURES_INPUT in inputs:
         scenes = inputs[EXPOSURES_INPUT]
         if not isinstance(scenes, list) or not scenes:
             raise RequestError(f'inputs.{EXPOSURES_INPUT} must be a non-empty list of lists of {{"b64": ...}} images')
-        return [
-            scene(exposures_list(images, f"inputs.{EXPOSURES_INPUT}[{i}]", limits), f"inputs.{EXPOSURES_INPUT}[{i}]")
-            for i, images in enumerate(scenes)
-        ]
+        names = [f"inputs.{EXPOSURES_INPUT}[{i}]" for i in range(len(scenes))]
+        return [(name, scene(exposures_list(images, name, limits), name)) for name, images in zip(names, scenes)]
     else:
         columns = {}
         for name in ("over_bytes", "under_bytes"):
@@ -229,45 +310,91 @@ def parse_columns(inputs: Any, signature: str, limits: Limits) -> list[list[np.n
             if not isinstance(values, list) or not values:
                 raise RequestError(f'inputs.{name} must be a non-empty list of {{"b64": ...}} images')
             columns[name] = [
-                decode_exposure(decode_b64(v, f"inputs.{name}[{i}]"), f"inputs.{name}[{i}]", limits) for i, v in enumerate(values)
+                encoded_exposure(decode_b64(v, f"inputs.{name}[{i}]"), f"inputs.{name}[{i}]", limits) for i, v in enumerate(values)
             ]
     first, second = columns.values()
     if len(first) != len(second):
         raise RequestError(f"inputs: {' and '.join(columns)} have different batch sizes ({len(first)} and {len(second)})")
     names = list(columns)
     return [
-        scene({f"inputs.{names[0]}[{i}]": a, f"inputs.{names[1]}[{i}]": b}, f"inputs[{i}]")
+        (f"inputs[{i}]", scene({f"inputs.{names[0]}[{i}]": a, f"inputs.{names[1]}[{i}]": b}, f"inputs[{i}]"))
         for i, (a, b) in enumerate(zip(first, second))
     ]
 
 
-def parse_predict(body: bytes, limits: Limits) -> Prediction:
-    """Parse and check a ``:predict`` body; RequestError (400/413) says what is wrong."""
+# Bytes that parsing a body holds at most: the body, its text, its strings and their decoded bytes,
+# and per JSON separator one Python object with numpy's copies of it (a float array's "0.5,").
+BODY_COPIES, BYTES_PER_SEPARATOR = 5, 64
+# Bytes per pixel of a request's images until it is answered: decoding (16-bit, flipped, float32)
+# for fuse_images; the float32 image and its JSON answer (Python floats, then text) for serving_default.
+PIXEL_BYTES = {BYTES_SIGNATURE: 48, FLOAT_SIGNATURE: 176}
+
+
+def json_cost(body: bytes) -> int:
+    """Bytes that parsing ``body`` may hold at once (``BODY_COPIES``, ``BYTES_PER_SEPARATOR``)."""
+    separators = body.count(b",") + body.count(b"[") + body.count(b"{") + body.count(b":")
+    return BODY_COPIES * len(body) + BYTES_PER_SEPARATOR * separators
+
+
+def no_budget(total: int, what: str) -> None:
+    """A ``reserve`` that accepts everything."""
+
+
+def parse_predict(body: bytes, limits: Limits, reserve: Callable[[int, str], None] = no_budget) -> Prediction:
+    """Parse and check a ``:predict`` body; RequestError (400/413, or what ``reserve`` raises) says
+    what is wrong. ``reserve(total, what)`` is told the bytes this request will hold in all before
+    they are made: what parsing the JSON holds, then with the images' pixels, before decoding them."""
+    reserve(json_cost(body), "parsing this request")
     try:
-        return _parse_predict(body, limits)
+        signature, columnar, scenes = _parse_predict(body, limits)
     except RecursionError:  # arrays nested deeper than any image (the JSON itself parsed)
         raise RequestError("request body is nested too deeply for [H, W, 3] images") from None
+    pixels = sum(math.prod(image.shape[:2]) for _, images in scenes for image in images.values())
+    if pixels > limits.max_request_pixels:
+        raise RequestError(f"request holds {pixels / 1e6:.3g} megapixels in all, more than this server's limit of "
+                           f"{limits.max_request_pixels / 1e6:g} per request (mefgan serve --max-request-megapixels)", 413)
+    reserve(json_cost(body) + pixels * PIXEL_BYTES[signature], "this request with its images")
+    decoded = []
+    for where, images in scenes:
+        arrays = {name: decode_exposure(v, limits) if isinstance(v, Encoded) else v for name, v in images.items()}
+        decoded.append(list(scene(arrays, where).values()))  # again: a JPEG's orientation may turn it
+    return Prediction(signature, columnar, decoded)
 
 
-def _parse_predict(body: bytes, limits: Limits) -> Prediction:
+def _parse_predict(body: bytes, limits: Limits) -> tuple[str, bool, list[tuple[str, Images]]]:
     request = parse_json(body)
     signature = request.get("signature_name", FLOAT_SIGNATURE)
+    if not isinstance(signature, str):
+        raise RequestError(f"signature_name must be a string, got {json_kind(signature)}")
     if signature not in SIGNATURES:
         raise RequestError(
-            f"signature_name {json.dumps(signature)} not found (this model has {FLOAT_SIGNATURE} and {BYTES_SIGNATURE})"
+            f"signature_name {json_quoted(signature)} not found (this model has {FLOAT_SIGNATURE} and {BYTES_SIGNATURE})"
         )
     unknown = sorted(set(request) - {"signature_name", "instances", "inputs"})
     if unknown:
-        raise RequestError(f'unknown request field "{unknown[0]}" (expected signature_name and instances or inputs)')
+        raise RequestError(f"unknown request field {json_quoted(unknown[0])} (expected signature_name and instances or inputs)")
     if ("instances" in request) == ("inputs" in request):
         raise RequestError('request must have either "instances" (row format) or "inputs" (columnar format), not both or neither')
+    booleans = BOOLEAN_IN_ARRAY.search(body) is not None
     if "inputs" in request:
-        return Prediction(signature, True, parse_columns(request["inputs"], signature, limits))
+        return signature, True, parse_columns(request["inputs"], signature, limits, booleans)
     instances = request["instances"]
     if not isinstance(instances, list) or not instances:
         raise RequestError('"instances" must be a non-empty list')
-    scenes = [parse_instance(instance, signature, f"instances[{i}]", limits) for i, instance in enumerate(instances)]
-    return Prediction(signature, False, scenes)
+    names = [f"instances[{i}]" for i in range(len(instances))]
+    return signature, False, [(n, parse_instance(v, signature, n, limits, booleans)) for n, v in zip(names, instances)]
+
+
+def json_quoted(value: Any) -> str:
+    """``value`` as JSON, cut to ``QUOTE_LIMIT`` characters (a message stays one short line)."""
+    text = json.dumps(value)
+    return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 3] + "..."
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words (for messages)."""
+    kinds = {dict: "an object", list: "a list", bool: "true or false", type(None): "null", int: "a number", float: "a number"}
+    return kinds.get(type(value), "a string")
 
 
 def encode_png(image: np.ndarray) -> bytes:
