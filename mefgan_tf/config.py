@@ -204,7 +204,10 @@ def file_settings(path: str | Path) -> dict[str, Any]:
     """The settings a YAML or JSON file gives, each checked (type and range): every key it names,
     defaults included, so that a file can set a resumed run's value back to the default.
     CommandError naming the file and the key."""
+    from mefgan_tf.files import check_regular
+
     path = Path(path)
+    check_regular(path)
     try:
         text = path.read_text()
     except OSError as err:

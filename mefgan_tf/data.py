@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.files import check_regular
 
 CHANNELS = 9
 MATLAB_AXES = (0, 3, 2, 1)
@@ -41,6 +42,7 @@ class PatchFile:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        check_regular(self.path)
         if not self.path.is_file():
             raise CommandError(f"{self.path}: no such patch file (build one with `mefgan patches`)")
         try:

@@ -12,12 +12,13 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from mefgan_tf.errors import CommandError
+from mefgan_tf.errors import CommandError, FileProblem
 from mefgan_tf.signals import check_interrupted
 
 STALE_AGE_S = 600.0  # a temporary without a process id, untouched this long, is an interrupted run's
@@ -123,6 +124,23 @@ def remove_stale_temporaries(path: str | os.PathLike, suffix: str | None = None)
                 entry.unlink()
         removed.append(entry)
     return removed
+
+
+# Kinds of file that reading would block on (a FIFO waits for a writer) or never finish (a device).
+SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular(path: str | os.PathLike) -> None:
+    """FileProblem if ``path`` is a FIFO, a device or a socket (checked before opening it: reading one
+    would wait for ever or never end). A missing path or a folder is left to the reader's message."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    for test, kind in SPECIAL_FILES:
+        if test(mode):
+            raise FileProblem(f"{path}: is {kind}, not a regular file")
 
 
 def nearest_existing(path: Path) -> Path:

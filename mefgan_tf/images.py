@@ -20,7 +20,7 @@ from PIL import Image
 
 from mefgan_tf.config import BT601_LUMA
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import write_bytes
+from mefgan_tf.files import check_regular, write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
 # PGM holds grey images only: read, never written (outputs are colour).
@@ -38,6 +38,7 @@ def is_image(path: str | Path) -> bool:
 def read_image_raw(path: str | Path) -> np.ndarray:
     """RGB uint8 or uint16 array (H, W, 3), orientation applied; CommandError if unreadable."""
     path = Path(path)
+    check_regular(path)
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as err:
@@ -171,6 +172,7 @@ def read_image_original_raw(path: str | Path) -> np.ndarray:
     orientation not applied. (Other modes than RGB, which the original could not fuse, are
     converted to RGB by PIL.)"""
     path = Path(path)
+    check_regular(path)
     try:
         with Image.open(path) as image:
             rgb = image if image.mode == "RGB" else image.convert("RGB")

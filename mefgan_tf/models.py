@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError, require
+from mefgan_tf.files import check_regular
 from mefgan_tf.stages import Stages
 
 # The generator shipped inside the package (a checkpoint folder; checkpoints/reference in the repository).
@@ -56,6 +57,7 @@ def model_version(path: str | os.PathLike | None) -> tuple[Path, str]:
     """(model path, version): a base folder of numbered SavedModels gives its highest version, a
     numbered SavedModel folder its number, anything else version 1. CommandError if absent."""
     model = DEFAULT_MODEL if path is None else Path(path)
+    check_regular(model)
     if not model.exists() and not Path(str(model) + ".index").exists():
         raise no_model_error(model)
     versions = saved_model_versions(model)

@@ -72,8 +72,9 @@ def entries(folder: Path) -> list[Path]:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files of ``folder``, in natural order."""
-    return [p for p in entries(folder) if p.is_file() and is_image(p)]
+    """The image files of ``folder``, in natural order (a FIFO or device named as an image too: reading
+    it is refused in one line, ``files.check_regular``, rather than skipped without a word)."""
+    return [p for p in entries(folder) if is_image(p) and p.exists() and not p.is_dir()]
 
 
 def other_files(folder: Path) -> list[Path]:

@@ -490,3 +490,59 @@ def test_a_finished_job_that_cannot_print_its_last_line_says_so_in_one_line(tmp_
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["mefgan patches: error: standard output: cannot write (No space left on device)"]
     assert (tmp_path / "p.h5").is_file()  # the job itself was done
+
+
+# ---- inputs that are not regular files: refused before opening (a FIFO would wait for ever) ----------
+
+
+def special_file_case(case: str, tmp_path: Path) -> tuple[list[str], Path]:
+    """The command line of ``case`` and the FIFO it names."""
+    fifo = tmp_path / ("pipe" + {"train --data": ".h5", "train --config": ".yaml"}.get(case, ".png"))
+    os.mkfifo(fifo)
+    a, b = exposures(tmp_path)
+    out = str(tmp_path / "out")
+    scenes = bracket_scenes(tmp_path / "scenes", count=1, side=32)
+    if case == "evaluate exposure":
+        (scenes / "s0" / "1.png").unlink()
+        os.mkfifo(scenes / "s0" / "1.png")
+        fifo = scenes / "s0" / "1.png"
+    return {
+        "fuse exposure": ["fuse", str(fifo), str(a), "-o", out + ".png"],
+        "fuse --model": ["fuse", str(a), str(b), "-o", out + ".png", "--model", str(fifo)],
+        "evaluate exposure": ["evaluate", str(scenes), "--method", "mertens", "--out", out],
+        "train --data": ["train", "--data", str(fifo), "--out", out],
+        "train --config": ["train", "--config", str(fifo), "--data", str(a), "--out", out],
+        "serve --model": ["serve", "--model", str(fifo), "--port", "0"],
+        "export --checkpoint": ["export", "--checkpoint", str(fifo), "--out", out + "/1"],
+        "demo --model": ["demo", "--model", str(fifo), "--out", out],
+    }[case], fifo
+
+
+@pytest.mark.parametrize("case", ["fuse exposure", "fuse --model", "evaluate exposure", "train --data", "train --config",
+                                  "serve --model", "export --checkpoint", "demo --model"])
+def test_an_input_that_is_not_a_regular_file_is_one_line_without_waiting(case, tmp_path, capsys):
+    import threading
+
+    argv, fifo = special_file_case(case, tmp_path)
+    codes: list[int] = []
+    command = threading.Thread(target=lambda: codes.append(main(argv)), daemon=True)
+    command.start()
+    command.join(120)
+    if command.is_alive():
+        with open(fifo, "wb"):  # release the reader, then fail
+            pass
+        pytest.fail(f"{case}: waited on the FIFO")
+    assert codes == [1]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"{fifo}: is a FIFO (named pipe), not a regular file" in err[0]
+    assert err[-1].startswith(f"mefgan {argv[0]}: error: ") and len(err) == (2 if case == "evaluate exposure" else 1), err
+
+
+def test_the_api_refuses_a_fifo_as_an_exposure(tmp_path):
+    from mefgan_tf import read_image
+    from mefgan_tf.errors import FileProblem
+
+    os.mkfifo(tmp_path / "p.png")
+    with pytest.raises(FileProblem, match="p.png: is a FIFO") as refused:
+        read_image(tmp_path / "p.png")
+    assert isinstance(refused.value, OSError) and isinstance(refused.value, ValueError)
