@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from mefgan_tf.errors import CommandError
-from mefgan_tf.images import read_image, to_float, write_image
+from mefgan_tf.images import InputNote, read_image, to_float, write_image
 
 __all__ = ["fuse", "load_model", "read_image", "write_image"]
 
@@ -46,6 +47,22 @@ def load_model(model: str | os.PathLike | None = None, tile: int | str | None = 
     return load_fuser(model, tile, progress, multi or DEFAULT_MULTI, resolve_detail(detail))
 
 
+def prepare(exposures: Sequence[Exposure], align: bool | None = None, deghost: bool | None = None) -> list[np.ndarray]:
+    """The exposures as arrays, aligned and deghosted as asked (``align.prepare``), each note an ``InputNote``."""
+    from mefgan_tf import align as aligning
+
+    images = [as_exposure(e) for e in exposures]
+    if align is None:
+        align = aligning.ALIGN_BY_DEFAULT
+    if deghost is None:
+        deghost = aligning.DEGHOST_BY_DEFAULT
+    names = [Path(e).name if isinstance(e, (str, os.PathLike)) else f"exposure {i + 1}" for i, e in enumerate(exposures)]
+    images, notes = aligning.prepare(images, align, deghost, names)
+    for note in notes:
+        warnings.warn(note, InputNote, stacklevel=3)
+    return images
+
+
 @functools.cache
 def _default_model():
     return load_model()
@@ -65,11 +82,14 @@ def as_exposure(exposure: Exposure) -> np.ndarray:
     return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
-def fuse(exposures: Sequence[Exposure], model=None, tile: int | str | None = "auto") -> np.ndarray:
+def fuse(exposures: Sequence[Exposure], model=None, tile: int | str | None = "auto", align: bool | None = None,
+         deghost: bool | None = None) -> np.ndarray:
     """Fuse two or more exposures of one scene (paths or arrays, any order) into one RGB float32
     image in [0, 1]. ``model``: None for the shipped generator (loaded once), a model path, or a
-    model from ``load_model``."""
-    images = [as_exposure(e) for e in exposures]
+    model from ``load_model``. ``align``, ``deghost``: align the exposures to the best-exposed one
+    and keep moving things from doubling first, as `mefgan fuse` (``align.prepare``; None: its
+    defaults); what was done comes as ``InputNote`` warnings."""
+    images = prepare(exposures, align, deghost)
     if model is None:
         fuser = _default_model() if tile == "auto" else load_model(tile=tile)
     elif isinstance(model, (str, os.PathLike)):

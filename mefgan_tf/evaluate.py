@@ -104,11 +104,14 @@ def pairing_view(images: list[np.ndarray], gt: np.ndarray | None, pairing: str) 
     return LoadedScene(images[0], images[-1], gt, inputs=list(images), frames=list(images))
 
 
-def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME) -> LoadedScene:
+def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, align: bool = False,
+               deghost: bool = False) -> LoadedScene:
     """Read a scene as ``pairing`` sees it (``pairing_view``); with ``EXTREME`` the darkest exposure
     is ``under``, the brightest ``over``. CommandError if unusable.
 
     ``original_io``: read every file as the original's ``generate.py`` does (``read_image_original_raw``).
+    ``align``, ``deghost``: the whole bracket aligned and/or deghosted first (``align.prepare``), its
+    notes kept as the scene's note; every method fuses, and is scored against, those frames.
     """
     read = read_image_original_raw if original_io else read_image_uint8
     images = [read(p) for p in scene.exposures]
@@ -116,15 +119,27 @@ def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME) 
     if len(sizes) != 1:
         raise CommandError(f"exposures differ in size: {', '.join(_size(s) for s in sorted(sizes))}")
     images = [images[i] for i in exposure_order(images)]
-    gt, note = None, ""
+    images, notes = prepare_scene(images, align, deghost)
+    gt, note = None, "; ".join(notes)
     if scene.gt is not None and pairing in (EXTREME, ALL):
         gt = read(scene.gt)
         if gt.shape[:2] != images[0].shape[:2]:
-            note = f"ground truth {_size(gt.shape)} differs from the exposures' {_size(images[0].shape)}: not used"
+            note = "; ".join(filter(None, [note, f"ground truth {_size(gt.shape)} differs from the exposures' "
+                                                 f"{_size(images[0].shape)}: not used"]))
             gt = None
     view = pairing_view(images, gt, pairing)
     view.note = note
     return view
+
+
+def prepare_scene(images: list[np.ndarray], align: bool, deghost: bool) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 exposures aligned and/or deghosted (``align.prepare``), and its notes."""
+    if not (align or deghost):
+        return images, []
+    from mefgan_tf.align import prepare
+
+    prepared, notes = prepare([to_float(im) for im in images], align, deghost)
+    return [im if im is before else to_uint8(im) for im, before in zip(prepared, images)], notes
 
 
 def _size(shape: Sequence[int]) -> str:
@@ -343,15 +358,17 @@ def _skip(row: Row, reason: str) -> Row:
 
 
 def evaluate(scenes: list[Scene], methods: list[Method], max_side: int | None, progress: bool = True,
-             pairing: str = EXTREME, keep: FusedSaver | None = None) -> list[Row]:
+             pairing: str = EXTREME, keep: FusedSaver | None = None, align: bool = False,
+             deghost: bool = False) -> list[Row]:
     """One :class:`Row` per scene and method, in scene order, for the exposures ``pairing`` takes of
-    each scene. ``keep`` writes every fused image and a contact sheet per scene (``--save-fused``)."""
+    each scene. ``keep`` writes every fused image and a contact sheet per scene (``--save-fused``);
+    ``align``, ``deghost``: each scene's bracket prepared first (``load_scene``)."""
     from tqdm import tqdm
 
     rows: list[Row] = []
     desc = "evaluate" if pairing == EXTREME else f"evaluate ({pairing})"
     for scene in tqdm(scenes, desc=desc, unit="scene", disable=None if progress else True, file=sys.stderr):
-        found = _score_scene(scene, methods, max_side, pairing, keep)
+        found = _score_scene(scene, methods, max_side, pairing, keep, align, deghost)
         if keep is not None:
             keep.finish(scene.name)
         for row in found:
@@ -362,11 +379,11 @@ def evaluate(scenes: list[Scene], methods: list[Method], max_side: int | None, p
 
 
 def _score_scene(scene: Scene, methods: list[Method], max_side: int | None, pairing: str = EXTREME,
-                 keep: FusedSaver | None = None) -> list[Row]:
+                 keep: FusedSaver | None = None, align: bool = False, deghost: bool = False) -> list[Row]:
     if scene.problem:
         return [_skip(Row(scene.name, m.name), scene.problem) for m in methods]
     try:
-        loaded = load_scene(scene, pairing=pairing)
+        loaded = load_scene(scene, pairing=pairing, align=align, deghost=deghost)
     except CommandError as err:
         return [_skip(Row(scene.name, m.name), str(err)) for m in methods]
     scorers = {False: SceneScorer(loaded, max_side, keep)}
@@ -376,7 +393,8 @@ def _score_scene(scene: Scene, methods: list[Method], max_side: int | None, pair
             if method.kind == "folder" and pairing != EXTREME:
                 raise CommandError(f"a folder of fused images holds one result per scene, for pairing '{EXTREME}'")
             if method.original_io and True not in scorers:  # the sources as the original reads them
-                scorers[True] = SceneScorer(load_scene(scene, original_io=True, pairing=pairing), max_side, keep)
+                original = load_scene(scene, original_io=True, pairing=pairing, align=align, deghost=deghost)
+                scorers[True] = SceneScorer(original, max_side, keep)
             scorer = scorers[method.original_io]
             row = scorer.score(scene.name, method)
             note = scorer.scene.note

@@ -10,6 +10,7 @@ stretched by ``bytescale`` and written by PIL (JPEG at quality 75).
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -123,8 +124,29 @@ def write_fused(out: Path, fused: np.ndarray, input_depth: int, bit_depth: str, 
     return write_image(out, fused, bit_depth=output_depth(input_depth, bit_depth))
 
 
-def fuse_files(fuser, paths: list[Path], out: Path, bit_depth: str, original_io: bool = False) -> Path:
-    """Read, fuse and write one scene (with ``original_io``, the way the original does)."""
+def prepare_exposures(images: list[np.ndarray], paths: list[Path], align: bool = False, deghost: bool = False,
+                      report=None) -> list[np.ndarray]:
+    """The exposures aligned and/or deghosted (``align.prepare``); each note goes to ``report``
+    (default: a ``note:`` line on stderr)."""
+    if not (align or deghost):
+        return images
+    from mefgan_tf.align import prepare
+
+    prepared, notes = prepare(images, align=align, deghost=deghost, names=[path.name for path in paths])
+    for note in notes:
+        (report or print_note)(note)
+    return prepared
+
+
+def print_note(note: str) -> None:
+    print(f"note: {note}", file=sys.stderr)
+
+
+def fuse_files(fuser, paths: list[Path], out: Path, bit_depth: str, original_io: bool = False,
+               align: bool = False, deghost: bool = False, report=None) -> Path:
+    """Read, fuse and write one scene (with ``original_io``, the way the original does), its exposures
+    first aligned and/or deghosted (``prepare_exposures``)."""
     check_inputs_and_output(paths, out)
     images, depth = read_exposures_original(paths) if original_io else read_exposures(paths)
+    images = prepare_exposures(images, paths, align, deghost, report)
     return write_fused(out, fuser(images), depth, bit_depth, original_io)

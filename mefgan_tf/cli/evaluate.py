@@ -42,6 +42,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="how model methods fuse three or more exposures (pairing 'all'), as `mefgan fuse "
                              f"--multi` (default: {DEFAULT_MULTI})")
     add_detail_option(parser, original_io=True)
+    parser.add_argument("--align", action="store_true",
+                        help="align each scene's exposures to its best-exposed one first, as `mefgan fuse --align` "
+                             "(hand-held brackets); every method fuses, and is scored against, the aligned frames; "
+                             "what was done is a note in the report")
+    parser.add_argument("--deghost", action="store_true",
+                        help="take moving things from the reference frame first, as `mefgan fuse --deghost`")
     parser.add_argument("--save-fused", action="store_true",
                         help="also keep every fused image (OUT/fused/[<pairing>/]<method>/<scene>.png) and a contact "
                              "sheet per scene (OUT/fused/[<pairing>/]<scene>.jpg: the inputs, then each method)")
@@ -67,10 +73,12 @@ def run(args: argparse.Namespace) -> int:
     sections = []
     for pairing, folder in folders.items():
         keep = FusedSaver(args.out / "fused" / (pairing if len(pairings) > 1 else "")) if args.save_fused else None
-        rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet, pairing=pairing, keep=keep)
+        rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet, pairing=pairing, keep=keep,
+                        align=args.align, deghost=args.deghost)
         check_scored(rows, args.scenes)
         options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
-                   "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing}
+                   "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing,
+                   "align": args.align, "deghost": args.deghost}
         markdown = write_report(folder, rows, methods, options)
         sections.append(pairing_heading(pairing) + markdown if len(pairings) > 1 else markdown)
     text = "\n".join(sections)

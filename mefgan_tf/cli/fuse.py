@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mefgan_tf.cli.types import add_detail_option, detail_levels
+from mefgan_tf.cli.types import add_align_options, add_detail_option, detail_levels
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI
 
@@ -60,6 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "against all frames of the held-out scenes, ahead of Mertens, and the least washed out)",
     )
     add_detail_option(parser, original_io=True)
+    add_align_options(parser)
     parser.add_argument(
         "--tile", type=parse_tile, default="auto", metavar="SIZE",
         help="side of the full-resolution tiles in pixels (multiple of 8); 0 = whole image at once; "
@@ -134,7 +135,8 @@ def run_pairs(args: argparse.Namespace) -> int:
         if scene.ignored:
             tqdm.write(f"note: {scene.name}: ignoring non-image file(s) {', '.join(scene.ignored)}", file=sys.stderr)
         try:
-            fuse_files(fuser, scene.exposures, out, args.bit_depth, args.original_io)
+            fuse_files(fuser, scene.exposures, out, args.bit_depth, args.original_io, args.align, args.deghost,
+                       report=lambda note, name=scene.name: tqdm.write(f"note: {name}: {note}", file=sys.stderr))
         except CommandError as err:
             failed.append(scene.name)
             tqdm.write(f"mefgan fuse: {scene.name}: {err}", file=sys.stderr)
@@ -156,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         check_inputs_and_output,
         check_output_extension,
         check_writable,
+        prepare_exposures,
         read_exposures,
         read_exposures_original,
         write_fused,
@@ -168,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     check_inputs_and_output(paths, out)
     check_writable(out, args.overwrite)
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
+    images = prepare_exposures(images, paths, args.align, args.deghost)
     fuser = load_fuser(args.model, tile=args.tile, progress=progress_setting(args), multi=args.multi,
                        detail=detail_levels(args.detail_levels, args.original_io))
     write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)

@@ -60,3 +60,18 @@ def detail_levels(given: int | None, original_io: bool = False) -> int:
     from mefgan_tf.fusion import resolve_detail
 
     return resolve_detail(given, original_io)
+
+
+def add_align_options(parser: argparse.ArgumentParser) -> None:
+    """``--align/--no-align`` and ``--deghost/--no-deghost`` (``align.prepare``; defaults measured there)."""
+    from mefgan_tf.align import ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT
+
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=ALIGN_BY_DEFAULT,
+                        help="align every exposure to the best-exposed one first (a hand-held bracket): a "
+                             "homography per frame, found on exposure-matched views; frames already aligned "
+                             "are left untouched, and each frame's outcome is printed as a note (default: "
+                             f"{'on' if ALIGN_BY_DEFAULT else 'off'})")
+    parser.add_argument("--deghost", action=argparse.BooleanOptionalAction, default=DEGHOST_BY_DEFAULT,
+                        help="where a frame shows something else than the reference frame (a thing that moved), "
+                             "take that region from the reference, mapped to the frame's exposure, so that "
+                             f"nothing shows twice (default: {'on' if DEGHOST_BY_DEFAULT else 'off'})")

@@ -1,0 +1,230 @@
+"""Alignment and deghosting of hand-held brackets (``mefgan_tf.align``), measured on real brackets.
+
+* ``still``: every real bracket as shot (tripod): what alignment does to it, and how far the
+  Mertens fusion of the prepared frames is from that of the frames as given (PSNR).
+* ``moved``: extreme and close pairs of each scene moved as a hand-held camera would move them
+  (``data_prep.handheld``: up to 5% of the side and 3 degrees, zoom and tilt): the error of the
+  recovered motion at the corners, the PSNR of the fusion of the aligned pair against the fusion of
+  the truly aligned pair (whole image, and inside the area that every frame saw), MEF-SSIM of both
+  against the truly aligned frames, and the same for the fusion of the moved pair unaligned. The
+  truly aligned pair is the still pair with its own residual motion (found by ECC, under a pixel)
+  removed, and that residual is part of the true motion.
+* ``ghost``: an object pasted at one place in the reference and another in the other frame: PSNR,
+  inside both places and outside them (beyond a band of ``GHOST_BAND``), of the fusion against the
+  fusion of the pair with the object where the reference has it, with and without deghosting.
+* ``bad``: a frame of another scene and a blank frame: what alignment says.
+* ``time_12mp``: alignment (and deghosting) of a 4000 x 3000 pair.
+
+Run: ``python -m benchmarks.run --only align`` (or ``python -m benchmarks.bench_align``);
+``MEFGAN_ALIGN_SCENES=a,b`` limits the scenes.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mefgan_tf import align, metrics
+from mefgan_tf.baselines import mertens
+from mefgan_tf.data_prep.handheld import corner_error, crop_box, paste_object, random_handheld
+from mefgan_tf.images import read_image, to_uint8
+from mefgan_tf.scenes import exposure_order, find_scenes, middle
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+GHOST_BAND = 0.04  # "outside" leaves out this share of the long side around the object's places (the feather)
+HELD_OUT = ("choupingru_temple", "cwz_library3", "felipe_frozenlake", "hsinyuan_wine", "jackycjl_2", "jackycjl_3",
+            "mercury_fog", "rchen19_bedroom", "s4816577_building", "ssarcandy_desktop", "syclin_treebranch",
+            "thejackys_lounge")
+
+
+def brackets() -> dict[str, list[np.ndarray]]:
+    """The held-out real brackets and those of ``brackets/``, frames darkest first."""
+    chosen = os.environ.get("MEFGAN_ALIGN_SCENES")
+    folders = [SHARED / "brackets_real" / n for n in HELD_OUT] + [s.folder for s in find_scenes(SHARED / "brackets")]
+    found = {}
+    for folder in folders:
+        if chosen and folder.name not in chosen.split(","):
+            continue
+        frames = [read_image(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".png", ".tif")]
+        found[folder.name] = [frames[i] for i in exposure_order(frames)]
+    return found
+
+
+def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    diff = (np.asarray(a, np.float64) - b) ** 2
+    mse = float(diff[where].mean() if where is not None else diff.mean())
+    return 99.0 if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def mef_ssim(frames: list[np.ndarray], fused: np.ndarray) -> float:
+    return metrics.Sources(to_uint8(frames[-1]), to_uint8(frames[0]), [to_uint8(f) for f in frames]).mef_ms_ssim(
+        to_uint8(fused))
+
+
+def still(scenes: dict[str, list[np.ndarray]]) -> dict:
+    """What alignment and deghosting do to real tripod brackets."""
+    rows = {}
+    for name, frames in scenes.items():
+        start = time.perf_counter()
+        aligned, notes = align.prepare(frames, align=True, deghost=False)
+        seconds = time.perf_counter() - start
+        both, ghost_notes = align.prepare(frames, align=True, deghost=True)
+        base = mertens(frames)
+        ref = align.best_exposed(frames)
+        motions = [align.corner_motion(align.find_motion(frames[ref], f).matrix, *f.shape[:2])
+                   for i, f in enumerate(frames) if i != ref]
+        rows[name] = {
+            "frames": len(frames), "moved": sum(a is not f for a, f in zip(aligned, frames)),
+            "largest_corner_motion_px": round(max(motions), 2),
+            "psnr_align_db": round(psnr(mertens(aligned), base), 1),
+            "psnr_align_deghost_db": round(psnr(mertens(both), base), 1),
+            "deghosted_frames": sum("moving things" in n for n in ghost_notes),
+            "seconds": round(seconds, 2), "notes": ghost_notes,
+        }
+    return rows
+
+
+def crop(image: np.ndarray) -> np.ndarray:
+    top, left, rows, cols = crop_box(*image.shape[:2])
+    return image[top : top + rows, left : left + cols]
+
+
+def crop_matrix(matrix: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``matrix`` (full-frame pixels) in the coordinates of ``crop_box``."""
+    top, left, _, _ = crop_box(height, width)
+    offset = np.array([[1, 0, left], [0, 1, top], [0, 0, 1]], np.float64)
+    return np.linalg.inv(offset) @ matrix @ offset
+
+
+def moved_pair(pair: list[np.ndarray], seed: int) -> dict:
+    """One pair moved by a random hand-held motion, aligned, fused and scored."""
+    ref = align.best_exposed(pair)
+    other = 1 - ref
+    residual = align.find_motion(pair[ref], pair[other]).matrix
+    truth = [pair[0], pair[1]]
+    truth[other] = align.warp_frame(pair[other], pair[ref], residual)
+    truth = [crop(f) for f in truth]
+    hand = random_handheld(pair, ref, seed=seed)
+    height, width = hand.frames[0].shape[:2]
+    expected = hand.matrices[other] @ crop_matrix(residual, *pair[0].shape[:2])
+    start = time.perf_counter()
+    found = align.find_motion(hand.frames[ref], hand.frames[other])
+    seconds = time.perf_counter() - start
+    aligned, _ = align.prepare(hand.frames, align=True, deghost=False)
+    seen = cv2.warpPerspective(np.ones((height, width), np.uint8), expected, (width, height),
+                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+    seen = cv2.erode(seen.astype(np.uint8), np.ones((2 * align.FEATHER_PX + 1,) * 2, np.uint8)) > 0
+    answer, ours, unaligned = mertens(truth), mertens(aligned), mertens(hand.frames)
+    return {
+        "status": found.status, "corner_error_px": round(corner_error(found.matrix, expected, height, width), 3),
+        "true_corner_motion_px": round(align.corner_motion(expected, height, width), 1),
+        "psnr_db": round(psnr(ours, answer), 1), "psnr_seen_db": round(psnr(ours, answer, seen), 1),
+        "psnr_unaligned_db": round(psnr(unaligned, answer), 1),
+        "mef_ssim_truth": round(mef_ssim(truth, answer), 4), "mef_ssim_aligned": round(mef_ssim(truth, ours), 4),
+        "mef_ssim_unaligned": round(mef_ssim(truth, unaligned), 4), "seconds": round(seconds, 2),
+    }
+
+
+def moved(scenes: dict[str, list[np.ndarray]]) -> dict:
+    rows = {}
+    for number, (name, frames) in enumerate(scenes.items()):
+        m = middle(len(frames))
+        pairs = {"extreme": [frames[0], frames[-1]], "close": [frames[m], frames[m + 1]]}
+        rows[name] = {kind: moved_pair(pair, seed=number) for kind, pair in pairs.items()}
+    return rows
+
+
+def ghost(scenes: dict[str, list[np.ndarray]]) -> dict:
+    """An object (a patch of another scene) at one place in the reference, at another in the other frame."""
+    rows, names = {}, list(scenes)
+    for number, (name, frames) in enumerate(scenes.items()):
+        m = middle(len(frames))
+        pair = [frames[m], frames[m + 1]]
+        ref = align.best_exposed(pair)
+        other = 1 - ref
+        height, width = pair[0].shape[:2]
+        side = min(height, width) // 5
+        donor = scenes[names[(number + 1) % len(names)]][middle(len(scenes[names[(number + 1) % len(names)]]))]
+        patch = cv2.resize(donor, (side, side), interpolation=cv2.INTER_AREA)
+        curves = align.exposure_curves(pair[ref], pair[other])
+        spots = {ref: (height // 4, width // 5), other: (height // 2, width // 2)}
+        place = {i: paste_object(pair[i], patch if i == ref else align.apply_curves(curves, patch), *spots[i])
+                 for i in (0, 1)}
+        ghosted = [place[0], place[1]]
+        consistent = [pair[0].copy(), pair[1].copy()]
+        consistent[ref] = place[ref]
+        consistent[other] = paste_object(pair[other], align.apply_curves(curves, patch), *spots[ref])
+        inside, near = np.zeros((height, width), bool), np.zeros((height, width), bool)
+        band = round(GHOST_BAND * max(height, width))
+        for top, left in spots.values():
+            inside[top : top + side, left : left + side] = True
+            near[max(0, top - band) : top + side + band, max(0, left - band) : left + side + band] = True
+        answer = mertens(consistent)
+        row = {}
+        for setting in (False, True):
+            prepared, notes = align.prepare(ghosted, align=False, deghost=setting)
+            fused = mertens(prepared)
+            key = "deghost" if setting else "plain"
+            row[key] = {"psnr_inside_db": round(psnr(fused, answer, inside), 1),
+                        "psnr_outside_db": round(psnr(fused, answer, ~near), 1),
+                        "changed_outside": float(np.abs(fused - answer)[~near].max() > 0.5 / 255)}
+        rows[name] = row
+    return rows
+
+
+def bad(scenes: dict[str, list[np.ndarray]]) -> dict:
+    names = list(scenes)
+    first, second = scenes[names[0]], scenes[names[1 % len(names)]]
+    frame = cv2.resize(second[middle(len(second))], first[0].shape[1::-1])
+    blank = np.full_like(first[0], 0.5)
+    return {"another_scene": align.prepare([first[middle(len(first))], frame], deghost=False)[1],
+            "blank": align.prepare([first[middle(len(first))], blank], deghost=False)[1]}
+
+
+def time_12mp(scenes: dict[str, list[np.ndarray]]) -> dict:
+    frames = next(iter(scenes.values()))
+    m = middle(len(frames))
+    pair = [cv2.resize(f, (5000, 3750), interpolation=cv2.INTER_CUBIC) for f in (frames[m], frames[m + 1])]  # 4000 x 3000 crop
+    hand = random_handheld(pair, align.best_exposed(pair), seed=3)
+    start = time.perf_counter()
+    align.prepare(hand.frames, align=True, deghost=False)
+    aligned = time.perf_counter() - start
+    start = time.perf_counter()
+    align.prepare(hand.frames, align=True, deghost=True)
+    return {"size": list(hand.frames[0].shape[:2]), "align_seconds": round(aligned, 2),
+            "align_and_deghost_seconds": round(time.perf_counter() - start, 2)}
+
+
+def summary(result: dict) -> dict:
+    rows = [r for scene in result["moved"].values() for r in scene.values()]
+    still_rows = list(result["still"].values())
+    return {
+        "moved_worst_corner_error_px": max(r["corner_error_px"] for r in rows),
+        "moved_failed": sum(r["status"] != "moved" for r in rows),
+        "moved_min_psnr_seen_db": min(r["psnr_seen_db"] for r in rows),
+        "moved_min_psnr_db": min(r["psnr_db"] for r in rows),
+        "moved_worst_mef_ssim_loss": round(max(r["mef_ssim_truth"] - r["mef_ssim_aligned"] for r in rows), 4),
+        "unaligned_min_psnr_db": min(r["psnr_unaligned_db"] for r in rows),
+        "still_frames_moved": sum(r["moved"] for r in still_rows),
+        "still_min_psnr_align_db": min(r["psnr_align_db"] for r in still_rows),
+        "still_min_psnr_align_deghost_db": min(r["psnr_align_deghost_db"] for r in still_rows),
+    }
+
+
+def run() -> dict:
+    if not (SHARED / "brackets_real").is_dir():
+        return {"skipped": f"no brackets at {SHARED}"}
+    scenes = brackets()
+    result = {"still": still(scenes), "moved": moved(scenes), "ghost": ghost(scenes), "bad": bad(scenes),
+              "time_12mp": time_12mp(scenes)}
+    result["summary"] = summary(result)
+    return result
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,442 @@
+"""Hand-held brackets: every exposure aligned to a reference frame, and moving things kept from doubling.
+
+``prepare(images, align=True, deghost=True)`` runs before any fusion (`mefgan fuse`, the API,
+`mefgan evaluate --align`, `mefgan serve --align`), so the network's fusion and the detail step see
+the same consistent frames. It returns the frames in the given order and one-line notes of what it did.
+
+**Reference.** The best-exposed frame: the one whose luma is closest to mid-grey on average
+(Mertens's well-exposedness; the middle exposure of most brackets). It is never changed.
+
+**Alignment.** Exposures differ in tone, so each frame's luma is first mapped onto the reference's
+by histogram matching (an exposure-invariant view), with near-black and near-white pixels masked
+out. A homography is then found by ECC (``cv2.findTransformECCWithMask``) coarse to fine on a
+pyramid of these views, started from the better of no motion and a phase-correlation shift. The
+motion is believed only if it is plausible (under ``MAX_MOTION`` of the diagonal at every corner,
+under ``MAX_TURN`` degrees) and the warped frame matches the reference (ECC correlation at least
+``MIN_CORRELATION``, and better than unwarped): otherwise the frame is kept as is, with a note.
+A motion under ``STILL_PX`` pixels at every corner leaves the frame untouched ("already aligned"),
+so a tripod bracket comes back bit for bit. A warped frame is resampled once (bicubic); where it
+has no data (the border it moved away from), that area is taken from the reference mapped to the
+frame's exposure (per-channel histogram matching), blended in over ``FEATHER_PX`` pixels.
+
+**Deghosting.** Where an aligned frame disagrees with the reference mapped to its exposure, and
+the frame mapped to the reference's exposure disagrees with the reference too (both directions,
+so that clipped highlights and noisy shadows do not count), something moved: that region of the
+frame is replaced by the exposure-mapped reference under a feathered mask. The fusion then shows
+the moving thing once, where the reference has it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+NO_MATCH = "no match with the reference (another scene, or too little detail)"
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+ESTIMATE_SIDE = 1600  # long side of the views the motion is estimated on (larger images are shrunk)
+COARSE_SIDE = 100  # long side of the coarsest level of the ECC pyramid
+MIN_SIDE = 64  # frames smaller than this on a side are not aligned
+STILL_PX = 0.5  # a motion under this at every corner (full resolution) leaves the frame untouched
+MAX_MOTION = 0.15  # a corner moving more than this share of the diagonal is not believed
+MAX_TURN = 10.0  # degrees; more is not believed
+MIN_CORRELATION = 0.5  # ECC correlation of the aligned views below this: could not align
+BLANK_SPREAD = 0.01  # a frame whose luma varies less than this (standard deviation) is blank
+MIN_VALID = 0.05  # share of the pixels well exposed in both a frame and the reference needed to align it
+DARK, BRIGHT = 0.02, 0.98  # luma outside these is too dark or clipped to align on
+CLIP_EDGE = 3  # pixels of the views next to such areas that are not aligned on either
+FEATHER_PX = 8  # width of the blend between a warped frame and the filled border
+BINS = 256
+CENTRES = (np.arange(BINS, dtype=np.float32) + 0.5) / BINS
+MODELS = {"translation": cv2.MOTION_TRANSLATION, "euclidean": cv2.MOTION_EUCLIDEAN,
+          "affine": cv2.MOTION_AFFINE, "homography": cv2.MOTION_HOMOGRAPHY}
+DEFAULT_MODEL = "homography"
+# A richer model than a rigid motion is kept only if it raises the ECC correlation by this much: where
+# little of a frame is well exposed, a homography fits noise (measured: tripod frames "moved" 0.7 px).
+MODEL_GAIN = 0.002
+# Defaults of `mefgan fuse` and the API, by measurement on the real brackets (docs/alignment.md).
+ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT = True, True
+# Deghosting works on views of this long side; a region is a moving thing where both exposure-mapped
+# differences (blurred) exceed GHOST_LEVEL, over at least GHOST_MIN_SIZE pixels across (views' pixels).
+GHOST_SIDE = 800
+GHOST_LEVEL, GHOST_BLUR, GHOST_MIN_SIZE = 0.12, 1.5, 5
+GHOST_GROW, GHOST_FEATHER = 0.01, 0.006  # share of the long side the mask is grown by, then feathered over
+
+
+@dataclass
+class Motion:
+    """The motion found for one frame: ``matrix`` maps reference pixels to frame pixels (full
+    resolution; identity when "failed"), ``status`` is "moved", "still" (too small, or no better
+    than none: the frame is left as is) or "failed" (``reason`` then says why)."""
+
+    matrix: np.ndarray
+    status: str
+    correlation: float = math.nan
+    reason: str = ""
+
+
+# ---------------------------------------------------------------------------------------- views
+def luma(image: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB float image, [H, W] float32."""
+    return np.asarray(image, np.float32) @ LUMA
+
+
+def shrunk(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (area average) so that its long side is at most ``side``, and the scale."""
+    height, width = image.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    if scale == 1.0:
+        return np.asarray(image, np.float32), 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(np.asarray(image, np.float32), size, interpolation=cv2.INTER_AREA), scale
+
+
+def well_exposed(values: np.ndarray) -> np.ndarray:
+    """Pixels neither near black nor clipped (bool)."""
+    return (values > DARK) & (values < BRIGHT)
+
+
+def match_curve(source: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Histogram matching: the value of ``target`` at each of ``BINS`` levels of ``source`` (at
+    ``CENTRES``), so that mapped source values follow target's distribution over ``valid``."""
+    src, tgt = (source.ravel(), target.ravel()) if valid is None else (source[valid], target[valid])
+    if src.size == 0:
+        return CENTRES.copy()
+    hist = np.bincount(np.clip((src * BINS).astype(np.int64), 0, BINS - 1), minlength=BINS)
+    cumulative = np.cumsum(hist)
+    middle = (cumulative - hist / 2) / cumulative[-1]
+    ordered = np.sort(tgt[:: max(1, tgt.size // 200_000)])
+    return np.interp(middle * (ordered.size - 1), np.arange(ordered.size), ordered).astype(np.float32)
+
+
+def apply_curve(curve: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.interp(values, CENTRES, curve).astype(np.float32)
+
+
+def apply_curves(curves: Sequence[np.ndarray], image: np.ndarray) -> np.ndarray:
+    """Per-channel curves applied to an RGB image (or to [N, 3] pixels)."""
+    return np.stack([apply_curve(c, image[..., i]) for i, c in enumerate(curves)], axis=-1)
+
+
+def best_exposed(images: Sequence[np.ndarray]) -> int:
+    """Index of the reference: the best exposed (``exposedness``; a blank frame never); ties (within
+    0.01) go to the middle exposure."""
+    from mefgan_tf.scenes import exposure_order, middle
+
+    order = exposure_order(images)
+    m = middle(len(order))
+    views = [luma(shrunk(images[i], 256)[0]) for i in order]
+    scores = [exposedness(v) if v.std() >= BLANK_SPREAD else -1.0 for v in views]
+    rank = max(range(len(order)), key=lambda r: (round(scores[r], 2), -abs(r - m)))
+    return order[rank]
+
+
+def exposedness(values: np.ndarray) -> float:
+    """Mean well-exposedness of luma values (Mertens's Gaussian around 0.5, sigma 0.2)."""
+    return float(np.exp(-((values - 0.5) ** 2) / (2 * 0.2**2)).mean())
+
+
+# ---------------------------------------------------------------------------------------- motion
+def scaling(factor: float, centred: bool) -> np.ndarray:
+    """Pixel coordinates of an image to those of it scaled by ``factor`` (pixel centres kept for an
+    area resize, ``centred``; pyramid levels keep pixel 0)."""
+    shift = 0.5 * factor - 0.5 if centred else 0.0
+    return np.array([[factor, 0, shift], [0, factor, shift], [0, 0, 1]], np.float64)
+
+
+def rescale(matrix: np.ndarray, to_new: np.ndarray) -> np.ndarray:
+    """``matrix`` (reference -> frame pixels) in the coordinates that ``to_new`` maps to."""
+    result = to_new @ matrix @ np.linalg.inv(to_new)
+    return result / result[2, 2]
+
+
+def corners(height: int, width: int) -> np.ndarray:
+    return np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float64)
+
+
+def transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    mapped = np.c_[points, np.ones(len(points))] @ matrix.T
+    return mapped[:, :2] / mapped[:, 2:3]
+
+
+def corner_motion(matrix: np.ndarray, height: int, width: int) -> float:
+    """Largest distance a corner of the image moves under ``matrix``, in pixels."""
+    points = corners(height, width)
+    return float(np.linalg.norm(transform(matrix, points) - points, axis=1).max())
+
+
+def shift_and_turn(matrix: np.ndarray, height: int, width: int) -> tuple[float, float]:
+    """How far the image centre moves (pixels) and how much the frame turns there (degrees)."""
+    centre = np.array([[(width - 1) / 2, (height - 1) / 2]])
+    step = np.array([[(width - 1) / 2 + 1, (height - 1) / 2], [(width - 1) / 2, (height - 1) / 2 + 1]])
+    moved, stepped = transform(matrix, centre), transform(matrix, step)
+    jacobian = (stepped - moved).T
+    turn = math.degrees(math.atan2(jacobian[1, 0] - jacobian[0, 1], jacobian[0, 0] + jacobian[1, 1]))
+    return float(np.linalg.norm(moved - centre)), abs(turn)
+
+
+def implausible(matrix: np.ndarray, height: int, width: int) -> str:
+    """Why a motion cannot be a hand-held one ("" when it can)."""
+    points = corners(height, width)
+    moved = transform(matrix, points)
+    if not np.isfinite(moved).all():
+        return NO_MATCH
+    if np.linalg.norm(moved - points, axis=1).max() > MAX_MOTION * math.hypot(height, width):
+        return f"{NO_MATCH}: the best match moves it more than a hand-held shot would"
+    if shift_and_turn(matrix, height, width)[1] > MAX_TURN:
+        return f"{NO_MATCH}: the best match turns it more than a hand-held shot would"
+    area = cv2.contourArea(moved.astype(np.float32)) / max(1.0, cv2.contourArea(points.astype(np.float32)))
+    if not 0.7 < area < 1.4 or not cv2.isContourConvex(moved.astype(np.float32)):
+        return NO_MATCH
+    return ""
+
+
+def aligned_views(reference: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(reference view, frame view, their well-exposed masks as uint8, judged on smoothed lumas so that
+    noise does not riddle them): the gradient magnitudes of
+    the reference's luma and of the frame's luma mapped onto the reference's tones (measured more
+    precise than the mapped lumas themselves across large exposure gaps)."""
+    ref_valid, frame_valid = (well_exposed(cv2.GaussianBlur(v, (0, 0), 2.0)) for v in (reference, frame))
+    mapped = apply_curve(match_curve(frame, reference, frame_valid), frame)
+    return gradient(reference), gradient(mapped), inner(ref_valid), inner(frame_valid)
+
+
+def inner(valid: np.ndarray) -> np.ndarray:
+    """``valid`` (bool) less ``CLIP_EDGE`` pixels at its edges, as uint8: the edge of a clipped or black
+    area is an edge of the gradient view that the other exposure does not have."""
+    size = 2 * CLIP_EDGE + 1
+    return cv2.erode(valid.astype(np.uint8), np.ones((size, size), np.uint8))
+
+
+def gradient(view: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of a lightly smoothed view: edges, whatever the tones between them."""
+    smooth = cv2.GaussianBlur(view, (0, 0), 1.0)
+    return cv2.magnitude(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
+
+
+def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
+    """``image`` and ``levels`` halvings, coarsest first."""
+    found = [image]
+    for _ in range(levels):
+        found.append(cv2.pyrDown(found[-1]))
+    return found[::-1]
+
+
+def mask_pyramid(mask: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+    return [cv2.resize(mask, (s[1], s[0]), interpolation=cv2.INTER_NEAREST) for s in shapes]
+
+
+def phase_shift(reference: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """A translation (3x3) from phase correlation: a start that reaches motions ECC alone would miss."""
+    window = cv2.createHanningWindow(reference.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(reference - reference.mean(), frame - frame.mean(), window)
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
+
+
+def ecc(reference: np.ndarray, frame: np.ndarray, ref_mask: np.ndarray, frame_mask: np.ndarray,
+        start: np.ndarray, model: int, iterations: int) -> tuple[float, np.ndarray]:
+    """ECC refinement of ``start`` (3x3, reference -> frame); (correlation, matrix)."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
+    warp = start.astype(np.float32) if model == cv2.MOTION_HOMOGRAPHY else start[:2].astype(np.float32)
+    rho, warp = cv2.findTransformECCWithMask(reference, frame, ref_mask, frame_mask, warp, model, criteria, 3)
+    return float(rho), np.vstack([warp, [0, 0, 1]]).astype(np.float64) if warp.shape[0] == 2 else warp.astype(np.float64)
+
+
+def coarse_start(refs: list[np.ndarray], frames: list[np.ndarray], ref_masks: list[np.ndarray],
+                 frame_masks: list[np.ndarray]) -> np.ndarray:
+    """The better of no motion and a phase-correlation shift, each refined at the coarsest level."""
+    best, best_rho = np.eye(3), -1.0
+    for start in (np.eye(3), phase_shift(refs[0], frames[0])):
+        try:
+            rho, found = ecc(refs[0], frames[0], ref_masks[0], frame_masks[0], start, cv2.MOTION_EUCLIDEAN, 100)
+        except cv2.error:
+            continue
+        if rho > best_rho:
+            best, best_rho = found, rho
+    return best
+
+
+def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_MODEL) -> Motion:
+    """The motion of ``frame`` against ``reference`` (RGB float images of one size); see the module."""
+    height, width = reference.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        return Motion(np.eye(3), "failed", reason=f"too small to align (under {MIN_SIDE} pixels)")
+    ref_view, scale = shrunk(luma(reference), ESTIMATE_SIDE)
+    frame_view, _ = shrunk(luma(frame), ESTIMATE_SIDE)
+    if well_exposed(frame_view).mean() < MIN_VALID or frame_view.std() < BLANK_SPREAD:
+        return Motion(np.eye(3), "failed", reason="a blank or fully clipped frame")
+    ref_view, frame_view, ref_mask, frame_mask = aligned_views(ref_view, frame_view)
+    usable = float((ref_mask & frame_mask).mean())
+    if usable < MIN_VALID:
+        return Motion(np.eye(3), "failed", reason=f"too little of it is well exposed where the reference is "
+                                                  f"({100 * usable:.1f}%)")
+    levels = max(0, math.ceil(math.log2(max(ref_view.shape) / COARSE_SIDE)))
+    refs, frames = pyramid(ref_view, levels), pyramid(frame_view, levels)
+    ref_masks = mask_pyramid(ref_mask, [r.shape for r in refs])
+    frame_masks = mask_pyramid(frame_mask, [f.shape for f in frames])
+    try:
+        start = coarse_start(refs, frames, ref_masks, frame_masks)
+        found = [refine(refs, frames, ref_masks, frame_masks, start, kind)
+                 for kind in dict.fromkeys((min(MODELS[model], cv2.MOTION_EUCLIDEAN), MODELS[model]))]
+    except cv2.error:
+        return Motion(np.eye(3), "failed", reason=NO_MATCH)
+    rho, matrix = found[0]
+    if len(found) > 1 and found[1][0] > rho + MODEL_GAIN:
+        rho, matrix = found[1]
+    return judge(matrix, rho, (ref_view, frame_view, ref_mask, frame_mask), scale, (height, width))
+
+
+def refine(refs: list[np.ndarray], frames: list[np.ndarray], ref_masks: list[np.ndarray],
+           frame_masks: list[np.ndarray], matrix: np.ndarray, kind: int) -> tuple[float, np.ndarray]:
+    """ECC of motion ``kind`` from the coarsest level's ``matrix`` down to the finest: (correlation,
+    matrix); levels under 200 x 200 pixels find at most a rigid motion."""
+    rho = -1.0
+    for level in range(1, len(refs)):
+        matrix = rescale(matrix, scaling(2.0, centred=False))
+        small = refs[level].shape[0] * refs[level].shape[1] <= 200**2
+        rho, matrix = ecc(refs[level], frames[level], ref_masks[level], frame_masks[level], matrix,
+                          min(kind, cv2.MOTION_EUCLIDEAN) if small else kind, 50)
+    return rho, matrix
+
+
+def judge(matrix: np.ndarray, rho: float, views: tuple, scale: float, shape: tuple[int, int]) -> Motion:
+    """Whether the motion ``matrix`` (view pixels) is believed, and the full-resolution matrix."""
+    full = rescale(matrix, scaling(1.0 / scale, centred=True)) if scale != 1.0 else matrix
+    reason = implausible(full, *shape)
+    if reason:
+        return Motion(np.eye(3), "failed", rho, reason)
+    ref_view, frame_view, ref_mask, frame_mask = views
+    if rho < 0:
+        rho = cv2.computeECC(ref_view, warp_view(frame_view, matrix), ref_mask & warp_view(frame_mask, matrix))
+    if rho < MIN_CORRELATION:
+        return Motion(np.eye(3), "failed", rho, f"{NO_MATCH} (correlation {rho:.2f})")
+    if corner_motion(full, *shape) < STILL_PX:
+        return Motion(full, "still", rho)
+    unmoved = cv2.computeECC(ref_view, frame_view, ref_mask & frame_mask)
+    if rho <= unmoved:
+        return Motion(full, "still", unmoved)
+    return Motion(full, "moved", rho)
+
+
+def warp_view(view: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``view`` resampled at ``matrix`` (reference -> frame) of each reference pixel."""
+    flags = (cv2.INTER_NEAREST if view.dtype == np.uint8 else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    return cv2.warpPerspective(view, matrix, view.shape[1::-1], flags=flags, borderMode=cv2.BORDER_CONSTANT)
+
+
+# ---------------------------------------------------------------------------------------- frames
+def exposure_curves(source: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per-channel histogram matching of ``source`` to ``target`` (both RGB, one size)."""
+    return [match_curve(source[..., i], target[..., i], valid) for i in range(3)]
+
+
+def warp_frame(frame: np.ndarray, reference: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``frame`` warped onto the reference (bicubic); where it has no data, the reference mapped
+    to the frame's exposure, blended in over ``FEATHER_PX`` pixels."""
+    height, width = frame.shape[:2]
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(np.asarray(frame, np.float32), matrix, (width, height), flags=flags,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    covered = cv2.warpPerspective(np.full((height, width), 255, np.uint8), matrix, (width, height),
+                                  flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+    weight = np.clip(cv2.distanceTransform(covered, cv2.DIST_L2, 3) / FEATHER_PX, 0.0, 1.0)
+    band = weight < 1.0
+    if not band.any():
+        return np.clip(warped, 0.0, 1.0)
+    small_ref, _ = shrunk(reference, GHOST_SIDE)
+    small_frame, _ = shrunk(warped, GHOST_SIDE)
+    small_cover = cv2.resize(weight, small_ref.shape[1::-1], interpolation=cv2.INTER_AREA) >= 1.0
+    curves = exposure_curves(small_ref, small_frame, small_cover)
+    fill, w = apply_curves(curves, np.asarray(reference, np.float32)[band]), weight[band][:, None]
+    warped[band] = w * warped[band] + (1.0 - w) * fill
+    return np.clip(warped, 0.0, 1.0)
+
+
+def ghost_mask(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Soft mask [H', W'] (views of long side ``GHOST_SIDE``) of where ``frame`` shows something
+    else than the reference: in a colour channel, the exposure-mapped differences in the frame's tones
+    and in the reference's both above ``GHOST_LEVEL`` (so that a thing of another colour but the same
+    brightness counts; either alone also rises where a camera's tone curve
+    is not one global curve: measured on tripod brackets, up to a third of a frame)."""
+    small_frame, small_ref = shrunk(frame, GHOST_SIDE)[0], shrunk(reference, GHOST_SIDE)[0]
+    to_frame = apply_curves(exposure_curves(small_ref, small_frame), small_ref)
+    to_ref = apply_curves(exposure_curves(small_frame, small_ref), small_frame)
+    blur = {"ksize": (0, 0), "sigmaX": GHOST_BLUR}
+    differs = np.minimum(cv2.GaussianBlur(np.abs(small_frame - to_frame), **blur),
+                         cv2.GaussianBlur(np.abs(small_ref - to_ref), **blur)).max(axis=-1)
+    core = (differs > GHOST_LEVEL).astype(np.uint8)
+    core = cv2.morphologyEx(core, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GHOST_MIN_SIZE,) * 2))
+    if not core.any():
+        return np.zeros(core.shape, np.float32)
+    side = max(core.shape)
+    grow = 2 * max(1, round(GHOST_GROW * side)) + 1
+    grown = cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(grown, (0, 0), max(1.0, GHOST_FEATHER * side)), 0.0, 1.0)
+
+
+def deghost_frame(frame: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, float]:
+    """``frame`` with its moving things replaced by the exposure-mapped reference, and the share of
+    the frame replaced (0: unchanged, the same array)."""
+    small = ghost_mask(frame, reference)
+    if small.max() < 1.0 / 255:
+        return frame, 0.0
+    height, width = frame.shape[:2]
+    mask = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    inside = mask >= 1.0 / 255
+    curves = exposure_curves(shrunk(reference, GHOST_SIDE)[0], shrunk(frame, GHOST_SIDE)[0])
+    result = np.array(frame, np.float32)
+    m = mask[inside][:, None]
+    result[inside] = (1.0 - m) * result[inside] + m * apply_curves(curves, np.asarray(reference, np.float32)[inside])
+    return np.clip(result, 0.0, 1.0), float(small.mean())
+
+
+# ---------------------------------------------------------------------------------------- entry point
+def prepare(images: Sequence[np.ndarray], align: bool = True, deghost: bool = True,
+            names: Sequence[str] | None = None, model: str = DEFAULT_MODEL) -> tuple[list[np.ndarray], list[str]]:
+    """The exposures (RGB float32 [0, 1], one size, any order) aligned to the reference and/or
+    deghosted, in the given order, and notes of what was done to each (for the user). Frames under
+    ``MIN_SIDE`` pixels on a side (not photos) are returned as given."""
+    frames = list(images)
+    if not (align or deghost) or len(frames) < 2 or min(frames[0].shape[:2]) < MIN_SIDE:
+        return frames, []
+    names = list(names) if names is not None else [f"exposure {i + 1}" for i in range(len(frames))]
+    ref = best_exposed(frames)
+    notes, done, failed = [], [], set()
+    for i, frame in enumerate(frames):
+        if i == ref:
+            continue
+        if align:
+            motion = find_motion(frames[ref], frame, model)
+            if motion.status == "failed":
+                failed.add(i)
+                notes.append(f"{names[i]}: could not align to {names[ref]} ({motion.reason}): kept as is")
+                continue
+            done.append(f"{names[i]} {describe(motion, frame.shape)}")
+            if motion.status == "moved":
+                frames[i] = warp_frame(frame, frames[ref], motion.matrix)
+    if done:
+        notes.insert(0, f"aligned to {names[ref]}: " + "; ".join(done))
+    if deghost:
+        notes += remove_ghosts(frames, ref, names, failed)
+    return frames, notes
+
+
+def describe(motion: Motion, shape: tuple[int, ...]) -> str:
+    if motion.status == "still":
+        return "already aligned"
+    shift, turn = shift_and_turn(motion.matrix, *shape[:2])
+    return f"moved by {shift:.1f} px, turned {turn:.2f} deg"
+
+
+def remove_ghosts(frames: list[np.ndarray], ref: int, names: Sequence[str], skip: set[int]) -> list[str]:
+    """Deghost every frame but the reference and those in ``skip`` in place; notes of what changed."""
+    notes = []
+    for i in range(len(frames)):
+        if i == ref or i in skip:
+            continue
+        frames[i], share = deghost_frame(frames[i], frames[ref])
+        if share > 0:
+            notes.append(f"{names[i]}: moving things in {100 * share:.1f}% of the frame taken from {names[ref]}")
+    return notes

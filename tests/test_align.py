@@ -1,0 +1,196 @@
+"""Hand-held brackets (``align.prepare``): frames aligned within half a pixel, tripod brackets left
+untouched, moving things taken from the reference once, and frames that cannot be aligned kept as
+they are with a note; `mefgan fuse --align`, the API and `mefgan evaluate --align` use it."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mefgan_tf import align
+from mefgan_tf.baselines import mertens
+from mefgan_tf.data_prep.handheld import corner_error, handheld, motion_matrix, paste_object, random_handheld
+from mefgan_tf.images import InputNote, read_image, write_image
+
+GAINS = (0.25, 1.0, 3.0)  # three exposures, the extremes 3.6 stops apart
+
+
+def radiance(height: int = 300, width: int = 400, seed: int = 0) -> np.ndarray:
+    """A scene's linear light in [0, 1]: blobs of colour at several scales and fine texture."""
+    rng = np.random.default_rng(seed)
+    coarse = cv2.resize(rng.random((height // 40, width // 40, 3), dtype=np.float32), (width, height),
+                        interpolation=cv2.INTER_CUBIC)
+    middle = cv2.resize(rng.random((height // 10, width // 10, 3), dtype=np.float32), (width, height),
+                        interpolation=cv2.INTER_CUBIC)
+    fine = cv2.GaussianBlur(rng.random((height, width, 3), dtype=np.float32), (0, 0), 1.0)
+    return np.clip(0.5 * coarse + 0.3 * middle + 0.3 * fine - 0.1, 0.005, 1.0) ** 2.2
+
+
+def expose(light: np.ndarray, gain: float) -> np.ndarray:
+    """An 8-bit-like exposure: scaled, clipped, gamma-encoded."""
+    return np.round(np.clip(light * gain, 0, 1) ** (1 / 2.2) * 255).astype(np.float32) / 255
+
+
+def bracket(height: int = 300, width: int = 400, seed: int = 0, gains=GAINS) -> list[np.ndarray]:
+    light = radiance(height, width, seed)
+    return [expose(light, g) for g in gains]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2)))
+
+
+def test_an_aligned_bracket_comes_back_untouched_and_each_frame_is_said_to_be_aligned():
+    frames = bracket()
+    prepared, notes = align.prepare(frames, names=["a.png", "b.png", "c.png"])
+    assert all(p is f for p, f in zip(prepared, frames))
+    assert notes == ["aligned to b.png: a.png already aligned; c.png already aligned"]
+
+
+@pytest.mark.parametrize("pair", [(0, 1), (0, 2)], ids=["close", "extreme"])
+def test_a_shifted_turned_and_tilted_frame_is_aligned_within_half_a_pixel_at_the_corners(pair):
+    frames = [bracket()[i] for i in pair]
+    for seed in range(3):
+        moved = random_handheld(frames, reference=1, seed=seed)
+        motion = align.find_motion(moved.frames[1], moved.frames[0])
+        assert motion.status == "moved"
+        assert corner_error(motion.matrix, moved.matrices[0], *moved.frames[0].shape[:2]) < 0.5
+
+
+def test_the_fusion_of_a_moved_pair_once_aligned_matches_the_fusion_of_the_aligned_pair():
+    frames = bracket()[:2]
+    moved = handheld(frames, 1, [motion_matrix(240, 320, (9.0, -6.0), 2.5, 1.005, (0.003, -0.002)), None])
+    prepared, notes = align.prepare(moved.frames, deghost=False, names=["dark.png", "bright.png"])
+    assert len(notes) == 1 and notes[0].startswith("aligned to bright.png: dark.png moved by ")
+    answer = mertens(moved.aligned)
+    inner = (slice(16, -16), slice(16, -16))  # away from the border the frame moved away from
+    aligned, unaligned = psnr(mertens(prepared)[inner], answer[inner]), psnr(mertens(moved.frames)[inner], answer[inner])
+    assert aligned > 40 and aligned > unaligned + 8
+
+
+def test_the_border_a_frame_moved_away_from_is_filled_from_the_reference_at_that_frames_exposure():
+    frames = bracket()[:2]
+    moved = handheld(frames, 1, [motion_matrix(240, 320, (12.0, 0.0), 0.0), None])
+    prepared, _ = align.prepare(moved.frames, deghost=False)
+    left = (slice(None), slice(0, 10))  # the frame moved 12 px right: no data in its first 12 columns
+    assert abs(prepared[0][left].mean() - moved.aligned[0][left].mean()) < 0.03
+    assert np.abs(prepared[0][left] - moved.aligned[0][left]).mean() < 0.05
+
+
+def test_a_frame_of_another_scene_is_kept_as_is_with_a_note():
+    frames = bracket()[:2]
+    other = bracket(seed=7)[0]
+    prepared, notes = align.prepare([frames[1], other], deghost=False, names=["mine.jpg", "other.jpg"])
+    assert prepared[1] is other
+    assert notes == [f"other.jpg: could not align to mine.jpg ({align.NO_MATCH}"
+                     f"{notes[0].split(align.NO_MATCH)[1].split(')')[0]}): kept as is"]
+
+
+def test_a_blank_frame_is_kept_as_is_with_a_note_and_never_becomes_the_reference():
+    frames = bracket()[:2]
+    blank = np.full_like(frames[0], 0.5)
+    prepared, notes = align.prepare([frames[1], blank], names=["photo.jpg", "blank.jpg"])
+    assert prepared[1] is blank and prepared[0] is frames[1]
+    assert notes == ["blank.jpg: could not align to photo.jpg (a blank or fully clipped frame): kept as is"]
+
+
+def test_a_moving_object_is_taken_from_the_reference_only_and_nothing_else_changes():
+    frames = bracket()[:2]
+    patch = 0.45 + 0.5 * expose(radiance(60, 60, seed=3), 1.0)  # a bright thing, in the bright frame's tones
+    curves = align.exposure_curves(frames[1], frames[0])
+    ghosted = [paste_object(frames[0], align.apply_curves(curves, patch), 200, 300), paste_object(frames[1], patch, 40, 40)]
+    consistent = paste_object(frames[0], align.apply_curves(curves, patch), 40, 40)
+    prepared, notes = align.prepare(ghosted, align=False, names=["dark.png", "bright.png"])
+    assert len(notes) == 1 and notes[0].startswith("dark.png: moving things in ")
+    for top, left in ((200, 300), (40, 40)):
+        box = (slice(top, top + 60), slice(left, left + 60))
+        before, after = (np.abs(frame[box] - consistent[box]).mean() for frame in (ghosted[0], prepared[0]))
+        assert after < 0.06 and after < before / 3
+    far = np.ones(frames[0].shape[:2], bool)
+    far[20:120, 20:120] = far[180:, 280:] = False
+    np.testing.assert_array_equal(prepared[0][far], ghosted[0][far])
+
+
+def test_deghosting_leaves_a_still_bracket_untouched():
+    frames = bracket()
+    prepared, notes = align.prepare(frames, align=False, deghost=True)
+    assert notes == [] and all(p is f for p, f in zip(prepared, frames))
+
+
+def test_tiny_images_and_single_frames_are_returned_as_given():
+    small = bracket(40, 48)
+    assert align.prepare(small) == (small, [])
+    assert align.prepare(small[:1]) == (small[:1], [])
+
+
+def test_real_tripod_brackets_stay_unchanged_or_within_a_pixel(shared_data):
+    folder = shared_data("brackets", "House")
+    frames = [cv2.resize(read_image(p), (376, 250), interpolation=cv2.INTER_AREA) for p in sorted(folder.iterdir())]
+    prepared, notes = align.prepare(frames)
+    ref = align.best_exposed(frames)
+    for frame in frames:
+        assert align.corner_motion(align.find_motion(frames[ref], frame).matrix, 250, 376) < 1.0
+    assert psnr(mertens(prepared), mertens(frames)) > 35, notes
+
+
+def test_a_real_bracket_moved_by_hand_is_aligned_within_half_a_pixel(shared_data):
+    folder = shared_data("brackets", "House")
+    frames = [cv2.resize(read_image(p), (470, 313), interpolation=cv2.INTER_AREA) for p in sorted(folder.iterdir())]
+    pair = [frames[1], frames[2]]
+    residual = align.find_motion(pair[1], pair[0]).matrix
+    still = [align.warp_frame(pair[0], pair[1], residual), pair[1]]
+    moved = random_handheld(still, reference=1, seed=4)
+    motion = align.find_motion(moved.frames[1], moved.frames[0])
+    assert corner_error(motion.matrix, moved.matrices[0], *moved.frames[0].shape[:2]) < 0.5
+
+
+# ---------------------------------------------------------------------------------------- commands
+def moved_pair(folder: Path) -> tuple[list[Path], list[np.ndarray]]:
+    frames = bracket()[:2]
+    moved = handheld(frames, 1, [motion_matrix(240, 320, (7.0, 5.0), 1.5), None])
+    return [write_image(folder / name, f) for name, f in zip(("dark.png", "bright.png"), moved.frames)], moved.frames
+
+
+def test_fuse_align_prints_what_it_did_and_fuses_the_aligned_frames(tmp_path, capsys, random_generator):
+    from mefgan_tf.checkpoint import save_model_checkpoint
+    from mefgan_tf.cli import main
+    from mefgan_tf.fusion import load_fuser
+
+    model = str(save_model_checkpoint(tmp_path / "model" / "run", random_generator(seed=5)))
+    paths, _ = moved_pair(tmp_path)
+    out = tmp_path / "fused.png"
+    assert main(["fuse", "-q", *map(str, paths), "-o", str(out), "--model", model, "--align", "--no-deghost"]) == 0
+    err = capsys.readouterr().err
+    assert "note: aligned to bright.png: dark.png moved by " in err and "turned 1.50 deg" in err
+    prepared, _ = align.prepare([read_image(p) for p in paths], deghost=False)
+    expected = load_fuser(model)(prepared)
+    assert np.abs(read_image(out) - expected).max() <= 0.5 / 255 + 1e-6
+    assert main(["fuse", "-q", *map(str, paths), "-o", str(tmp_path / "plain.png"), "--model", model, "--no-align",
+                 "--no-deghost"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_the_api_aligns_and_says_so_as_a_note(tmp_path):
+    import mefgan_tf
+
+    paths, frames = moved_pair(tmp_path)
+    seen = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mefgan_tf.fuse([str(p) for p in paths], model=lambda images: seen.append(images) or images[0], align=True)
+    assert any(w.category is InputNote and "dark.png moved by" in str(w.message) for w in caught)
+    assert not np.array_equal(seen[0][0], frames[0]) and np.array_equal(seen[0][1], frames[1])
+
+
+def test_evaluate_align_scores_the_aligned_frames_and_notes_it(tmp_path):
+    from mefgan_tf.evaluate import load_scene
+    from mefgan_tf.scenes import find_scenes
+
+    moved_pair(tmp_path / "scenes" / "one")
+    scene = find_scenes(tmp_path / "scenes")[0]
+    plain, aligned = load_scene(scene), load_scene(scene, align=True)
+    assert plain.note == "" and "moved by" in aligned.note
+    assert not np.array_equal(plain.under, aligned.under) and np.array_equal(plain.over, aligned.over)
