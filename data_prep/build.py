@@ -38,6 +38,9 @@ from mefgan_tf.fusion_io import resolved
 
 SAMPLE_VARIANTS = 4
 MAX_SCALE = 4.0  # enlarging frames more than this adds no detail, only memory
+MAX_SIZE = 4096  # a patch side: D's dense layer grows with its square
+MAX_STOPS = 10.0  # exposure offsets: 2**10 past the photo, every simulated frame is black or white
+MAX_VARIANTS = 1000  # exposure pairs per photo
 PATCH_SUFFIXES = (".h5", ".hdf5")
 
 
@@ -94,18 +97,21 @@ def validate(options: PatchOptions) -> None:
     """CommandError for option values that cannot work."""
     lo, hi = options.ev_range
     checks = [
-        (options.size >= 8, f"--size {options.size}: must be at least 8"),
-        (options.stride is None or options.stride >= 1, f"--stride {options.stride}: must be at least 1"),
+        (8 <= options.size <= MAX_SIZE, f"--size {options.size}: must be from 8 to {MAX_SIZE}"),
+        (options.stride is None or 1 <= options.stride <= MAX_SIZE, f"--stride {options.stride}: must be from 1 to {MAX_SIZE}"),
+        (0 <= options.seed < 2**32, f"--seed {options.seed}: must be in [0, 2**32)"),
         (0 < options.scale <= MAX_SCALE, f"--scale {options.scale:g}: must be more than 0 and at most {MAX_SCALE:g} "
          "(it resizes every image before cutting)"),
         (Path(options.out).suffix.lower() in PATCH_SUFFIXES,
          f"--out {options.out}: a patch file is HDF5; give a name ending in {' or '.join(PATCH_SUFFIXES)}"),
         (0.0 <= options.val_fraction < 1.0, f"--val-fraction {options.val_fraction}: must be in [0, 1)"),
-        (0.0 <= lo <= hi, f"--ev-range {lo} {hi}: need 0 <= LO <= HI"),
-        (options.photo_variants is None or options.photo_variants >= 1,
-         f"--photo-variants {options.photo_variants}: must be at least 1"),
-        (options.shot_noise >= 0 and options.read_noise >= 0, "--shot-noise and --read-noise must not be negative"),
+        (0.0 <= lo <= hi <= MAX_STOPS, f"--ev-range {lo:g} {hi:g}: need 0 <= LO <= HI <= {MAX_STOPS:g} stops"),
+        (options.photo_variants is None or 1 <= options.photo_variants <= MAX_VARIANTS,
+         f"--photo-variants {options.photo_variants}: must be from 1 to {MAX_VARIANTS}"),
+        (0 <= options.shot_noise <= 1 and 0 <= options.read_noise <= 1, "--shot-noise and --read-noise must be in [0, 1]"),
         (options.extra_pairs is None or options.extra_pairs > 0, f"--extra-pairs {options.extra_pairs}: must be positive"),
+        (options.extra_pairs is None or options.extra_pairs <= MAX_STOPS,
+         f"--extra-pairs {options.extra_pairs}: must be at most {MAX_STOPS:g} stops"),
         (all(p in PAIRINGS for p in options.pairing),
          f"--pairing {' '.join(options.pairing)}: expected one of {', '.join(PAIRINGS)}"),
     ]

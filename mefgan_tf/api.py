@@ -5,7 +5,7 @@
     fused = mefgan_tf.fuse(["dark.jpg", "bright.jpg"])       # float32 RGB in [0, 1]
     mefgan_tf.write_image("fused.png", fused)
 
-    model = mefgan_tf.load_model("export/mefgan")            # a checkpoint, SavedModel or .tflite
+    model = mefgan_tf.load_model("shipped")                  # or a checkpoint, SavedModel or .tflite
     fused = model([mefgan_tf.read_image(p) for p in paths])  # any number of exposures, any order
 
 Exposures are paths or arrays (uint8, uint16, or float in [0, 1]) of one size, in any order.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mefgan_tf.errors import CommandError
+from mefgan_tf.errors import CommandError, quoted
 from mefgan_tf.images import InputNote, read_image, to_float, write_image
 
 __all__ = ["fuse", "load_model", "read_image", "write_image"]
@@ -51,7 +51,8 @@ def prepare(exposures: Sequence[Exposure], align: bool | None = None, deghost: b
     """The exposures as arrays, aligned and deghosted as asked (``align.prepare``), each note an ``InputNote``."""
     from mefgan_tf import align as aligning
 
-    images = [as_exposure(e) for e in exposures]
+    check_exposure_list(exposures)
+    images = [as_exposure(e, f"exposure {i + 1}") for i, e in enumerate(exposures)]
     if align is None:
         align = aligning.ALIGN_BY_DEFAULT
     if deghost is None:
@@ -68,18 +69,37 @@ def _default_model():
     return load_model()
 
 
-def as_exposure(exposure: Exposure) -> np.ndarray:
-    """RGB float32 [0, 1] of a path (read as `mefgan fuse` reads it) or an array."""
+def check_exposure_list(exposures: Sequence[Exposure]) -> None:
+    """CommandError unless ``exposures`` is a list of two or more (a single path or array is not)."""
+    if isinstance(exposures, (str, bytes, os.PathLike, np.ndarray)):
+        raise CommandError(f"exposures must be a list of two or more paths or arrays, got one {type(exposures).__name__} "
+                           f"{quoted(str(exposures)) if not isinstance(exposures, np.ndarray) else ''}".rstrip())
+    if len(exposures) < 2:
+        raise CommandError(f"need at least two exposures to fuse, got {len(exposures)}")
+
+
+def as_exposure(exposure: Exposure, name: str = "an exposure") -> np.ndarray:
+    """RGB float32 [0, 1] of a path (read as `mefgan fuse` reads it) or an array. Float arrays must
+    be finite (CommandError naming ``name``); values outside [0, 1] are clipped with an ``InputNote``."""
     if isinstance(exposure, (str, os.PathLike)):
         return read_image(Path(exposure))
     image = np.asarray(exposure)
     if image.ndim != 3 or image.shape[2] != 3:
-        raise CommandError(f"an exposure has shape {list(image.shape)}; expected (height, width, 3) RGB")
+        raise CommandError(f"{name} has shape {list(image.shape)}; expected (height, width, 3) RGB")
     if image.dtype in (np.uint8, np.uint16):
         return to_float(image)
     if not np.issubdtype(image.dtype, np.floating):
-        raise CommandError(f"an exposure is {image.dtype}; expected uint8, uint16 or floats in [0, 1]")
-    return np.clip(image.astype(np.float32), 0.0, 1.0)
+        raise CommandError(f"{name} is {image.dtype}; expected uint8, uint16 or floats in [0, 1]")
+    image = image.astype(np.float32)
+    bad = ~np.isfinite(image)
+    if bad.any():
+        row, column = np.argwhere(bad)[0][:2]
+        raise CommandError(f"{name} holds {int(bad.sum())} NaN or infinite value(s), the first at row {row}, column "
+                           f"{column}; replace them (e.g. numpy.nan_to_num) before fusing")
+    low, high = float(image.min()), float(image.max())
+    if low < 0.0 or high > 1.0:
+        warnings.warn(f"{name}: values outside [0, 1] (from {low:g} to {high:g}) are clipped to [0, 1]", InputNote, stacklevel=3)
+    return np.clip(image, 0.0, 1.0)
 
 
 def fuse(exposures: Sequence[Exposure], model=None, tile: int | str | None = "auto", align: bool | None = None,

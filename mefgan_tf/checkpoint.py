@@ -139,7 +139,21 @@ def resolve_checkpoint(path: str | Path) -> str:
         return prefix
     if Path(str(path) + ".index").exists():
         return str(path)
-    raise CommandError(f"{path}: no such checkpoint folder or prefix")
+    raise CommandError(f"{path}: {not_a_checkpoint(path)}")
+
+
+def not_a_checkpoint(path: Path) -> str:
+    """Why ``path``, which is neither a checkpoint folder nor a prefix, is not one, in a few words."""
+    from mefgan_tf.images import is_image
+
+    expected = "expected a run folder, a checkpoint prefix such as run/ckpt-5, or a Keras .weights.h5 file"
+    if path.suffix.lower() == ".tflite":
+        return f"a LiteRT model holds no trainable weights; give the checkpoint it was exported from ({expected})"
+    if is_image(path) and path.exists():
+        return f"is an image, not a model ({expected})"
+    if path.exists():
+        return f"is a file, not a checkpoint ({expected})"
+    return "no such checkpoint folder or prefix"
 
 
 def check_state_file(path: Path) -> None:
@@ -185,7 +199,9 @@ def load_generator(path: str | Path, attention_chunk: int | None = None):
     """Restore the generator of a mefgan-tf run or checkpoint (folder or prefix, either backend) or
     of a generator's Keras weight file; ``attention_chunk`` as ``build_generator``'s."""
     from mefgan_tf.generator import build_generator
+    from mefgan_tf.models import named_model
 
+    path = named_model(path)
     weights = keras_generator_weights(path)
     if weights is not None:
         return load_keras_generator(weights, attention_chunk)

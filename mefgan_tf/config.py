@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mefgan_tf.errors import CommandError
+from mefgan_tf.errors import CommandError, quoted
 
 # ITU-R BT.601 luma as the original writes it: its grey conversion (the gradient loss) and the
 # mean luminance that orders exposures (``images.luminance``, ``scenes``).
@@ -52,6 +52,18 @@ RANGES: dict[str, tuple[Any, str]] = {
                     _FRACTION),
     "seed": (lambda v: 0 <= v < 2**32, "must be in [0, 2**32)"),
 }
+# The largest value of each numeric key that is not bounded above by its range: beyond these, a
+# library fails (memory, overflow) long after the start, or the run could never end.
+MAXIMA: dict[str, float] = {
+    "patch_size": 4096, "attention_chunk": 2**20, "batch_size": 2**16, "epochs": 10**6, "balance_every": 10**6,
+    "max_d_updates": 10**6, "max_g_updates": 10**6, "checkpoint_every": 10**9, "summary_every": 10**9,
+    "image_summary_every": 10**9, "keep_checkpoints": 10**4, "bn_epsilon": 1.0, "g_kernel_stddev": 100.0,
+    "d_kernel_stddev": 100.0, "eps": 1.0, "learning_rate": 10.0, "lr_decay_rate": 10.0, "adam_epsilon": 1.0,
+    "d_lr_factor": 1000.0, "clip_value": 1e6, "content_weight": 1e6, "gradient_weight": 1e6, "mef_ssim_weight": 1e6,
+    "checkpoint_minutes": 1e6,
+}
+MAX_FILE_BYTES = 2**20  # a config file is a few dozen lines
+MAX_DEPTH = 4  # nesting of a config file's values (a key's value is a number or a list of numbers)
 
 
 @dataclass(frozen=True)
@@ -152,7 +164,7 @@ class MEFGANConfig:
         """A copy with ``overrides``; CommandError for unknown keys and values of the wrong type."""
         unknown = set(overrides) - set(field_types())
         if unknown:
-            raise CommandError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+            raise CommandError(f"unknown config key(s): {quoted(', '.join(sorted(map(str, unknown))))}")
         checked = {}
         for key, value in overrides.items():
             try:
@@ -208,6 +220,8 @@ def file_settings(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     check_regular(path)
+    if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+        raise CommandError(f"{path}: {path.stat().st_size / 2**20:.1f} MB is too large for a config file (at most 1 MB)")
     try:
         text = path.read_text()
     except OSError as err:
@@ -215,14 +229,11 @@ def file_settings(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise CommandError(f"{path}: not a text file (expected YAML or JSON)") from None
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        else:
-            values = json.loads(text)
+        values = (load_yaml(text) if path.suffix.lower() in (".yaml", ".yml") else load_json(text)) or {}
+    except CommandError as err:
+        raise CommandError(f"{path}: {err}") from None
     except Exception as err:  # noqa: BLE001 - any parse error is the user's file
-        raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {err}".splitlines()[0]) from None
+        raise CommandError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {err}".splitlines()[0][:200]) from None
     if not isinstance(values, dict):
         raise CommandError(f"{path}: expected a mapping of config keys")
     settings = {}
@@ -230,12 +241,45 @@ def file_settings(path: str | Path) -> dict[str, Any]:
         if key in RETIRED_KEYS:
             continue
         if key not in field_types():
-            raise CommandError(f"{path}: unknown config key {key!r} (see `mefgan train --print-config`)")
+            raise CommandError(f"{path}: unknown config key {quoted(key)} (see `mefgan train --print-config`)")
         try:
             settings[key] = checked_value(str(key), value)
         except CommandError as err:
             raise CommandError(f"{path}: {key}: {err}") from None
     return settings
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document's value, safely: CommandError for an alias (``*name``: a few bytes of them can
+    expand to gigabytes) and for values nested deeper than ``MAX_DEPTH``."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise CommandError("YAML aliases (*name) are not accepted in settings: write each value out")
+            Loader.depth += 1
+            try:
+                if Loader.depth > MAX_DEPTH + 1:
+                    raise CommandError(f"values are nested more than {MAX_DEPTH} deep; settings are numbers or lists")
+                return super().compose_node(parent, index)
+            finally:
+                Loader.depth -= 1
+
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader
+
+
+def load_json(text: str) -> Any:
+    """A JSON document's value; CommandError for values nested deeper than ``MAX_DEPTH``."""
+    deepest = depth = 0
+    for char in text:  # brackets inside strings count too: no setting holds a bracket
+        depth += (char in "[{") - (char in "]}")
+        deepest = max(deepest, depth)
+    if deepest > MAX_DEPTH + 1:
+        raise CommandError(f"values are nested more than {MAX_DEPTH} deep; settings are numbers or lists")
+    return json.loads(text)
 
 
 @functools.cache
@@ -255,7 +299,7 @@ def field_value(key: str, value: Any) -> Any:
     """``value`` as config field ``key`` holds it (ints as floats, lists as tuples); CommandError
     saying what was expected when it has another type."""
     if key not in field_types():
-        raise CommandError(f"unknown config key {key!r} (see `mefgan train --print-config`)")
+        raise CommandError(f"unknown config key {quoted(key)} (see `mefgan train --print-config`)")
     return _as_type(value, field_types()[key])
 
 
@@ -265,7 +309,10 @@ def range_problem(key: str, value: Any) -> str | None:
     if rule is None or value is None:
         return None
     allowed, problem = rule
-    return None if allowed(value) else problem
+    if not allowed(value):
+        return problem
+    most = MAXIMA.get(key)
+    return f"must be at most {most:g}" if most is not None and value > most else None
 
 
 def checked_value(key: str, value: Any) -> Any:
@@ -285,7 +332,7 @@ def _as_type(value: Any, kind: Any) -> Any:
         try:
             return _as_type(value, next(a for a in args if a is not type(None)))
         except CommandError:
-            raise CommandError(f"expected {_describe(kind)}, got {value!r}") from None
+            raise CommandError(f"expected {_describe(kind)}, got {quoted(value)}") from None
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is bool and isinstance(value, bool):
         return value
@@ -298,7 +345,7 @@ def _as_type(value: Any, kind: Any) -> Any:
             return tuple(_as_type(v, a) for v, a in zip(value, args))
         except CommandError:
             pass
-    raise CommandError(f"expected {_describe(kind)}, got {value!r}")
+    raise CommandError(f"expected {_describe(kind)}, got {quoted(value)}")
 
 
 def _describe(kind: Any) -> str:

@@ -37,6 +37,22 @@ def detect_layout(path: Path, shape: tuple[int, ...]) -> str:
     )
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def hdf5_problem(path: Path) -> str:
+    """Why h5py cannot open ``path``: a damaged HDF5 file (its signature is there) or another kind of file."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(len(HDF5_SIGNATURE))
+    except OSError as err:
+        return f"cannot read ({err.strerror})"
+    if start == HDF5_SIGNATURE:
+        return (f"an HDF5 file that looks truncated or damaged ({path.stat().st_size:,} bytes: cut short while being "
+                "written or copied?); build it again with `mefgan patches`")
+    return "not an HDF5 file (build a patch file with `mefgan patches`)"
+
+
 class PatchFile:
     """An open patch file. ``read`` returns float32 [n, S, S, 9] in [0, 1] whatever the layout."""
 
@@ -48,7 +64,7 @@ class PatchFile:
         try:
             self.file = h5py.File(self.path, "r")
         except OSError:
-            raise CommandError(f"{self.path}: not an HDF5 file") from None
+            raise CommandError(f"{self.path}: {hdf5_problem(self.path)}") from None
         data = self.file.get("data")
         if not isinstance(data, h5py.Dataset):
             found = ", ".join(f"{k} ({'group' if isinstance(v, h5py.Group) else 'dataset'})" for k, v in self.file.items())

@@ -143,6 +143,19 @@ def check_regular(path: str | os.PathLike) -> None:
             raise FileProblem(f"{path}: is {kind}, not a regular file")
 
 
+def check_outside(out: str | os.PathLike, folder: str | os.PathLike, what: str = "input folder") -> None:
+    """CommandError if the output ``out`` is the folder ``folder`` that a command reads, or inside it
+    (links followed): a later run would read what this one wrote as an input."""
+    out, folder = Path(out), Path(folder)
+    try:
+        inside = folder.resolve() in (out.resolve(), *out.resolve().parents)
+    except (OSError, RuntimeError):  # a link that loops: the reader says so
+        return
+    if inside:
+        raise CommandError(f"{out}: is inside the {what} {folder}; a later run would read what this one writes "
+                           "as input: choose an output outside it")
+
+
 def nearest_existing(path: Path) -> Path:
     """``path`` or its closest ancestor that exists."""
     while not path.exists() and path != path.parent:

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from mefgan_tf.config import BT601_LUMA
-from mefgan_tf.errors import CommandError
+from mefgan_tf.errors import CommandError, FileProblem
 from mefgan_tf.files import check_regular, write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm")
@@ -42,7 +42,7 @@ def read_image_raw(path: str | Path) -> np.ndarray:
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as err:
-        raise CommandError(f"{path}: cannot read ({err.strerror or err})") from None
+        raise FileProblem(f"{path}: cannot read ({err.strerror or err})") from None
     return decode_image_raw(data, path)
 
 
@@ -178,7 +178,7 @@ def read_image_original_raw(path: str | Path) -> np.ndarray:
             rgb = image if image.mode == "RGB" else image.convert("RGB")
             return np.array(rgb, np.uint8)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as err:
-        raise CommandError(f"{path}: cannot read ({err.strerror or err})") from None
+        raise FileProblem(f"{path}: cannot read ({err.strerror or err})") from None
     except (OSError, ValueError):
         raise CommandError(f"{path}: not a readable image") from None
 

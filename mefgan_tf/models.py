@@ -25,8 +25,15 @@ from mefgan_tf.stages import Stages
 
 # The generator shipped inside the package (a checkpoint folder; checkpoints/reference in the repository).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped_generator"
+SHIPPED = "shipped"  # the name of the shipped generator wherever a model is asked for
 TFLITE_SUFFIX = ".tflite"
 LOADED_MODELS_KEPT = 4  # TensorFlow models kept loaded per process (a generator is about 10 MB)
+
+
+def named_model(path: str | os.PathLike | None) -> Path:
+    """The model that ``path`` names: ``SHIPPED`` (or None) is the shipped generator, anything else a path
+    (``./shipped`` for a folder of that name)."""
+    return DEFAULT_MODEL if path is None or str(path) == SHIPPED else Path(path)
 
 
 def no_model_error(path: Path) -> CommandError:
@@ -56,10 +63,16 @@ def saved_model_versions(path: Path) -> list[tuple[int, Path]]:
 def model_version(path: str | os.PathLike | None) -> tuple[Path, str]:
     """(model path, version): a base folder of numbered SavedModels gives its highest version, a
     numbered SavedModel folder its number, anything else version 1. CommandError if absent."""
-    model = DEFAULT_MODEL if path is None else Path(path)
+    model = named_model(path)
     check_regular(model)
     if not model.exists() and not Path(str(model) + ".index").exists():
         raise no_model_error(model)
+    if model.is_file() and not is_tflite(model) and model.suffix.lower() != ".h5":  # .weights.h5: a generator
+        from mefgan_tf.images import is_image
+
+        kind = "an image" if is_image(model) else "a file"
+        raise CommandError(f"{model}: is {kind}, not a model (expected a checkpoint folder/prefix, a SavedModel folder "
+                           f"or a .tflite file; '{SHIPPED}' for the shipped generator)")
     versions = saved_model_versions(model)
     if versions:
         return versions[-1][1], str(versions[-1][0])

@@ -128,6 +128,11 @@ def train_run(options: TrainOptions) -> None:
     check_backend(out, metadata, options, multi_worker)
     config, resuming = prepare(options)
     check_out_folder(out)
+    started = metadata.get("init_generator")
+    if resuming and options.init_generator and options.init_generator != started:
+        raise CommandError(f"--init-generator {options.init_generator}: {out} is a run already, started from "
+                           f"{started or 'random weights'}, which resumes from its own checkpoint; drop --init-generator "
+                           "to resume it, or give a new --out to start from that generator")
     if multi_worker and "seed" not in options.overrides and not resuming:
         raise CommandError("multi-worker training needs --seed (the same on every worker) so all read the same batches")
     from mefgan_tf.pipeline import open_batches

@@ -180,8 +180,8 @@ def representative_dataset(module, pairs: Sequence[Pair]) -> Iterator[tuple[str,
 
 
 def check_chunk(chunk: int) -> int:
-    if chunk < 1:
-        raise CommandError(f"--attention-chunk {chunk}: must be a positive number of rows")
+    if not 1 <= chunk <= 2**20:
+        raise CommandError(f"--attention-chunk {chunk}: must be from 1 to {2**20} rows")
     return chunk
 
 

@@ -67,3 +67,46 @@ def test_one_exposure_or_exposures_of_two_sizes_are_refused(checkpoint, scene):
         mefgan_tf.fuse([scene[0]], model=model)
     with pytest.raises(CommandError, match="exposures differ in size"):
         mefgan_tf.fuse([scene[0], scene[1][:16]], model=model)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_floats_are_refused_naming_the_exposure(checkpoint, scene, value):
+    dark, bright = scene
+    spoilt = bright.copy()
+    spoilt[3, 4, 1] = value
+    with pytest.raises(CommandError, match=r"^exposure 2 holds 1 NaN or infinite value\(s\), the first at row 3, column 4"):
+        mefgan_tf.fuse([dark, spoilt], model=checkpoint)
+
+
+def test_floats_outside_0_1_are_clipped_with_a_note_naming_the_exposure(checkpoint, scene):
+    dark, bright = scene
+    with pytest.warns(mefgan_tf.api.InputNote, match=r"exposure 1: values outside \[0, 1\] \(from -0.5 to 0.19"):
+        fused = mefgan_tf.fuse([np.where(dark > 0.2, -0.5, dark), bright], model=checkpoint)
+    assert np.isfinite(fused).all()
+
+
+@pytest.mark.parametrize("exposures, message", [
+    ("a.png", "exposures must be a list of two or more paths or arrays, got one str 'a.png'"),
+    (np.zeros((8, 8, 3)), "exposures must be a list of two or more paths or arrays, got one ndarray"),
+    (["a.png"], "need at least two exposures to fuse, got 1"),
+])
+def test_exposures_that_are_not_a_list_of_two_are_refused_before_anything_is_read(checkpoint, exposures, message):
+    with pytest.raises(CommandError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)")):
+        mefgan_tf.fuse(exposures, model=checkpoint)
+
+
+def test_errors_are_one_exported_family_of_the_builtin_kinds(tmp_path):
+    assert issubclass(mefgan_tf.CommandError, mefgan_tf.MefganError) and issubclass(mefgan_tf.CommandError, ValueError)
+    assert issubclass(mefgan_tf.FileProblem, mefgan_tf.CommandError) and issubclass(mefgan_tf.FileProblem, OSError)
+    mefgan_tf.write_image(tmp_path / "photo.png", np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"photo.png: is an image, not a model \(expected a checkpoint"):
+        mefgan_tf.load_model(tmp_path / "photo.png")
+    with pytest.raises(OSError, match="no such file or directory|cannot read"):
+        mefgan_tf.read_image(tmp_path / "missing.png")
+
+
+def test_shipped_names_the_shipped_generator_everywhere_a_model_is_asked_for():
+    from mefgan_tf.models import DEFAULT_MODEL, model_version, named_model
+
+    assert named_model("shipped") == named_model(None) == DEFAULT_MODEL
+    assert model_version("shipped") == (DEFAULT_MODEL, "1")

@@ -94,6 +94,15 @@ def test_non_hdf5_file_is_a_clear_error(tmp_path):
         open_patches(tmp_path / "x.h5")
 
 
+def test_a_truncated_patch_file_is_said_to_look_truncated(tmp_path):
+    with h5py.File(tmp_path / "full.h5", "w") as f:
+        f["data"] = np.zeros((64, 16, 16, 9), np.uint8)
+    data = (tmp_path / "full.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CommandError, match=r"cut.h5: an HDF5 file that looks truncated or damaged \([\d,]+ bytes: cut short"):
+        open_patches(tmp_path / "cut.h5")
+
+
 def test_file_without_data_dataset_is_a_clear_error(tmp_path):
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f["images"] = np.zeros((2, 3))

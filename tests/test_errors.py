@@ -120,7 +120,7 @@ def fuse_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[list[
     if case == "pgm output":
         return [str(a), str(b), "-o", str(tmp_path / "f.pgm"), *model], "f.pgm: PGM holds grey images only"
     if case == "pairs with an unknown format":
-        return ["--pairs", str(tmp_path), "-o", str(tmp_path / "out"), "--format", "xyz", *model], \
+        return ["--pairs", str(tmp_path / "scenes"), "-o", str(tmp_path / "out"), "--format", "xyz", *model], \
             "--format xyz: unknown image extension '.xyz'"
     if case == "pairs with an existing output":
         scenes = tmp_path / "scenes"
@@ -155,7 +155,7 @@ def export_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[lis
     if case in ("attention chunk 0", "attention chunk -3"):
         chunk = case.rsplit(" ", 1)[1]
         return [*checkpoint, "--out", str(tmp_path / "export" / "1"), "--attention-chunk", chunk], \
-            f"--attention-chunk {chunk}: must be a positive number of rows"
+            f"--attention-chunk {chunk}: must be from 1 to 1048576 rows"
     if case == "existing tflite file":
         (tmp_path / "m.tflite").write_bytes(b"keep me")
         return [*checkpoint, "--tflite", "--out", str(tmp_path / "m.tflite")], "m.tflite: already exists"
@@ -546,3 +546,109 @@ def test_the_api_refuses_a_fifo_as_an_exposure(tmp_path):
     with pytest.raises(FileProblem, match="p.png: is a FIFO") as refused:
         read_image(tmp_path / "p.png")
     assert isinstance(refused.value, OSError) and isinstance(refused.value, ValueError)
+
+
+# ---- numbers out of range and settings too large or too deep: one short line, before any work ----------
+
+
+def last_error_line(argv: list[str], capsys) -> str:
+    """The line a refused command ends with: its own (exit 1) or argparse's (exit 2)."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as stopped:
+        code = stopped.code
+        assert code == 2
+    else:
+        assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 or len(err) == 1, err
+    return err[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["patches", "--seed", "-1"], "--seed -1: must be in [0, 2**32)"),
+    (["patches", "--ev-range", "0", "2000"], "--ev-range 0 2000: need 0 <= LO <= HI <= 10 stops"),
+    (["patches", "--size", "99999999999999999999"], "--size 99999999999999999999: must be from 8 to 4096"),
+    (["patches", "--photo-variants", "0"], "--photo-variants 0: must be from 1 to 1000"),
+    (["patches", "--extra-pairs", "50"], "--extra-pairs 50.0: must be at most 10 stops"),
+    (["train", "--batch-size", "99999999999"], "--batch-size 99999999999: must be at most 65536"),
+    (["train", "--seed", "-1"], "--seed -1: must be in [0, 2**32)"),
+    (["train", "--max-steps", "0"], "--max-steps 0: must be from 1 to 1e+12"),
+    (["train", "--set", "epochs=10000000"], "--set epochs=10000000: 10000000 must be at most 1e+06"),
+    (["demo", "--max-side", "-5"], "--max-side -5: must be from 16 to 8192 pixels"),
+    (["export", "--attention-chunk", "99999999999", "--out", "x/1"], "--attention-chunk 99999999999: must be from 1 to 1048576 rows"),
+    (["evaluate", "s", "--method", "mertens", "--out", "o", "--resize-max", "99999999999"],
+     "--resize-max 99999999999: must be from 22 to 65536"),
+    (["fuse", "a.png", "b.png", "-o", "f.png", "--tile", "99999999999999999999"], "expected a tile side of at most 65536 pixels"),
+    (["fuse", "a.png", "b.png", "-o", "f.png", "--detail-levels", "99999"], "expected 0 to 16 levels, got 99999"),
+])
+def test_every_number_has_a_range_integers_included(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = last_error_line(argv, capsys)
+    assert message in line, line
+    assert not [p for p in tmp_path.iterdir()]
+
+
+def config_case(case: str, tmp_path: Path) -> tuple[list[str], str]:
+    """A `mefgan train` command line whose settings are hostile, and what its one line says."""
+    config = tmp_path / ("c.json" if "JSON" in case else "c.yaml")
+    if case == "YAML alias bomb":
+        config.write_text('a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+            f"{k}: &{k} [{','.join(['*' + p] * 9)}]\n" for p, k in zip("abcdefg", "bcdefgh")))
+        return ["--config", str(config)], "c.yaml: YAML aliases (*name) are not accepted in settings"
+    if case == "deep --set":
+        return ["--set", "batch_size=" + "[" * 3000 + "]" * 3000], "--set batch_size=[[[[[[[[[[[[[[[[[[[[[[[[[[...: values are nested more than 4 deep"
+    if case == "deep JSON":
+        config.write_text('{"batch_size": ' + "[" * 3000 + "]" * 3000 + "}")
+        return ["--config", str(config)], "c.json: values are nested more than 4 deep"
+    if case == "long value":
+        config.write_text(f"batch_size: {'x' * 5000}\n")
+        return ["--config", str(config)], "c.yaml: batch_size: expected an integer, got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."
+    if case == "long key":
+        return ["--set", "k" * 5000 + "=1"], "--set kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk..."
+    config.write_text("# " + "x" * 2**20 + "\n")
+    return ["--config", str(config)], "c.yaml: 1.0 MB is too large for a config file (at most 1 MB)"
+
+
+@pytest.mark.parametrize("case", ["YAML alias bomb", "deep --set", "deep JSON", "long value", "long key", "huge file"])
+def test_hostile_settings_are_one_short_line(case, tmp_path, capsys):
+    argv, message = config_case(case, tmp_path)
+    line = last_error_line(["train", *argv, "--data", str(tmp_path / "p.h5"), "--out", str(tmp_path / "run")], capsys)
+    assert line.startswith("mefgan train: error: ") and message in line and len(line) < 250, line
+
+
+def test_argument_mistakes_are_told_before_tensorflow_starts(tmp_path):
+    import subprocess
+    import sys
+
+    probe = ("import sys; from mefgan_tf.cli import main; code = main(sys.argv[1:]); "
+             "print(code, 'tensorflow' in sys.modules)")
+    for argv in (["fuse", "a.png", "-o", "f.png"], ["train", "--batch-size", "0"], ["serve", "--queue", "-1"],
+                 ["evaluate", "s", "--method", "mertens", "--out", "o", "--resize-max", "3"]):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.stdout.split() == ["1", "False"], (argv, done.stdout, done.stderr[-500:])
+
+
+# ---- outputs inside inputs: no command writes where it reads -----------------------------------------
+
+
+@pytest.mark.parametrize("case", ["evaluate --out in a scene folder", "evaluate --out is the scenes folder",
+                                  "evaluate --out in a method's folder", "fuse --out in --pairs", "fuse --out via a link"])
+def test_no_command_writes_inside_a_folder_it_reads(case, tmp_path, capsys):
+    scenes = bracket_scenes(tmp_path / "scenes", count=1, side=32)
+    (tmp_path / "link").symlink_to(scenes)
+    out, folder = {
+        "evaluate --out in a scene folder": (scenes / "s0" / "report", scenes),
+        "evaluate --out is the scenes folder": (scenes, scenes),
+        "evaluate --out in a method's folder": (tmp_path / "fused" / "report", tmp_path / "fused"),
+        "fuse --out in --pairs": (scenes / "fused", scenes),
+        "fuse --out via a link": (tmp_path / "link" / "fused", scenes),
+    }[case]
+    (tmp_path / "fused").mkdir()
+    if case.startswith("evaluate"):
+        argv = ["evaluate", str(scenes), "--method", "mertens", "--method", f"mine=folder:{tmp_path / 'fused'}", "--out", str(out)]
+    else:
+        argv = ["fuse", "--pairs", str(scenes if "link" not in case else tmp_path / "link"), "-o", str(out)]
+    what = "--pairs folder" if case.startswith("fuse") else "folder of method mine" if "method" in case else "scenes folder"
+    assert_refused(argv[0], argv[1:], f"{out}: is inside the {what} ", tmp_path, capsys)

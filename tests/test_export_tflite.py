@@ -120,7 +120,7 @@ def test_int8_calibrates_on_the_bundled_demo_photos_by_default(generator):
         (["--calibration", "."], "applies to LiteRT exports only; add --tflite"),
         (["--tflite", "--quantize", "float16", "--calibration", "."], "--calibration is used by --quantize int8 only"),
         (["--tflite", "--quantize", "int8", "--calibration", "nowhere"], "no such folder"),
-        (["--tflite", "--attention-chunk", "0"], "must be a positive number of rows"),
+        (["--tflite", "--attention-chunk", "0"], "must be from 1 to 1048576 rows"),
         (["--tflite", "--detail-levels", "2"], "--detail-levels applies to SavedModels"),
     ],
 )

@@ -135,7 +135,7 @@ def test_sigkill_mid_run_keeps_a_valid_checkpoint_and_the_run_resumes_from_it(tm
     assert tf.train.latest_checkpoint(str(out)).endswith(f"ckpt-{batches_done + 1}")
 
 
-def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tmp_path, make_patches):
+def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tmp_path, make_patches, capsys):
     from mefgan_tf.checkpoint import load_generator
 
     data = str(make_patches(tmp_path / "p.h5", n=2, size=SIZE))
@@ -149,14 +149,28 @@ def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tm
     for got, want in zip(tuned.trainable_weights, reference.trainable_weights, strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
     assert json.loads((run / "mefgan.json").read_text())["init_generator"].endswith("reference")
+    capsys.readouterr()  # another generator for the same run is refused (the same command again resumes it)
+    assert main(["train", *flags, "--out", str(run), "--learning-rate", "1e-12", "--init-generator", "shipped"]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"--init-generator shipped: {run} is a run already, started from "
+                                                    f"{os.path.join(REPO, 'checkpoints', 'reference')}, which resumes from "
+                                                    "its own checkpoint; drop --init-generator to resume it, or give a new "
+                                                    "--out to start from that generator")
 
 
-def test_init_generator_that_is_not_a_checkpoint_is_a_one_line_error(capsys, tmp_path, make_patches):
+@pytest.mark.parametrize("given, message", [
+    ("nothing", "nothing: no such checkpoint folder or prefix"),
+    ("g.tflite", "g.tflite: a LiteRT model holds no trainable weights; give the checkpoint it was exported from"),
+    ("photo.png", "photo.png: is an image, not a model (expected a run folder"),
+    ("notes.txt", "notes.txt: is a file, not a checkpoint (expected a run folder"),
+])
+def test_init_generator_that_is_not_a_checkpoint_is_a_one_line_error(capsys, tmp_path, make_patches, given, message):
     data = str(make_patches(tmp_path / "p.h5", n=2))
+    if given != "nothing":
+        (tmp_path / given).write_bytes(b"garbage")
     assert main(["train", "--data", data, "--out", str(tmp_path / "run"), "--batch-size", "1", "--quiet",
-                 "--init-generator", str(tmp_path / "nothing")]) == 1
+                 "--init-generator", str(tmp_path / given)]) == 1
     err = capsys.readouterr().err.strip()
-    assert "nothing: no such checkpoint folder or prefix" in err and "\n" not in err
+    assert message in err and "\n" not in err
     assert not (tmp_path / "run").exists()
 
 

@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo", metavar="DIR", help="folder for the four images (default: %(default)s)")
     parser.add_argument(
         "--model", metavar="PATH",
-        help="checkpoint or SavedModel to fuse with (default: the shipped generator in checkpoints/reference)",
+        help="checkpoint or SavedModel to fuse with (default: shipped, the generator that comes with mefgan-tf)",
     )
     parser.add_argument(
         "--image", choices=SAMPLE_IMAGES, default=SAMPLE_IMAGES[0],
@@ -34,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 MAX_EV = 8.0  # stops: past this the simulated exposures are flat black and white
+MAX_SIDE = (16, 8192)  # pixels: the demo is a small picture
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.ev <= MAX_EV:
         raise CommandError(f"--ev {args.ev:g}: must be more than 0 and at most {MAX_EV:g} stops "
                            "(the under-exposure is that many stops below the photo, the over-exposure above)")
+    if not MAX_SIDE[0] <= args.max_side <= MAX_SIDE[1]:
+        raise CommandError(f"--max-side {args.max_side}: must be from {MAX_SIDE[0]} to {MAX_SIDE[1]} pixels")
 
     write_demo(args.out, args.model, args.image, args.ev, args.max_side, args.overwrite)
     print(f"demo written to {args.out}/ (under.png, over.png, fused.png, compare.png)")

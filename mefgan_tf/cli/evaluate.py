@@ -14,7 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="one subfolder of exposures per scene, or uN/oN image pairs (the original test_imgs layout)")
     parser.add_argument("--method", action="append", required=True, metavar="SPEC",
                         help="repeatable: mertens | average | NAME=folder:PATH (fused images named <scene>.<ext>) "
-                             "| NAME=model:PATH (checkpoint or SavedModel) | NAME=model-original-io:PATH (a model "
+                             "| NAME=model:PATH (checkpoint or SavedModel; shipped: the generator that comes with mefgan-tf) "
+                             "| NAME=model-original-io:PATH (a model "
                              "with the authors' test-time I/O, see --original-io)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="writes per_image.csv, summary.csv, summary.json, summary.md and metrics.png here")
@@ -56,14 +57,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
 
 
-def run(args: argparse.Namespace) -> int:
+def check(args: argparse.Namespace) -> None:
+    """What needs no model, before TensorFlow starts: numbers, and a report outside every folder read."""
     from mefgan_tf import metrics
+    from mefgan_tf.files import check_outside
+
+    if args.resize_max is not None and not 2 * metrics.WINDOW <= args.resize_max <= 2**16:
+        raise CommandError(f"--resize-max {args.resize_max}: must be from {2 * metrics.WINDOW} to {2**16}")
+    check_outside(args.out, args.scenes, "scenes folder")
+    if args.gt is not None:
+        check_outside(args.out, args.gt, "--gt folder")
+    for spec in args.method:
+        name, _, source = spec.partition("=folder:")
+        if source:
+            check_outside(args.out, source, f"folder of method {name}")
+
+
+def run(args: argparse.Namespace) -> int:
     from mefgan_tf.evaluate import FusedSaver, check_out, check_scored, evaluate, pairing_heading, parse_methods, write_report
     from mefgan_tf.files import atomic_path
     from mefgan_tf.scenes import find_scenes
 
-    if args.resize_max is not None and args.resize_max < 2 * metrics.WINDOW:
-        raise CommandError(f"--resize-max {args.resize_max}: must be at least {2 * metrics.WINDOW}")
+    check(args)
     pairings = list(dict.fromkeys(args.pairing or ["extreme"]))
     folders = {p: args.out / p if len(pairings) > 1 else args.out for p in pairings}
     for folder in folders.values():

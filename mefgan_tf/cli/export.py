@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="mefgan-tf checkpoint folder or prefix to export (default: the shipped generator in checkpoints/reference)",
+        help="mefgan-tf checkpoint folder or prefix to export (default: shipped, the generator that comes with mefgan-tf)",
     )
     parser.add_argument(
         "--out",

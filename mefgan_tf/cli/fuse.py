@@ -15,6 +15,8 @@ from mefgan_tf.cli.types import add_align_options, add_detail_option, detail_lev
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI
 
+MAX_TILE = 65536  # pixels: a tile larger than any image is the whole image (0)
+
 
 def parse_tile(value: str) -> int | str | None:
     """``auto``, ``0`` (untiled) or a tile side in pixels (``fusion.tile_problem`` says which)."""
@@ -28,6 +30,8 @@ def parse_tile(value: str) -> int | str | None:
         raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a side in pixels, got {value!r}") from None
     if tile == 0:
         return None
+    if tile > MAX_TILE:
+        raise argparse.ArgumentTypeError(f"expected a tile side of at most {MAX_TILE} pixels, got {value[:20]}")
     problem = tile_problem(tile)
     if problem:
         raise argparse.ArgumentTypeError(f"{problem}, got {tile}")
@@ -49,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", metavar="PATH",
         help="mefgan-tf checkpoint folder/prefix, SavedModel folder from `mefgan export` (or a folder of "
-        "numbered versions of it: the newest is used) or .tflite file (default: the shipped generator)",
+        "numbered versions of it: the newest is used) or .tflite file; shipped (the default) is the generator that comes "
+        "with mefgan-tf",
     )
     parser.add_argument(
         "--multi", choices=MULTI, default=DEFAULT_MULTI,
@@ -104,6 +109,19 @@ def check_original_io(original_io: bool, bit_depth: str) -> None:
         raise CommandError("--original-io writes 8-bit images (scipy's bytescale); drop --bit-depth 16")
 
 
+def check(args: argparse.Namespace) -> None:
+    """What needs no model, before TensorFlow starts."""
+    from mefgan_tf.files import check_outside
+
+    check_original_io(args.original_io, args.bit_depth)
+    if args.pairs:
+        if args.images:
+            raise CommandError("give either IMAGE files or --pairs DIR, not both")
+        check_outside(args.out, args.pairs, "--pairs folder")
+    elif len(args.images) < 2:
+        raise CommandError(f"need at least two exposures to fuse, got {len(args.images)}")
+
+
 def run_pairs(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -148,10 +166,8 @@ def run_pairs(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_original_io(args.original_io, args.bit_depth)
+    check(args)
     if args.pairs:
-        if args.images:
-            raise CommandError("give either IMAGE files or --pairs DIR, not both")
         return run_pairs(args)
     from mefgan_tf.fusion import load_fuser
     from mefgan_tf.fusion_io import (

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mefgan_tf.cli.types import finite_float
-from mefgan_tf.config import PAPER, MEFGANConfig, checked_value, file_settings, range_problem
-from mefgan_tf.errors import CommandError
+from mefgan_tf.config import PAPER, MEFGANConfig, checked_value, file_settings, load_yaml, range_problem
+from mefgan_tf.errors import QUOTE_LIMIT, CommandError
 from mefgan_tf.runs import BACKENDS, DEFAULT_DATA, DEFAULT_OUT, TrainOptions
 
 # Flag -> config field for the flags that override the config.
@@ -90,7 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--init-generator", metavar="PATH",
-        help="start G from this generator (a run folder or checkpoint, e.g. checkpoints/reference, or a Keras "
+        help="start G from this generator (a run folder or checkpoint, e.g. shipped (the generator that comes with mefgan-tf), or a Keras "
         ".weights.h5 file; with --backend jax, a JAX run folder or a .weights.h5 file) instead of random weights, to "
         "fine-tune it on your data; D starts fresh. Only for a new run: a resumed run continues from its own checkpoint",
     )
@@ -111,14 +111,15 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     values = {}
     for item in items:
         key, sep, text = item.partition("=")
+        shown = item if len(item) <= QUOTE_LIMIT else item[: QUOTE_LIMIT - 3] + "..."
         if not sep or not key.strip():
-            raise CommandError(f"--set {item}: expected KEY=VALUE")
+            raise CommandError(f"--set {shown}: expected KEY=VALUE")
         try:
-            values[key.strip()] = checked_value(key.strip(), yaml.safe_load(text))
+            values[key.strip()] = checked_value(key.strip(), load_yaml(text))
         except yaml.YAMLError:
-            raise CommandError(f"--set {item}: {text!r} is not a valid value") from None
+            raise CommandError(f"--set {shown}: not a valid value") from None
         except CommandError as err:
-            raise CommandError(f"--set {item}: {err}") from None
+            raise CommandError(f"--set {shown}: {err}") from None
     return values
 
 
@@ -148,6 +149,16 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     values.update(flag_values(args))
     values.update(parse_set(args.set))
     return values
+
+
+MAX_STEPS = 10**12
+
+
+def check(args: argparse.Namespace) -> None:
+    """The command line's numbers and settings, before TensorFlow starts (``overrides`` reads them again)."""
+    if args.max_steps is not None and not 1 <= args.max_steps <= MAX_STEPS:
+        raise CommandError(f"--max-steps {args.max_steps}: must be from 1 to {MAX_STEPS:.0e}")
+    overrides(args)
 
 
 def train_options(args: argparse.Namespace) -> TrainOptions:

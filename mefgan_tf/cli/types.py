@@ -27,14 +27,17 @@ def port_number(text: str) -> int:
     return value
 
 
+MAX_LEVELS = 16  # pyramid levels: 2^16 pixels across is more than any photo
+
+
 def level_count(text: str) -> int:
     """A whole number of pyramid levels, 0 or more."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of levels, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more levels, got {value}")
+    if not 0 <= value <= MAX_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected 0 to {MAX_LEVELS} levels, got {value}")
     return value
 
 
