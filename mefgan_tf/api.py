@@ -81,11 +81,16 @@ def check_exposure_list(exposures: Sequence[Exposure]) -> None:
 def as_exposure(exposure: Exposure, name: str = "an exposure") -> np.ndarray:
     """RGB float32 [0, 1] of a path (read as `mefgan fuse` reads it) or an array. Float arrays must
     be finite (CommandError naming ``name``); values outside [0, 1] are clipped with an ``InputNote``."""
+    from mefgan_tf.fusion_io import check_sides
+
     if isinstance(exposure, (str, os.PathLike)):
-        return read_image(Path(exposure))
+        image = read_image(Path(exposure))
+        check_sides([image], [exposure])
+        return image
     image = np.asarray(exposure)
     if image.ndim != 3 or image.shape[2] != 3:
         raise CommandError(f"{name} has shape {list(image.shape)}; expected (height, width, 3) RGB")
+    check_sides([image], [name])
     if image.dtype in (np.uint8, np.uint16):
         return to_float(image)
     if not np.issubdtype(image.dtype, np.floating):

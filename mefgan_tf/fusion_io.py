@@ -18,7 +18,7 @@ import numpy as np
 
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import check_file_target
-from mefgan_tf.fusion import check_exposures, crop_to_multiple
+from mefgan_tf.fusion import SIZE_MULTIPLE, check_exposures, crop_to_multiple
 from mefgan_tf.images import (
     SIXTEEN_BIT_EXTENSIONS,
     InputNote,
@@ -91,9 +91,19 @@ def check_inputs_and_output(paths: list[Path], out: Path) -> None:
                 raise CommandError(f"{path}: the same file as {earlier}; give each exposure once")
 
 
+def check_sides(images: list[np.ndarray], names: list) -> None:
+    """CommandError naming the first image with a side under ``SIZE_MULTIPLE`` pixels (too small to fuse)."""
+    for image, name in zip(images, names):
+        height, width = image.shape[:2]
+        if min(height, width) < SIZE_MULTIPLE:
+            raise CommandError(f"{name}: image of {width}x{height} is too small: both sides must be at least "
+                               f"{SIZE_MULTIPLE} pixels")
+
+
 def read_exposures(paths: list[Path]) -> tuple[list[np.ndarray], int]:
     """(float images, bit depth 8/16) of a scene's files; CommandError on unreadable or mismatched files."""
     raw = [read_image_raw(path) for path in paths]
+    check_sides(raw, paths)
     check_exposures(raw, [str(path) for path in paths])
     note_exposures(raw, paths)
     depth = 16 if any(image.dtype == np.uint16 for image in raw) else 8
@@ -113,6 +123,7 @@ def note_exposures(images: list[np.ndarray], paths: list[Path]) -> None:
 def read_exposures_original(paths: list[Path]) -> tuple[list[np.ndarray], int]:
     """(float images, 8) of a scene's files, read and cropped as the original's ``generate.py`` does."""
     raw = [read_image_original_raw(path) for path in paths]
+    check_sides(raw, paths)
     check_exposures(raw, [str(path) for path in paths])
     return [to_float(crop_to_multiple(image)) for image in raw], 8
 

@@ -43,7 +43,25 @@ def read_image_raw(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, np.uint8)
     except OSError as err:
         raise FileProblem(f"{path}: cannot read ({err.strerror or err})") from None
-    return decode_image_raw(data, path)
+    image = decode_image_raw(data, path)
+    frames = frame_count(data)
+    if frames > 1:
+        warnings.warn(f"{path}: holds {frames} images (pages or frames); the first is used", InputNote, stacklevel=2)
+    return image
+
+
+def frame_count(data: np.ndarray) -> int:
+    """How many images an encoded file holds: pages of a TIFF, frames of an animated GIF, WebP or PNG
+    (1 for the other formats, which hold one; read from the file's structure, not decoded)."""
+    start = data[:4].tobytes()
+    animated_png = start == b"\x89PNG" and b"acTL" in data[:4096].tobytes()
+    if start not in (b"II*\x00", b"MM\x00*", b"GIF8", b"RIFF") and not animated_png:
+        return 1
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as image:
+            return int(getattr(image, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - a structure PIL cannot read: the decoder has read the first image
+        return 1
 
 
 def decode_image_raw(data: bytes | np.ndarray, name: str | Path = "image") -> np.ndarray:

@@ -652,3 +652,20 @@ def test_no_command_writes_inside_a_folder_it_reads(case, tmp_path, capsys):
         argv = ["fuse", "--pairs", str(scenes if "link" not in case else tmp_path / "link"), "-o", str(out)]
     what = "--pairs folder" if case.startswith("fuse") else "folder of method mine" if "method" in case else "scenes folder"
     assert_refused(argv[0], argv[1:], f"{out}: is inside the {what} ", tmp_path, capsys)
+
+
+@pytest.mark.parametrize("how", ["fuse", "fuse --original-io", "api path", "api array"])
+def test_an_image_too_small_to_fuse_is_named(how, tmp_path, capsys):
+    import mefgan_tf
+    from mefgan_tf.errors import CommandError
+
+    tiny = write_image(tmp_path / "tiny.png", np.full((1, 1, 3), 0.5, np.float32))
+    a, _ = exposures(tmp_path)
+    if how.startswith("fuse"):
+        extra = ["--original-io"] if "original" in how else []
+        assert_refused("fuse", [str(a), str(tiny), "-o", str(tmp_path / "f.png"), *extra],
+                       f"{tiny}: image of 1x1 is too small: both sides must be at least 8 pixels", tmp_path, capsys)
+        return
+    given, name = (tiny, str(tiny)) if how == "api path" else (np.full((1, 1, 3), 0.5, np.float32), "exposure 2")
+    with pytest.raises(CommandError, match=f"^{name}: image of 1x1 is too small"):
+        mefgan_tf.fuse([np.full((24, 32, 3), 0.5, np.float32), given], model="nothing")

@@ -114,3 +114,25 @@ def test_original_reader_gives_rgb_and_one_line_errors(tmp_path):
         read_image_original_raw(tmp_path / "broken.jpg")
     with pytest.raises(CommandError, match="cannot read"):
         read_image_original_raw(tmp_path / "nowhere.jpg")
+
+
+def many_images(kind: str, count: int) -> bytes:
+    """A file of ``kind`` holding ``count`` 16x16 images (pages of a TIFF, frames of a GIF or PNG)."""
+    frames = [Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)) for i in range(count)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=kind, save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["TIFF", "GIF", "PNG"])
+def test_files_holding_several_images_are_counted_and_the_first_is_used_with_a_note(kind, tmp_path):
+    from mefgan_tf.images import InputNote, frame_count, read_image_raw
+
+    assert frame_count(np.frombuffer(many_images(kind, 3), np.uint8)) == 3
+    assert frame_count(np.frombuffer(many_images(kind, 1), np.uint8)) == 1
+    path = tmp_path / f"pages.{kind.lower()}"
+    path.write_bytes(many_images(kind, 3))
+    if kind != "GIF":  # OpenCV may not read GIF at all: then it is an unreadable image, as before
+        with pytest.warns(InputNote, match=r"pages\.\w+: holds 3 images \(pages or frames\); the first is used"):
+            image = read_image_raw(path)
+        assert image.shape == (16, 16, 3) and image.max() == 0

@@ -83,6 +83,9 @@ def check_options(args: argparse.Namespace) -> None:
             raise CommandError(f"--calibration {args.calibration}: no such folder")
 
 
+check = check_options  # called before TensorFlow starts
+
+
 def run_tflite(args: argparse.Namespace) -> int:
     from mefgan_tf import tflite
     from mefgan_tf.checkpoint import load_generator
