@@ -58,10 +58,10 @@ SHEET_HEIGHT = 240  # pixels: the height of each image in a contact sheet
 
 # ---------------------------------------------------------------------------------------- scenes
 PAIRING_HELP = {
-    EXTREME: "the darkest and the brightest exposure (SICE's pairs); ground truth: the scene's label",
+    EXTREME: "the darkest and the brightest exposure (SICE's pairs); ground truth: the scene's label, where it has one",
     ADJACENT: "the middle exposure and the next brighter one (a close pair, as phones shoot)",
     SAME: "the middle exposure twice: a fusion of x with x should be x (its ground truth)",
-    ALL: "every exposure of scenes with three or more; MEF-SSIM against all of them; ground truth: the label",
+    ALL: "every exposure of scenes with three or more; MEF-SSIM against all of them; ground truth: the label, where there is one",
 }
 
 
@@ -469,7 +469,8 @@ METRIC_NOTES = (
     "MEF_SSIM: multi-scale MEF-SSIM (Ma et al. 2015, 3 scales; MEFB's MEF_SSIM); MEF_SSIM_SS: single scale; "
     "QABF: Xydeas-Petrovic Q^AB/F; MSSIM: (SSIM(over, F) + SSIM(under, F)) / 2; SD, EN, SF, AG: standard deviation, "
     "entropy, spatial frequency, average gradient per colour channel, averaged (MEFB); PSNR_I/S (peak 256), CC_I/S: "
-    "against ground truth on the paper's I and S channels. Higher is better for all."
+    "against ground truth on the paper's I and S channels. Higher is better for all but MEAN (the mean brightness, "
+    "best near the middle of the range)."
 )
 
 

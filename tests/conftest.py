@@ -35,10 +35,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def shared_path(*parts: str) -> Path:
-    """A path under ../shared/data; the test skips when it is absent (users' clones lack it)."""
+    """A path under the optional data folder; the test skips when it is absent (users' clones lack it)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared data not present: {path}")
+        pytest.skip("optional data not present (the tests that need it are skipped)")
     return path
 
 
