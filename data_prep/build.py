@@ -126,8 +126,13 @@ def collect_scenes(options: PatchOptions) -> tuple[list[SourceScene], list[str]]
     sources: list[str] = []
     for kind, scan in (("sice", scan_sice), ("brackets", scan_brackets), ("photos", scan_photos)):
         for folder in getattr(options, kind):
+            source = f"{kind}:{resolved(Path(folder))}"
+            if source in sources:  # once: twice would put the same scenes in training and validation
+                print(f"mefgan patches: note: --{kind} {folder} is given more than once; its scenes are read once",
+                      file=sys.stderr)
+                continue
             scenes += scan(folder)
-            sources.append(f"{kind}:{resolved(Path(folder))}")
+            sources.append(source)
     if not sources:
         scenes = scan_sample_photos()
         sources = ["photos:skimage.data"]
@@ -172,6 +177,8 @@ def check_outputs(out: Path, validation: bool, overwrite: bool) -> Path | None:
     """
     val = val_path(out)
     check_file_target(out, overwrite)
+    if val.is_dir():
+        raise CommandError(f"{val}: is a folder, where this run would write or remove its validation file")
     if validation:
         check_file_target(val, overwrite)
         return None

@@ -169,6 +169,27 @@ def test_val_fraction_holds_out_whole_scenes_into_a_second_file(tmp_path):
     assert patches_of(tmp_path / "again_val.h5")[1] == val[1]  # same seed, same split
 
 
+def test_a_source_given_twice_is_read_once_so_no_scene_is_in_both_files(tmp_path, capsys):
+    for i in range(4):
+        make_sice_scene(tmp_path / "sice", str(i), seed=20 + i)
+    out = tmp_path / "train.h5"
+    folder = str(tmp_path / "sice")
+    summary = build(parse("--sice", folder, "--sice", folder + "/", "--out", str(out), "--val-fraction", "0.5"))
+    assert summary.scenes == {"train": 2, "val": 2}
+    assert set(patches_of(out)[1]).isdisjoint(patches_of(tmp_path / "train_val.h5")[1])
+    assert f"--sice {folder}/ is given more than once; its scenes are read once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("val_fraction", ["0", "0.5"])
+def test_a_folder_where_the_validation_file_goes_is_refused_before_anything_is_written(tmp_path, val_fraction):
+    for i in range(2):
+        make_sice_scene(tmp_path / "sice", str(i), seed=30 + i)
+    (tmp_path / "p_val.h5").mkdir()
+    with pytest.raises(CommandError, match="p_val.h5: is a folder, where this run would write or remove its validation file"):
+        build(parse("--sice", str(tmp_path / "sice"), "--out", str(tmp_path / "p.h5"), "--val-fraction", val_fraction, "-y"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p_val.h5", "sice"]
+
+
 def test_val_fraction_with_a_single_scene_is_an_error(tmp_path):
     make_sice_scene(tmp_path / "sice", "1", seed=1)
     with pytest.raises(CommandError, match="at least 2 scenes"):
