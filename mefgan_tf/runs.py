@@ -313,6 +313,10 @@ def run_loop(
     start = done = trainer.steps_done
     total = config.epochs * per_epoch
     stop = total if max_steps is None else min(total, max_steps)
+    if start >= stop and is_chief:
+        limit = f"--max-steps {max_steps}" if max_steps is not None and max_steps < total else f"all {config.epochs} epochs"
+        print(f"mefgan train: note: nothing to train: the run has {start} steps already ({limit}); raise --max-steps "
+              "or --epochs to train on", file=sys.stderr)
     shown = None if progress and is_chief else True  # None: on a terminal only, never into files and pipes
     bar = tqdm(total=stop, initial=done, unit="step", disable=shown, dynamic_ncols=True)
     result, stream, current = None, None, None
@@ -410,6 +414,11 @@ def check_data(out: Path, metadata: dict, batches) -> None:
             f"{batches.patches.path}: {len(batches.patches)} patches, but {out} was trained on a file of {saved}; "
             "resume with the same --data or choose a new --out"
         )
+    trained_on = Path(metadata.get("data") or batches.patches.path)
+    given = Path(batches.patches.path)
+    if trained_on.exists() and not os.path.samefile(trained_on, given):
+        raise CommandError(f"{given}: {out} was trained on {trained_on}, a run keeps its data; resume with "
+                           f"--data {trained_on} or choose a new --out")
 
 
 def describe(config, batches, replicas: int, precision, out: Path, resuming: bool, quiet: bool, backend: str) -> None:

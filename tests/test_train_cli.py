@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,6 +156,13 @@ def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tm
                                                     f"{os.path.join(REPO, 'checkpoints', 'reference')}, which resumes from "
                                                     "its own checkpoint; drop --init-generator to resume it, or give a new "
                                                     "--out to start from that generator")
+    start = ["--init-generator", os.path.join(REPO, "checkpoints", "reference")]
+    assert main(["train", *flags, "--out", str(run), *start]) == 0  # the same command resumes: nothing left
+    assert "note: nothing to train: the run has 1 steps already (--max-steps 1); raise --max-steps" in capsys.readouterr().err
+    other = tmp_path / "other.h5"
+    other.write_bytes(Path(data).read_bytes())  # the same size, another file
+    assert main(["train", *flags[2:], "--data", str(other), "--out", str(run)]) == 1
+    assert f"{other}: {run} was trained on {data}, a run keeps its data" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("given, message", [
