@@ -166,6 +166,11 @@ def layout_notes(root: Path, scenes: Sequence[Scene]) -> list[str]:
     loose = [p.name for p in entries(root) if p.is_file() and root not in folders]
     if loose:
         notes.append(f"ignoring {len(loose)} file(s) directly in {root} (scenes are subfolders): {', '.join(loose[:5])}")
+    if root in folders and any(FLAT_NAME.match(p.stem) for p in image_files(root)):
+        skipped = [p.name for p in scene_folders(root)]
+        if skipped:
+            notes.append(f"ignoring {len(skipped)} subfolder(s) of {root}, as its uN/oN files are the scenes: "
+                         f"{', '.join(skipped[:5])}")
     return notes
 
 

@@ -140,3 +140,13 @@ def test_fuse_evaluate_patches_and_export_calibration_accept_the_same_layouts(la
     if layout == "folders":
         err = capsys.readouterr().err
         assert "skipping" in err and "label" in err and "README.txt" in err and "notes.txt" in err
+
+
+def test_subfolders_beside_un_on_files_are_named_in_a_note(tmp_path):
+    from mefgan_tf.scenes import layout_notes
+
+    root = flat_layout(tmp_path / "flat")
+    write_scene(root / "extra_scene", seed=9)
+    scenes = find_scenes(root)
+    assert all(scene.folder == root for scene in scenes)
+    assert f"ignoring 1 subfolder(s) of {root}, as its uN/oN files are the scenes: extra_scene" in layout_notes(root, scenes)
