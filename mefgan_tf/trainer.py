@@ -284,6 +284,7 @@ class TensorFlowStore:
 
     def __init__(self, trainer: Trainer, directory: Path) -> None:
         self.trainer, self.directory = trainer, directory
+        remove_unfinished_saves(directory)
         self.manager = tf.train.CheckpointManager(
             trainer.checkpoint, str(directory), max_to_keep=trainer.config.keep_checkpoints, checkpoint_name=CHECKPOINT_NAME
         )
@@ -297,6 +298,15 @@ class TensorFlowStore:
 
     def save(self, steps_done: int) -> None:
         save_checkpoint(self.trainer, self.manager, steps_done, self.directory)
+
+
+def remove_unfinished_saves(directory: Path) -> list[Path]:
+    """Remove the ``ckpt-N_temp`` folders of saves that were killed while writing (TensorFlow renames
+    one into place when a save completes). A run folder has one writer, this process, so none is in use."""
+    removed = [p for p in directory.glob(f"{CHECKPOINT_NAME}-*_temp*") if p.is_dir()]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def checkpoint_bytes(trainer: Trainer, latest: str | None) -> int:

@@ -182,3 +182,14 @@ def test_with_a_mef_ssim_weight_g_minimises_mu_times_one_minus_mef_ssim_on_top_o
     for r in results:
         assert 0.0 < r.structure < 1.0
         assert r.g_loss == pytest.approx(r.adversarial + 500.0 * r.content + 40.0 * r.structure, rel=1e-4)
+
+
+def test_the_temporary_folder_of_a_killed_save_is_removed_and_checkpoints_are_kept(tmp_path):
+    from mefgan_tf.trainer import remove_unfinished_saves
+
+    (tmp_path / "ckpt-7_temp").mkdir()
+    (tmp_path / "ckpt-7_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"half")
+    for name in ("ckpt-6.index", "ckpt-6.data-00000-of-00001", "checkpoint"):
+        (tmp_path / name).write_bytes(b"kept")
+    assert remove_unfinished_saves(tmp_path) == [tmp_path / "ckpt-7_temp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "ckpt-6.data-00000-of-00001", "ckpt-6.index"]
