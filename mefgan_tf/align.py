@@ -56,8 +56,11 @@ DEFAULT_MODEL = "homography"
 # A richer model than a rigid motion is kept only if it raises the ECC correlation by this much: where
 # little of a frame is well exposed, a homography fits noise (measured: tripod frames "moved" 0.7 px).
 MODEL_GAIN = 0.002
-# Defaults of `mefgan fuse` and the API, by measurement on the real brackets (docs/alignment.md).
-ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT = True, True
+# Defaults of `mefgan fuse` and the API, by measurement on the real brackets (docs/alignment.md):
+# alignment only moves frames that then match the reference better (and leaves the rest bit for bit);
+# deghosting also replaced 0.1-16% of frames of still scenes (tone curves that are not one global
+# curve, wind, water), so it is asked for.
+ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT = True, False
 # Deghosting works on views of this long side; a region is a moving thing where both exposure-mapped
 # differences (blurred) exceed GHOST_LEVEL, over at least GHOST_MIN_SIZE pixels across (views' pixels).
 GHOST_SIDE = 800
@@ -393,34 +396,73 @@ def deghost_frame(frame: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray,
 
 
 # ---------------------------------------------------------------------------------------- entry point
-def prepare(images: Sequence[np.ndarray], align: bool = True, deghost: bool = True,
-            names: Sequence[str] | None = None, model: str = DEFAULT_MODEL) -> tuple[list[np.ndarray], list[str]]:
+def prepare(images: Sequence[np.ndarray], align: bool = ALIGN_BY_DEFAULT, deghost: bool = DEGHOST_BY_DEFAULT,
+            names: Sequence[str] | None = None, model: str = DEFAULT_MODEL,
+            reference: int | None = None) -> tuple[list[np.ndarray], list[str]]:
     """The exposures (RGB float32 [0, 1], one size, any order) aligned to the reference and/or
     deghosted, in the given order, and notes of what was done to each (for the user). Frames under
-    ``MIN_SIDE`` pixels on a side (not photos) are returned as given."""
+    ``MIN_SIDE`` pixels on a side (not photos) are returned as given. ``reference``: the index of the
+    frame the others are aligned to (default: ``best_exposed``)."""
     frames = list(images)
     if not (align or deghost) or len(frames) < 2 or min(frames[0].shape[:2]) < MIN_SIDE:
         return frames, []
     names = list(names) if names is not None else [f"exposure {i + 1}" for i in range(len(frames))]
-    ref = best_exposed(frames)
-    notes, done, failed = [], [], set()
-    for i, frame in enumerate(frames):
-        if i == ref:
-            continue
-        if align:
-            motion = find_motion(frames[ref], frame, model)
-            if motion.status == "failed":
-                failed.add(i)
-                notes.append(f"{names[i]}: could not align to {names[ref]} ({motion.reason}): kept as is")
-                continue
-            done.append(f"{names[i]} {describe(motion, frame.shape)}")
-            if motion.status == "moved":
-                frames[i] = warp_frame(frame, frames[ref], motion.matrix)
-    if done:
-        notes.insert(0, f"aligned to {names[ref]}: " + "; ".join(done))
+    ref = best_exposed(frames) if reference is None else reference
+    notes, failed = [], set()
+    if align:
+        notes, failed = align_all(frames, ref, names, model)
     if deghost:
         notes += remove_ghosts(frames, ref, names, failed)
     return frames, notes
+
+
+def align_all(frames: list[np.ndarray], ref: int, names: Sequence[str], model: str) -> tuple[list[str], set[int]]:
+    """Align every frame to ``frames[ref]`` in place, nearest exposures first; notes, and the frames
+    that could not be aligned."""
+    from mefgan_tf.scenes import exposure_order
+
+    order = exposure_order(frames)
+    rank = order.index(ref)
+    motions: dict[int, Motion] = {ref: Motion(np.eye(3), "still")}
+    done, notes = [], []
+    for i in sorted(order, key=lambda j: abs(order.index(j) - rank)):
+        if i == ref:
+            continue
+        neighbour = order[order.index(i) + (1 if order.index(i) < rank else -1)]
+        motions[i] = motion_to_reference(frames, i, ref, neighbour, motions[neighbour], model)
+    for i, motion in sorted(motions.items()):
+        if i == ref:
+            continue
+        if motion.status == "failed":
+            notes.append(f"{names[i]}: could not align to {names[ref]} ({motion.reason}): kept as is")
+        else:
+            via = f" (through {names[int(motion.reason.split()[1])]})" if motion.reason.startswith("through") else ""
+            done.append(f"{names[i]} {describe(motion, frames[i].shape)}{via}")
+    for i, motion in motions.items():
+        if motion.status == "moved":
+            frames[i] = warp_frame(frames[i], frames[ref], motion.matrix)
+    if done:
+        notes.insert(0, f"aligned to {names[ref]}: " + "; ".join(done))
+    return notes, {i for i, m in motions.items() if m.status == "failed"}
+
+
+def motion_to_reference(frames: list[np.ndarray], i: int, ref: int, neighbour: int, known: Motion,
+                        model: str) -> Motion:
+    """The motion of ``frames[i]`` against ``frames[ref]``: found directly or, where the two share too
+    little (the ends of a wide bracket), through ``frames[neighbour]`` (next towards the reference,
+    whose motion ``known`` is found)."""
+    direct = find_motion(frames[ref], frames[i], model)
+    if direct.status != "failed" or neighbour == ref or known.status == "failed":
+        return direct
+    step = find_motion(frames[neighbour], frames[i], model)
+    if step.status == "failed":
+        return direct
+    height, width = frames[i].shape[:2]
+    matrix = step.matrix @ known.matrix
+    if implausible(matrix, height, width):
+        return direct
+    status = "moved" if corner_motion(matrix, height, width) >= STILL_PX else "still"
+    return Motion(matrix, status, step.correlation, f"through {neighbour}")
 
 
 def describe(motion: Motion, shape: tuple[int, ...]) -> str:
@@ -440,3 +482,18 @@ def remove_ghosts(frames: list[np.ndarray], ref: int, names: Sequence[str], skip
         if share > 0:
             notes.append(f"{names[i]}: moving things in {100 * share:.1f}% of the frame taken from {names[ref]}")
     return notes
+
+
+class PreparedFuser:
+    """A fuser (``fusion.Fuser``) that aligns and/or deghosts the exposures first (``prepare``), for
+    `mefgan serve --align`; its notes are dropped (a server has no one to tell), everything else is
+    the wrapped fuser's."""
+
+    def __init__(self, fuser, align: bool = True, deghost: bool = True) -> None:
+        self.fuser, self.align, self.deghost = fuser, align, deghost
+
+    def __call__(self, images: Sequence[np.ndarray], *args, **kwargs) -> np.ndarray:
+        return self.fuser(prepare(images, self.align, self.deghost)[0], *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.fuser, name)

@@ -92,7 +92,7 @@ def test_a_frame_of_another_scene_is_kept_as_is_with_a_note():
 def test_a_blank_frame_is_kept_as_is_with_a_note_and_never_becomes_the_reference():
     frames = bracket()[:2]
     blank = np.full_like(frames[0], 0.5)
-    prepared, notes = align.prepare([frames[1], blank], names=["photo.jpg", "blank.jpg"])
+    prepared, notes = align.prepare([frames[1], blank], deghost=True, names=["photo.jpg", "blank.jpg"])
     assert prepared[1] is blank and prepared[0] is frames[1]
     assert notes == ["blank.jpg: could not align to photo.jpg (a blank or fully clipped frame): kept as is"]
 
@@ -103,7 +103,7 @@ def test_a_moving_object_is_taken_from_the_reference_only_and_nothing_else_chang
     curves = align.exposure_curves(frames[1], frames[0])
     ghosted = [paste_object(frames[0], align.apply_curves(curves, patch), 200, 300), paste_object(frames[1], patch, 40, 40)]
     consistent = paste_object(frames[0], align.apply_curves(curves, patch), 40, 40)
-    prepared, notes = align.prepare(ghosted, align=False, names=["dark.png", "bright.png"])
+    prepared, notes = align.prepare(ghosted, align=False, deghost=True, names=["dark.png", "bright.png"])
     assert len(notes) == 1 and notes[0].startswith("dark.png: moving things in ")
     for top, left in ((200, 300), (40, 40)):
         box = (slice(top, top + 60), slice(left, left + 60))
@@ -147,6 +147,14 @@ def test_a_real_bracket_moved_by_hand_is_aligned_within_half_a_pixel(shared_data
     assert corner_error(motion.matrix, moved.matrices[0], *moved.frames[0].shape[:2]) < 0.5
 
 
+def test_a_dark_end_of_a_wide_bracket_is_aligned_through_its_neighbour(shared_data):
+    folder = shared_data("brackets_real", "rchen19_bedroom")
+    paths = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem))
+    _, notes = align.prepare([read_image(p) for p in paths], names=[p.name for p in paths])
+    assert "2.jpg already aligned (through 3.jpg)" in notes[0]
+    assert notes[1].startswith("1.jpg: could not align to 7.jpg (too little of it is well exposed")
+
+
 # ---------------------------------------------------------------------------------------- commands
 def moved_pair(folder: Path) -> tuple[list[Path], list[np.ndarray]]:
     frames = bracket()[:2]
@@ -154,23 +162,29 @@ def moved_pair(folder: Path) -> tuple[list[Path], list[np.ndarray]]:
     return [write_image(folder / name, f) for name, f in zip(("dark.png", "bright.png"), moved.frames)], moved.frames
 
 
-def test_fuse_align_prints_what_it_did_and_fuses_the_aligned_frames(tmp_path, capsys, random_generator):
-    from mefgan_tf.checkpoint import save_model_checkpoint
+def test_fuse_align_prints_what_it_did_and_fuses_the_aligned_frames(tmp_path, capsys, monkeypatch):
     from mefgan_tf.cli import main
-    from mefgan_tf.fusion import load_fuser
 
-    model = str(save_model_checkpoint(tmp_path / "model" / "run", random_generator(seed=5)))
+    monkeypatch.setattr("mefgan_tf.fusion.load_fuser", lambda *args, **kwargs: mertens)  # no network needed here
     paths, _ = moved_pair(tmp_path)
     out = tmp_path / "fused.png"
-    assert main(["fuse", "-q", *map(str, paths), "-o", str(out), "--model", model, "--align", "--no-deghost"]) == 0
+    assert main(["fuse", "-q", *map(str, paths), "-o", str(out), "--align", "--no-deghost"]) == 0
     err = capsys.readouterr().err
     assert "note: aligned to bright.png: dark.png moved by " in err and "turned 1.50 deg" in err
     prepared, _ = align.prepare([read_image(p) for p in paths], deghost=False)
-    expected = load_fuser(model)(prepared)
-    assert np.abs(read_image(out) - expected).max() <= 0.5 / 255 + 1e-6
-    assert main(["fuse", "-q", *map(str, paths), "-o", str(tmp_path / "plain.png"), "--model", model, "--no-align",
-                 "--no-deghost"]) == 0
+    assert np.abs(read_image(out) - mertens(prepared)).max() <= 0.5 / 255 + 1e-6
+    assert main(["fuse", "-q", *map(str, paths), "-o", str(tmp_path / "plain.png"), "--no-align", "--no-deghost"]) == 0
     assert "note:" not in capsys.readouterr().err
+    assert np.abs(read_image(tmp_path / "plain.png") - mertens([read_image(p) for p in paths])).max() <= 0.5 / 255 + 1e-6
+
+
+def test_fuse_pairs_notes_each_scene_it_aligns(tmp_path, capsys, monkeypatch):
+    from mefgan_tf.cli import main
+
+    monkeypatch.setattr("mefgan_tf.fusion.load_fuser", lambda *args, **kwargs: mertens)
+    moved_pair(tmp_path / "scenes" / "street")
+    assert main(["fuse", "-q", "--pairs", str(tmp_path / "scenes"), "-o", str(tmp_path / "out")]) == 0
+    assert "note: street: aligned to bright.png: dark.png moved by " in capsys.readouterr().err
 
 
 def test_the_api_aligns_and_says_so_as_a_note(tmp_path):
@@ -194,3 +208,20 @@ def test_evaluate_align_scores_the_aligned_frames_and_notes_it(tmp_path):
     plain, aligned = load_scene(scene), load_scene(scene, align=True)
     assert plain.note == "" and "moved by" in aligned.note
     assert not np.array_equal(plain.under, aligned.under) and np.array_equal(plain.over, aligned.over)
+
+
+def test_serve_align_wraps_the_fuser_so_that_requests_are_aligned_first(tmp_path):
+    _, frames = moved_pair(tmp_path)
+
+    class Fuser:
+        tile = 256
+
+        def __call__(self, images, stop=None):
+            self.got, self.stop = images, stop
+            return images[0]
+
+    inner = Fuser()
+    served = align.PreparedFuser(inner, align=True, deghost=False)
+    served(frames, stop="event")
+    assert inner.stop == "event" and served.tile == 256
+    assert not np.array_equal(inner.got[0], frames[0]) and inner.got[1] is frames[1]

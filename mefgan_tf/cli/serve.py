@@ -34,6 +34,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="side of the full-resolution tiles, as for `mefgan fuse` (default: %(default)s)",
     )
     add_detail_option(parser, original_io=False)
+    parser.add_argument("--align", action="store_true",
+                        help="align each request's exposures first, as `mefgan fuse --align` (default: off, so that "
+                             "answers match TensorFlow Serving's)")
+    parser.add_argument("--deghost", action="store_true",
+                        help="take moving things from the best-exposed frame first, as `mefgan fuse --deghost` "
+                             "(default: off)")
     parser.add_argument(
         "--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
         help="requests that may wait while one is fused; more get 503 with Retry-After (default: %(default)s)",
@@ -94,5 +100,5 @@ def run(args: argparse.Namespace) -> int:
 
     limits = check(args)
     serve_forever(args.model, args.host, args.port, args.tile, args.queue, limits, args.quiet,
-                  detail_levels(args.detail_levels))
+                  detail_levels(args.detail_levels), align=args.align, deghost=args.deghost)
     return 0

@@ -41,6 +41,8 @@ def serve_forever(
     limits: Limits = DEFAULT_LIMITS,
     quiet: bool = False,
     detail: int | None = None,
+    align: bool = False,
+    deghost: bool = False,
 ) -> None:
     """Serve ``model`` (``served_model``; default: the shipped generator) on ``host``:``port`` until
     SIGTERM or SIGINT, then shut down gracefully; ``detail``: as ``fusion.load_fuser`` (None: its default)."""
@@ -51,6 +53,10 @@ def serve_forever(
     path, version = served_model(model)
     sock = listening_socket(host, port)  # before loading: a busy port fails fast
     fuser = load_fuser(path, tile=tile) if detail is None else load_fuser(path, tile=tile, detail=detail)
+    if align or deghost:  # exposures aligned and/or deghosted first (mefgan serve --align, --deghost)
+        from mefgan_tf.align import PreparedFuser
+
+        fuser = PreparedFuser(fuser, align, deghost)
     app = create_app(fuser, version=version, queue_size=queue_size, limits=limits)
     config = uvicorn.Config(
         app, log_level="warning" if quiet else "info", access_log=not quiet,
