@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ def damage(err: BaseException) -> str:
     """What an exception raised while reading model files says about them, in a few words."""
     import tensorflow as tf
 
-    text = first_line(err)
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]", "", first_line(err))
+    if "Checksum does not match" in text:
+        return "damaged: its checksum does not match, so bytes of it were changed (a bad copy or disk?)"
     if isinstance(err, IndexError) or "less bytes than requested" in text:
         return f"truncated ({text})"
     if isinstance(err, (FileNotFoundError, tf.errors.NotFoundError)) or "No such file" in text:
@@ -128,18 +131,33 @@ def save_model_checkpoint(out_dir: str | Path, generator, discriminator=None, st
 
 def resolve_checkpoint(path: str | Path) -> str:
     """A checkpoint prefix from a folder (its latest checkpoint) or a prefix; CommandError if none."""
-    import tensorflow as tf
-
     path = Path(path)
     if path.is_dir():
-        check_state_file(path / "checkpoint")
-        prefix = tf.train.latest_checkpoint(str(path))
-        if prefix is None:
-            raise CommandError(f"{path}: no checkpoint in this folder")
-        return prefix
+        return latest_in_folder(path)
     if Path(str(path) + ".index").exists():
         return str(path)
     raise CommandError(f"{path}: {not_a_checkpoint(path)}")
+
+
+def latest_in_folder(folder: Path) -> str:
+    """The checkpoint that the folder's ``checkpoint`` file names, or, when that one is missing (or
+    there is no such file), its highest step, with a note; CommandError when it holds none."""
+    import warnings
+
+    from mefgan_tf.images import InputNote
+
+    named = check_state_file(folder / "checkpoint")
+    if named is not None and Path(named + ".index").exists():
+        return named
+    steps = sorted((p for p in folder.glob(f"{CHECKPOINT_NAME}-*.index") if p.stem.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.stem.split("-")[-1]))
+    if not steps:
+        raise CommandError(f"{folder}: no checkpoint in this folder")
+    chosen = str(steps[-1].with_suffix(""))
+    if named is not None:
+        warnings.warn(f"{folder / 'checkpoint'} names {Path(named).name}, which is missing; using {Path(chosen).name}, "
+                      "the latest there is", InputNote, stacklevel=3)
+    return chosen
 
 
 def not_a_checkpoint(path: Path) -> str:
@@ -156,19 +174,23 @@ def not_a_checkpoint(path: Path) -> str:
     return "no such checkpoint folder or prefix"
 
 
-def check_state_file(path: Path) -> None:
-    """CommandError unless the ``checkpoint`` state file ``path`` (if any) is readable text of its kind."""
+def check_state_file(path: Path) -> str | None:
+    """The checkpoint prefix that the ``checkpoint`` state file ``path`` names (None without one);
+    CommandError unless it is readable text of its kind."""
     from google.protobuf import text_format
     from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
     if not path.exists():
-        return
+        return None
+    state = CheckpointState()
     try:
-        text_format.Parse(path.read_text(), CheckpointState())
+        text_format.Parse(path.read_text(), state)
     except UnicodeDecodeError:
         raise CommandError(f"{path}: damaged (not a text file)") from None
     except (OSError, text_format.ParseError) as err:
         raise CommandError(f"{path}: damaged ({first_line(err)})") from None
+    named = state.model_checkpoint_path
+    return None if not named else str(path.parent / named) if not Path(named).is_absolute() else named
 
 
 def keras_generator_weights(path: str | Path) -> Path | None:

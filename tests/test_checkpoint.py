@@ -45,3 +45,30 @@ def test_keras_weight_files_become_a_checkpoint_with_the_same_outputs(tmp_path):
     out = import_keras_weights(tmp_path / "ckpt", tmp_path / "g.weights.h5", tmp_path / "d.weights.h5", step=7)
     x = np.random.default_rng(1).random((1, 16, 16, 3)).astype(np.float32)
     np.testing.assert_array_equal(load_generator(out)((x, x)).numpy(), generator((x, x)).numpy())
+
+
+def test_a_state_file_naming_a_missing_step_falls_back_to_the_latest_there_with_a_note(tmp_path, capfd):
+    from mefgan_tf.checkpoint import resolve_checkpoint
+    from mefgan_tf.images import InputNote
+
+    folder = save_model_checkpoint(tmp_path / "run", build_generator(MEFGANConfig(), attention_chunk=64))
+    prefix = resolve_checkpoint(folder)
+    (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-9"\nall_model_checkpoint_paths: "ckpt-9"\n')
+    with pytest.warns(InputNote, match=r"checkpoint names ckpt-9, which is missing; using ckpt-0, the latest there is"):
+        assert resolve_checkpoint(folder) == prefix
+    assert "ckpt-9" not in capfd.readouterr().err  # no TensorFlow ERROR line about it
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("flipped bytes", "damaged: its checksum does not match, so bytes of it were changed"),
+])
+def test_damaged_checkpoint_data_is_one_short_line(tmp_path, damage, message):
+    folder = save_model_checkpoint(tmp_path / "run", build_generator(MEFGANConfig(), attention_chunk=64))
+    data = next(folder.glob("ckpt-*.data-*"))
+    flipped = bytearray(data.read_bytes())
+    for i in range(1000, 1100):
+        flipped[i] ^= 0xFF
+    data.write_bytes(bytes(flipped))
+    with pytest.raises(CommandError) as refused:
+        load_generator(folder)
+    assert str(refused.value) == f"{data}: {message} (a bad copy or disk?)"

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -114,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except CommandError as err:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no warnings about a model it could not load
         return error(args.command, str(err))
     except KeyboardInterrupt:
         handled()
