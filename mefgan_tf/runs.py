@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import sys
@@ -319,6 +320,7 @@ def run_loop(
               "or --epochs to train on", file=sys.stderr)
     shown = None if progress and is_chief else True  # None: on a terminal only, never into files and pipes
     bar = tqdm(total=stop, initial=done, unit="step", disable=shown, dynamic_ncols=True)
+    lines = ProgressLines(stop, progress and is_chief and bar.disable)  # a log file or a pipe: a line now and then
     result, stream, current = None, None, None
     saved_at, saved_time = done, time.monotonic()
     interval = 60.0 * config.checkpoint_minutes if config.checkpoint_minutes > 0 else float("inf")
@@ -338,6 +340,7 @@ def run_loop(
             log.write(done, result, lr, rate, images)
             bar.set_postfix_str(postfix(result, lr, rate), refresh=False)
             bar.update(1)
+            lines.show(done, result, lr, rate)
             if on_step is not None:
                 on_step(done, result)
             due = time.monotonic() - saved_time >= interval
@@ -371,6 +374,23 @@ def image_grid(batch, fused, count: int = GRID_IMAGES) -> np.ndarray:
     over, under, gt = split_channels(batch)
     rows = np.concatenate([over, under, np.asarray(fused)[:count], gt], axis=2)
     return np.concatenate(list(rows), axis=0)[None]
+
+
+PROGRESS_LINE_S = 60.0  # seconds between progress lines where there is no bar
+
+
+class ProgressLines:
+    """Where the bar is not shown (standard error is a file or a pipe): a progress line for the
+    first batch, then one every ``PROGRESS_LINE_S`` seconds and one for the last."""
+
+    def __init__(self, stop: int, enabled: bool) -> None:
+        self.stop, self.enabled, self.last = stop, enabled, -math.inf
+
+    def show(self, done: int, result, lr: float, rate: float) -> None:
+        now = time.monotonic()
+        if self.enabled and (now - self.last >= PROGRESS_LINE_S or done == self.stop):
+            print(f"step {done}/{self.stop}: {postfix(result, lr, rate)}", file=sys.stderr, flush=True)
+            self.last = now
 
 
 def postfix(result, lr: float, rate: float) -> str:
