@@ -259,6 +259,16 @@ BAD_REQUESTS = {
         {"y" * 10_000: 1, "instances": [{}]},
         f'unknown request field "{"y" * 36}... (expected signature_name and instances or inputs)',
     ),
+    "signature_name null": ({"signature_name": None, "instances": [{}]}, "signature_name must be a string, got null"),
+    "ragged floats": (
+        float_body([[[0.5, 0.5, 0.5]] * 8] * 7 + [[[0.5, 0.5]] * 8]),
+        "instances[0].over must be a [H, W, 3] array of numbers, got something else",
+    ),
+    "inputs a list": ({"inputs": [PIXEL, PIXEL]}, '"inputs" must be an object of named inputs'),
+    "exposures not lists": (
+        {"signature_name": "fuse_images", "inputs": {"exposures_bytes": [{"b64": "AAAA"}]}},
+        'inputs.exposures_bytes[0] must be a list of {"b64": ...} images',
+    ),
     "true in floats": (
         float_body([[[True, 0.5, 0.5]] + [[0.5, 0.5, 0.5]] * 7] * 8),
         "instances[0].over must be a [H, W, 3] array of numbers, got true or false in it",
