@@ -33,7 +33,7 @@ from mefgan_tf.data_prep.sources import (
 )
 from mefgan_tf.data_prep.synth import ExposureModel
 from mefgan_tf.errors import CommandError
-from mefgan_tf.files import atomic_path, check_file_target, exclusive, remove_stale_temporaries
+from mefgan_tf.files import atomic_path, check_file_target, check_outside, exclusive, remove_stale_temporaries
 from mefgan_tf.fusion_io import resolved
 
 SAMPLE_VARIANTS = 4
@@ -259,6 +259,9 @@ def build(options: PatchOptions) -> Summary:
     validate(options)
     options = options.resolved()
     out = Path(options.out)
+    for kind in ("sice", "brackets", "photos"):
+        for folder in getattr(options, kind):
+            check_outside(out, folder, f"--{kind} folder")
     stale_val = check_outputs(out, options.val_fraction > 0, options.overwrite)
     for path in (out, val_path(out)):
         remove_stale_temporaries(path)

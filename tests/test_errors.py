@@ -634,7 +634,8 @@ def test_argument_mistakes_are_told_before_tensorflow_starts(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["evaluate --out in a scene folder", "evaluate --out is the scenes folder",
-                                  "evaluate --out in a method's folder", "fuse --out in --pairs", "fuse --out via a link"])
+                                  "evaluate --out in a method's folder", "fuse --out in --pairs", "fuse --out via a link",
+                                  "patches --out in --brackets"])
 def test_no_command_writes_inside_a_folder_it_reads(case, tmp_path, capsys):
     scenes = bracket_scenes(tmp_path / "scenes", count=1, side=32)
     (tmp_path / "link").symlink_to(scenes)
@@ -644,13 +645,17 @@ def test_no_command_writes_inside_a_folder_it_reads(case, tmp_path, capsys):
         "evaluate --out in a method's folder": (tmp_path / "fused" / "report", tmp_path / "fused"),
         "fuse --out in --pairs": (scenes / "fused", scenes),
         "fuse --out via a link": (tmp_path / "link" / "fused", scenes),
+        "patches --out in --brackets": (scenes / "patches.h5", scenes),
     }[case]
     (tmp_path / "fused").mkdir()
     if case.startswith("evaluate"):
         argv = ["evaluate", str(scenes), "--method", "mertens", "--method", f"mine=folder:{tmp_path / 'fused'}", "--out", str(out)]
+    elif case.startswith("patches"):
+        argv = ["patches", "--brackets", str(scenes), "--out", str(out), "--quiet"]
     else:
         argv = ["fuse", "--pairs", str(scenes if "link" not in case else tmp_path / "link"), "-o", str(out)]
-    what = "--pairs folder" if case.startswith("fuse") else "folder of method mine" if "method" in case else "scenes folder"
+    what = {"fuse": "--pairs folder", "patches": "--brackets folder"}.get(argv[0], "scenes folder")
+    what = "folder of method mine" if "method" in case else what
     assert_refused(argv[0], argv[1:], f"{out}: is inside the {what} ", tmp_path, capsys)
 
 
