@@ -53,8 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", metavar="PATH",
         help="mefgan-tf checkpoint folder/prefix, SavedModel folder from `mefgan export` (or a folder of "
-        "numbered versions of it: the newest is used) or .tflite file; shipped (the default) is the generator that comes "
-        "with mefgan-tf",
+        "numbered versions of it: the newest is used) or .tflite file; 'shipped' (the default) names the shipped "
+        "generator, which comes with mefgan-tf",
     )
     parser.add_argument(
         "--multi", choices=MULTI, default=DEFAULT_MULTI,
