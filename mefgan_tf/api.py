@@ -39,7 +39,9 @@ def load_model(model: str | os.PathLike | None = None, tile: int | str | None = 
     finest pyramid levels taken from the exposures (``pyramid.DETAIL_LEVELS`` when None; 0: the network's
     own fusion)."""
     from mefgan_tf.environment import import_tensorflow_quietly, set_environment
+    from mefgan_tf.models import model_version
 
+    model_version(model)  # a missing or wrong model is told before TensorFlow starts
     set_environment()
     import_tensorflow_quietly()
     from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser, resolve_detail

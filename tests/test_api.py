@@ -110,3 +110,14 @@ def test_shipped_names_the_shipped_generator_everywhere_a_model_is_asked_for():
 
     assert named_model("shipped") == named_model(None) == DEFAULT_MODEL
     assert model_version("shipped") == (DEFAULT_MODEL, "1")
+
+
+def test_a_wrong_model_path_is_told_before_tensorflow_starts(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, mefgan_tf\ntry:\n    mefgan_tf.load_model(sys.argv[1])\nexcept ValueError as err:\n"
+            "    print(err)\nprint('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines() == [f"{tmp_path / 'none'}: no such model (expected a checkpoint folder/prefix, a "
+                                        "SavedModel folder or a .tflite file)", "False"], done.stderr[-1000:]
