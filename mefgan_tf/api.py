@@ -30,14 +30,15 @@ Exposure = str | os.PathLike | np.ndarray
 
 
 def load_model(model: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False,
-               multi: str | None = None, detail: int | None = None):
+               multi: str | None = None, detail: int | None = None, work_size: int | str | None = "default"):
     """A ``Fuser`` (call it with a list of exposures) for ``model``: the shipped generator (None), a
     mefgan-tf checkpoint folder, a SavedModel from ``mefgan export`` (or its folder of numbered
     versions) or a ``.tflite`` file. ``tile``: "auto" (bounded memory), None (whole image) or a side
     in pixels; ``progress``: show a progress bar (None: on a terminal only); ``multi``: how three or
     more exposures are fused (``fusion.MULTI``; None: the default, as `mefgan fuse`); ``detail``: the
     finest pyramid levels taken from the exposures (``pyramid.DETAIL_LEVELS`` when None; 0: the network's
-    own fusion)."""
+    own fusion); ``work_size``: the long side of the copy the network fuses (``resolution.WORK_SIZE`` by
+    default; None or "full": the photos themselves)."""
     from mefgan_tf.environment import import_tensorflow_quietly, set_environment
     from mefgan_tf.models import model_version
 
@@ -45,8 +46,10 @@ def load_model(model: str | os.PathLike | None = None, tile: int | str | None = 
     set_environment()
     import_tensorflow_quietly()
     from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser, resolve_detail
+    from mefgan_tf.resolution import WORK_SIZE
 
-    return load_fuser(model, tile, progress, multi or DEFAULT_MULTI, resolve_detail(detail))
+    size = WORK_SIZE if work_size == "default" else None if work_size == "full" else work_size
+    return load_fuser(model, tile, progress, multi or DEFAULT_MULTI, resolve_detail(detail), size)
 
 
 def prepare(exposures: Sequence[Exposure], align: bool | None = None, deghost: bool | None = None) -> list[np.ndarray]:

@@ -49,6 +49,7 @@ from mefgan_tf.images import (
     to_uint8,
     write_image,
 )
+from mefgan_tf.resolution import WORK_SIZE
 from mefgan_tf.scenes import ADJACENT, ALL, DEFAULT_MULTI, EXTREME, SAME, Scene, exposure_order, images_by_stem, lookup, middle
 
 MAX_CROP = 8  # a fused image may be up to MAX_CROP - 1 pixels smaller than its sources
@@ -162,11 +163,12 @@ class Method:
 MODEL_ORIGINAL_IO = "model-original-io"
 
 
-def parse_method(spec: str, multi: str | None = None, detail: int | None = None, original_io: bool = False) -> Method:
+def parse_method(spec: str, multi: str | None = None, detail: int | None = None, original_io: bool = False,
+                 work_size: int | None = WORK_SIZE) -> Method:
     """``mertens``, ``average``, ``[NAME=]mertens``, ``NAME=folder:PATH``, ``NAME=model:PATH`` or
     ``NAME=model-original-io:PATH``; ``multi`` and ``detail`` as ``fusion.load_fuser`` (None: the
-    defaults; ``detail`` 0 for the authors' I/O, ``fusion.resolve_detail``); ``original_io``: a model
-    is run with the authors' I/O whatever its kind."""
+    defaults; ``detail`` 0 for the authors' I/O, ``fusion.resolve_detail``), ``work_size`` too;
+    ``original_io``: a model is run with the authors' I/O whatever its kind."""
     name, sep, rest = spec.partition("=")
     if not sep:
         name, rest = "", spec
@@ -186,28 +188,29 @@ def parse_method(spec: str, multi: str | None = None, detail: int | None = None,
             raise CommandError(f"--method {spec!r}: {path} is not a folder")
         return Method(name or path.name, kind, target, files=images_by_stem(path))
     original_io = original_io or kind == MODEL_ORIGINAL_IO
-    fuse = _load_model(spec, path, multi, resolve_detail(detail, original_io))
+    fuse = _load_model(spec, path, multi, resolve_detail(detail, original_io), work_size)
     return Method(name or path.stem, "model", target, fuse=fuse, original_io=original_io)
 
 
-def _load_model(spec: str, path: Path, multi: str | None, detail: int) -> FuseFunction:
+def _load_model(spec: str, path: Path, multi: str | None, detail: int, work_size: int | None) -> FuseFunction:
     """The fusion of any model ``mefgan fuse --model`` takes (a checkpoint prefix too)."""
     try:
         from mefgan_tf.fusion import load_fuser
     except ImportError as err:
         raise CommandError(f"--method {spec!r}: model fusion is not available ({err})") from None
     try:
-        return load_fuser(path, multi=multi or DEFAULT_MULTI, detail=detail)
+        return load_fuser(path, multi=multi or DEFAULT_MULTI, detail=detail, work_size=work_size)
     except CommandError as err:
         raise CommandError(f"--method {spec!r}: {err}") from None
 
 
 def parse_methods(specs: Sequence[str], original_io: bool = False, multi: str | None = None,
-                  detail: int | None = None) -> list[Method]:
+                  detail: int | None = None, work_size: int | None = WORK_SIZE) -> list[Method]:
     """The methods of ``specs``; ``original_io`` gives every model the original's test-time I/O,
     ``multi`` their way to fuse three or more exposures (``fusion.MULTI``), ``detail`` the levels of
-    detail they take from the exposures (``fusion.resolve_detail``)."""
-    methods = [parse_method(s, multi, detail, original_io) for s in specs]
+    detail they take from the exposures (``fusion.resolve_detail``), ``work_size`` the size their network
+    fuses at (``resolution``)."""
+    methods = [parse_method(s, multi, detail, original_io, work_size) for s in specs]
     if original_io and not any(m.kind == "model" for m in methods):
         raise CommandError("--original-io applies to model methods (NAME=model:PATH); none given")
     names = [m.name for m in methods]

@@ -31,6 +31,7 @@ import numpy as np
 
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_dir, check_room
+from mefgan_tf.resolution import WORK_SIZE
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
@@ -48,6 +49,9 @@ SIGNATURES: dict[str, tuple[TensorSpecs, TensorSpecs]] = {
         {"fused_png_bytes": ("string", (-1,))},
     ),
 }
+# Detail levels beyond ``--detail-levels`` that ``fuse_images`` can take at the working size: one per
+# halving from the photo to the working copy (10: a photo 1,024 times the working size).
+MAX_EXTRA_LEVELS = 10
 METADATA_FOLDER = "assets.extra"  # extra files TensorFlow Serving ignores
 EXIF_SEARCH_BYTES = 65536  # a JPEG's EXIF block (APP1) starts within its first 64 KiB
 EXIF_MAX_ENTRIES = 64  # IFD0 entries searched for the orientation tag
@@ -151,7 +155,8 @@ def serving_class():
 
     from mefgan_tf.fusion import SIZE_MULTIPLE
     from mefgan_tf.images import LUMA_WEIGHTS
-    from mefgan_tf.pyramid import graph_transfer_detail
+    from mefgan_tf.pyramid import graph_detail_onto, graph_pyramid_levels, graph_transfer_detail
+    from mefgan_tf.resolution import graph_extra_levels, graph_padded_shape, graph_residual, graph_work_dims
     from mefgan_tf.stages import stages_class
 
     def specs(signature: str) -> list[tf.TensorSpec]:
@@ -167,10 +172,15 @@ def serving_class():
     def mean_luma(image):
         return tf.reduce_mean(tf.tensordot(image, tf.constant(LUMA_WEIGHTS), axes=1))
 
+    def ordered(first, second):
+        """(over, under): the brighter first (``scenes.over_under``'s rule)."""
+        return tf.cond(mean_luma(first) >= mean_luma(second), lambda: (first, second), lambda: (second, first))
+
     class ServingModule(stages_class()):
-        def __init__(self, generator, detail: int) -> None:
+        def __init__(self, generator, detail: int, work_size: int | None) -> None:
             super().__init__(generator)
             self.detail_levels = detail
+            self.work_size = work_size
             # The backing tf.Variables, tracked directly (as keras.export.ExportArchive does):
             # without this, TF1-style loaders (TensorFlow Serving, saved_model_cli) cannot find them.
             self.tf_variables = [v.value for v in generator.weights]
@@ -182,6 +192,34 @@ def serving_class():
             x = tf.pad(tf.concat([over, under], axis=-1), [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
             fused = self.fuse_tile(x, self.attention_half(x))
             return fused[:, :height, :width, :]
+
+        def fuse_exposures(self, first, second):
+            """``fusion.fuse_images`` of two [H, W, 3] exposures: at the working size where the photo is
+            larger (the size and the levels fixed at export), else the network on the photos."""
+            height, width = tf.shape(first)[0], tf.shape(first)[1]
+
+            def exact():
+                over, under = ordered(first, second)
+                return graph_transfer_detail(self.fuse_any_size(over[None], under[None])[0], [over, under],
+                                             self.detail_levels)
+
+            if not self.detail_levels or self.work_size is None:
+                return exact()
+
+            def working():
+                work_h, work_w = graph_work_dims(height, width, self.work_size)
+                over, under = ordered(*(tf.image.resize(x, tf.stack([work_h, work_w]), method="area")
+                                        for x in (first, second)))
+                pad_h, pad_w = graph_padded_shape(work_h, work_w, self.work_size)
+                x = tf.pad(tf.concat([over, under], axis=-1)[None],
+                           [[0, 0], [0, pad_h - work_h], [0, pad_w - work_w], [0, 0]], mode="REFLECT")
+                fused = self.fuse_tile(x, self.attention_half(x))[0, :work_h, :work_w]
+                levels = tf.minimum(self.detail_levels + graph_extra_levels(height, width, work_h, work_w),
+                                    graph_pyramid_levels(height, width))
+                return graph_detail_onto(lambda count: graph_residual(fused, height, width, count), [first, second],
+                                         levels, self.detail_levels + MAX_EXTRA_LEVELS)
+
+            return tf.cond(tf.maximum(height, width) > self.work_size, working, exact)
 
         @tf.function(input_signature=specs(FLOAT_SIGNATURE))
         def serve(self, over, under):
@@ -195,11 +233,7 @@ def serving_class():
                 checks = check_pair(first[None], second[None], SIZE_MULTIPLE, ("over_bytes", "under_bytes"))
                 with tf.control_dependencies([checks]):
                     first, second = tf.identity(first), tf.identity(second)
-                over, under = tf.cond(
-                    mean_luma(first) >= mean_luma(second), lambda: (first, second), lambda: (second, first)
-                )
-                fused = graph_transfer_detail(self.fuse_any_size(over[None], under[None])[0], [over, under],
-                                              self.detail_levels)
+                fused = self.fuse_exposures(first, second)
                 return tf.io.encode_png(tf.cast(tf.round(tf.clip_by_value(fused, 0.0, 1.0) * 255.0), tf.uint8))
 
             png = tf.map_fn(fuse_one, (over_bytes, under_bytes), fn_output_signature=tf.string)
@@ -220,9 +254,11 @@ def check_version_folder(out: Path) -> None:
 SAVED_GRAPH_BYTES = 8 * 2**20  # a SavedModel's graphs and functions, beside its weights
 
 
-def export_saved_model(generator, out: str | Path, source: str = "", detail: int | None = None) -> Path:
+def export_saved_model(generator, out: str | Path, source: str = "", detail: int | None = None,
+                       work_size: int | None = WORK_SIZE) -> Path:
     """Write ``generator`` as a SavedModel at ``out`` (a new version folder); complete or absent.
-    ``detail``: the levels of detail ``fuse_images`` takes from the exposures (``fusion.resolve_detail``)."""
+    ``detail``: the levels of detail ``fuse_images`` takes from the exposures (``fusion.resolve_detail``);
+    ``work_size``: the size its network fuses at (``resolution``; None: the photos themselves)."""
     import tensorflow as tf
 
     from mefgan_tf.checkpoint import write_metadata
@@ -234,7 +270,7 @@ def export_saved_model(generator, out: str | Path, source: str = "", detail: int
     check_room(out, 2 * weights + SAVED_GRAPH_BYTES, "a SavedModel")
     try:
         with atomic_dir(out) as tmp:
-            module = serving_class()(generator, resolve_detail(detail))
+            module = serving_class()(generator, resolve_detail(detail), work_size)
             signatures = {FLOAT_SIGNATURE: module.serve, BYTES_SIGNATURE: module.serve_bytes}
             tf.saved_model.save(module, str(tmp), signatures=signatures)
             (tmp / METADATA_FOLDER).mkdir()

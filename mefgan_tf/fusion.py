@@ -33,7 +33,17 @@ import numpy as np
 from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import is_grey, to_grey
-from mefgan_tf.pyramid import DETAIL_LEVELS, exposure_weight, pyramid_blend, transfer_detail
+from mefgan_tf.pyramid import DETAIL_LEVELS, detail_onto, exposure_weight, gaussian_pyramid, pyramid_blend
+from mefgan_tf.resolution import (
+    DEFAULT_UPSAMPLING,
+    WORK_SIZE,
+    downscale,
+    levels_for,
+    padded_shape,
+    residual,
+    work_dims,
+    work_problem,
+)
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, exposure_order, middle, over_under
 from mefgan_tf.stages import Stages
 
@@ -173,6 +183,13 @@ def check_memory(height: int, width: int, tile: int | None, available: int | Non
     )
 
 
+def check_work_size(size: int | None) -> int | None:
+    problem = None if size is None else work_problem(size)
+    if problem:
+        raise CommandError(f"--work-size {size}: {problem}")
+    return size
+
+
 def tile_problem(tile: int) -> str | None:
     """Why ``tile`` cannot be a tile side (None when it can): the one rule of ``--tile`` and ``Fuser``."""
     if tile < 2 * SIZE_MULTIPLE or tile % SIZE_MULTIPLE:
@@ -222,7 +239,8 @@ class FusionProgress:
 
 
 def pair_work(height: int, width: int) -> float:
-    """A pair's fusion work in full-resolution pixels (see ``FusionProgress``)."""
+    """A pair's fusion work in full-resolution pixels (see ``FusionProgress``) for a network input of
+    ``height`` x ``width`` (padded here to multiples of 8)."""
     pad_h, pad_w = padding_to_multiple(height, width)
     positions = (height + pad_h) * (width + pad_w) / SIZE_MULTIPLE**2
     return (height + pad_h) * (width + pad_w) + SCORE_COST * positions**2
@@ -233,9 +251,13 @@ def advance(progress: FusionProgress | None, work: float, step: str) -> None:
         progress.advance(work, step)
 
 
-def network_input(over: np.ndarray, under: np.ndarray) -> np.ndarray:
-    """The generator's 6-channel input [1, H', W', 6] (over first), reflect-padded to multiples of 8."""
-    return pad_to_multiple(np.concatenate([over, under], axis=-1).astype(np.float32))[None]
+def network_input(over: np.ndarray, under: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The generator's 6-channel input [1, H', W', 6] (over first), reflect-padded at the bottom and
+    right to ``shape`` (a working copy's, ``resolution.padded_shape``) or else to multiples of 8."""
+    x = np.concatenate([over, under], axis=-1).astype(np.float32)
+    if shape is None:
+        return pad_to_multiple(x)[None]
+    return np.pad(x, ((0, shape[0] - x.shape[0]), (0, shape[1] - x.shape[1]), (0, 0)), mode="reflect")[None]
 
 
 def attention_maps(stages: Stages, x: np.ndarray, progress: FusionProgress | None = None) -> np.ndarray:
@@ -287,17 +309,19 @@ def full_resolution(
 
 
 def fuse_pair(
-    stages: Stages, over: np.ndarray, under: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None
+    stages: Stages, over: np.ndarray, under: np.ndarray, tile: int | None = None, progress: FusionProgress | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Fuse one (over, under) pair of (H, W, 3) float32 [0, 1] arrays at full resolution.
 
     ``tile=None`` runs the full-resolution blocks on the whole image; an int tiles them (same
-    result within float rounding). ``progress`` advances by ``pair_work(H, W)`` in all.
+    result within float rounding). ``progress`` advances by ``pair_work(H, W)`` in all. ``shape``:
+    the padded shape of a working copy (``network_input``).
     """
     height, width = over.shape[:2]
     if isinstance(progress, FusionProgress):
         progress.check_stop("the attention")
-    x = network_input(over, under)
+    x = network_input(over, under, shape)
     return full_resolution(stages, x, attention_maps(stages, x, progress), tile, progress)[:height, :width]
 
 
@@ -358,18 +382,53 @@ def blend_with_middle(pair: FusePair, images: Sequence[np.ndarray]) -> np.ndarra
     return pyramid_blend(fused, [exposure_weight(image) for image in images[1:]])
 
 
+def fuse_images(pair: Callable[..., np.ndarray], images: Sequence[np.ndarray], multi: str = DEFAULT_MULTI,
+                detail: int = DETAIL_LEVELS, work_size: int | None = WORK_SIZE,
+                upsampling: str = DEFAULT_UPSAMPLING, progress: FusionProgress | None = None) -> np.ndarray:
+    """The fusion of ``images`` (RGB float32 [0, 1], one size, any order) that every way of fusing gives
+    (`mefgan fuse`, `serve`, `evaluate`, the API), with any pair model: ``pair(over, under, shape=None)``
+    fuses two images of one size and returns that size; where ``shape`` is given, the pair is a
+    working copy that the model takes reflect-padded at the bottom and right to ``shape``.
+
+    With ``detail`` levels and a photo larger than ``work_size`` (``resolution``), the network fuses
+    area-downscaled copies (``multi`` for three or more) and its fusion gives only the low-pass
+    residual; the exposures give every finer level. Otherwise the network fuses the photos themselves
+    and the exposures give ``detail`` levels (0: the network's own fusion). An app that runs a LiteRT
+    file does the same: this function is its reference. ``progress`` is checked for a stop before the
+    detail step and advanced by it."""
+    height, width = images[0].shape[:2]
+    work = work_dims(height, width, work_size) if detail else None
+    if work is None:
+        fused = fuse_exposures(pair, images, multi)
+    else:
+        small = [downscale(image, work) for image in images]
+        fused = fuse_exposures(functools.partial(pair, shape=padded_shape(*work, work_size)), small, multi)
+    if not detail:
+        return fused
+    if progress is not None:
+        progress.check_stop("the detail")
+    levels = levels_for(height, width, work, detail)
+    low = gaussian_pyramid(fused, levels)[-1] if work is None else residual(fused, height, width, levels, upsampling)
+    detailed = detail_onto(low, images, levels)
+    advance(progress, DETAIL_COST * height * width, "detail")
+    return detailed
+
+
 @dataclass
 class Fuser:
     """Fuses a list of exposures with a model's stages. ``tile``: "auto", None (untiled) or a side.
     ``progress``: one bar per call (``FusionProgress``): True, False, or None (on a terminal only).
     ``multi``: how three or more exposures are fused (``MULTI``); ``detail``: the finest Laplacian
-    levels taken from the exposures (``pyramid.transfer_detail``; 0: the network's own fusion)."""
+    levels taken from the exposures (``pyramid.transfer_detail``; 0: the network's own fusion);
+    ``work_size``: the long side of the copy the network fuses (``resolution``; None: full size)."""
 
     stages: Stages
     tile: int | str | None = "auto"
     progress: bool | None = False
     multi: str = DEFAULT_MULTI
     detail: int = DETAIL_LEVELS
+    work_size: int | None = WORK_SIZE
+    upsampling: str = DEFAULT_UPSAMPLING
 
     def tile_for(self, height: int, width: int) -> int | None:
         if self.tile != "auto":
@@ -377,10 +436,16 @@ class Fuser:
         pad_h, pad_w = padding_to_multiple(height, width)
         return auto_tile(height + pad_h, width + pad_w)
 
-    def pair(self, over: np.ndarray, under: np.ndarray, progress: FusionProgress | None = None) -> np.ndarray:
-        tile = self.tile_for(*over.shape[:2])
-        check_memory(*over.shape[:2], tile)
-        return fuse_pair(self.stages, over, under, tile, progress)
+    def network_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The size of the network's input for a ``height`` x ``width`` fusion (before padding to 8)."""
+        work = work_dims(height, width, self.work_size) if self.detail else None
+        return (height, width) if work is None else padded_shape(*work, self.work_size)
+
+    def pair(self, over: np.ndarray, under: np.ndarray, progress: FusionProgress | None = None,
+             shape: tuple[int, int] | None = None) -> np.ndarray:
+        tile = self.tile_for(*(shape or over.shape[:2]))
+        check_memory(*(shape or over.shape[:2]), tile)
+        return fuse_pair(self.stages, over, under, tile, progress, shape)
 
     @staticmethod
     def silent_progress(stop: threading.Event | None) -> FusionProgress | None:
@@ -388,17 +453,17 @@ class Fuser:
         return None if stop is None else FusionProgress(0, False, stop=stop)
 
     def __call__(self, images: Sequence[np.ndarray], stop: threading.Event | None = None) -> np.ndarray:
-        """The fusion of ``images`` with the exposures' fine detail (``detail`` levels); grey exposures
-        (all of them) give a grey image, their fusion's luma. ``stop``, once set, cancels it at the next
-        step (``FusionCancelled``)."""
+        """The fusion of ``images`` (``fuse_images``); grey exposures (all of them) give a grey image,
+        their fusion's luma. ``stop``, once set, cancels it at the next step (``FusionCancelled``)."""
         check_exposures(images)
         height, width = images[0].shape[:2]
-        check_memory(height, width, self.tile_for(height, width), extra=self.extra_memory(len(images), height, width))
+        net_h, net_w = self.network_shape(height, width)
+        check_memory(net_h, net_w, self.tile_for(net_h, net_w), extra=self.extra_memory(len(images), height, width))
         if self.progress is False and stop is None:
             fused = self._fuse(images, self.pair, None)
         else:
             pairs = pair_count(len(images), self.multi)
-            total = pairs * pair_work(height, width) + (DETAIL_COST * height * width if self.detail else 0)
+            total = pairs * pair_work(net_h, net_w) + (DETAIL_COST * height * width if self.detail else 0)
             progress = FusionProgress(total, self.progress)
             progress.stop = stop
             try:
@@ -410,32 +475,29 @@ class Fuser:
     def extra_memory(self, count: int, height: int, width: int) -> int:
         """Bytes beyond the pair fusions' own work: the blend of several fusions, then the detail."""
         fusions = pair_count(count, self.multi)
-        blend = blend_memory(height, width, fusions) if self.multi == "blend" and fusions > 1 else 0
+        net_h, net_w = self.network_shape(height, width)
+        blend = blend_memory(net_h, net_w, fusions) if self.multi == "blend" and fusions > 1 else 0
         return max(blend, detail_memory(height, width, count, self.detail))
 
-    def _fuse(self, images: Sequence[np.ndarray], pair: FusePair, progress: FusionProgress | None) -> np.ndarray:
-        fused = fuse_exposures(pair, images, self.multi)
-        if not self.detail:
-            return fused
-        if progress is not None:
-            progress.check_stop("the detail")
-        detailed = transfer_detail(fused, images, self.detail)
-        advance(progress, DETAIL_COST * fused.shape[0] * fused.shape[1], "detail")
-        return detailed
+    def _fuse(self, images: Sequence[np.ndarray], pair: Callable[..., np.ndarray],
+              progress: FusionProgress | None) -> np.ndarray:
+        return fuse_images(pair, images, self.multi, self.detail, self.work_size, self.upsampling, progress)
 
 
 def load_fuser(path: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False,
-               multi: str = DEFAULT_MULTI, detail: int = DETAIL_LEVELS) -> Fuser:
+               multi: str = DEFAULT_MULTI, detail: int = DETAIL_LEVELS, work_size: int | None = WORK_SIZE) -> Fuser:
     """A callable fusing a list of RGB float32 [0, 1] exposures (any order, one size) into one image.
 
     ``path``: any model of ``models.load_stages`` (default: the shipped generator); ``multi``: how
     three or more exposures are fused (``MULTI``); ``detail``: the finest levels of detail taken from
-    the exposures (``DETAIL_LEVELS``; 0: the network's own fusion).
+    the exposures (``DETAIL_LEVELS``; 0: the network's own fusion); ``work_size``: the long side of the
+    copy the network fuses (``resolution.WORK_SIZE``; None: the photos themselves).
     """
     if tile not in ("auto", None):
         check_tile(int(tile))
     fold_order(2, multi)
     check_detail_levels(detail)
+    check_work_size(work_size)
     from mefgan_tf.models import load_stages
 
-    return Fuser(load_stages(path), tile, progress, multi, detail)
+    return Fuser(load_stages(path), tile, progress, multi, detail, work_size)

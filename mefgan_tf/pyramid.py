@@ -9,6 +9,7 @@ is gone. Images are whole arrays here: the memory each step needs is planned in 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import cv2
@@ -23,17 +24,24 @@ WEIGHT_FLOOR = 1e-8
 # scenes at full resolution (the model card: 3 to 5 measured; 4 is ahead of Mertens on extreme pairs
 # there and on SICE); 0 gives the network's own fusion.
 DETAIL_LEVELS = 4
+CHANNEL_MEAN = np.full((3, 3), 1 / 3, np.float32)  # cv2.transform: every channel becomes the mean of R, G, B
 
 
 def exposure_weight(image: np.ndarray, sigma: float = 0.2) -> np.ndarray:
     """Mertens's per-pixel quality of an RGB float image in [0, 1]: contrast (absolute Laplacian of
     the grey image) x saturation (standard deviation of R, G, B) x well-exposedness (a Gaussian of
-    each channel around 0.5, ``sigma``), all exponents 1 as in the paper; [H, W] float32."""
+    each channel around 0.5, ``sigma``), all exponents 1 as in the paper; [H, W] float32.
+
+    OpenCV's per-pixel functions throughout (threaded, vectorised): this is part of every fusion's
+    hot path. The deviation from the channel mean is taken before squaring, so that near-grey pixels
+    get their small saturation exactly (no cancellation against the floor ``WEIGHT_FLOOR``)."""
     rgb = np.asarray(image, np.float32)
     contrast = np.abs(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_32F))
-    saturation = rgb.std(axis=-1)
-    exposedness = np.exp(-np.sum((rgb - 0.5) ** 2, axis=-1) / np.float32(2 * sigma**2))
-    return contrast * saturation * exposedness
+    deviation = cv2.subtract(rgb, cv2.transform(rgb, CHANNEL_MEAN))
+    saturation = cv2.sqrt(cv2.transform(cv2.multiply(deviation, deviation), CHANNEL_MEAN[:1]))
+    centred = cv2.subtract(rgb, (0.5, 0.5, 0.5, 0.0))
+    exposedness = cv2.exp(cv2.transform(cv2.multiply(centred, centred), np.full((1, 3), -0.5 / sigma**2, np.float32)))
+    return cv2.multiply(cv2.multiply(contrast, saturation), exposedness)
 
 
 def pyramid_levels(height: int, width: int) -> int:
@@ -65,22 +73,35 @@ def collapse(pyramid: Sequence[np.ndarray]) -> np.ndarray:
 
 def normalised_weights(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
     """``weights`` (each [H, W]) floored by ``WEIGHT_FLOOR`` and scaled to sum to 1 at every pixel."""
-    floored = [np.asarray(w, np.float32) + np.float32(WEIGHT_FLOOR) for w in weights]
-    total = np.sum(floored, axis=0)
-    return [w / total for w in floored]
+    floored = [cv2.add(np.asarray(w, np.float32), WEIGHT_FLOOR) for w in weights]
+    total = functools.reduce(cv2.add, floored)
+    return [cv2.divide(w, total) for w in floored]
 
 
 def blended_bands(images: Iterable[np.ndarray], weights: Sequence[np.ndarray], levels: int,
                   bands: int | None = None) -> list[np.ndarray]:
     """Mertens's blended Laplacian pyramid of ``images`` (taken one at a time, so an iterator holds
     only one) under ``weights``: each level is the sum of the images' bands times their weights'
-    Gaussian level (weights normalised here). ``bands``: only that many finest levels (default all)."""
+    Gaussian level (weights normalised here). ``bands``: only that many finest levels (default all,
+    the blended low-pass residual last).
+
+    One pass per level and image, in OpenCV's threaded kernels: each image's Gaussian level is made,
+    its band weighed and added into the blended band, and dropped, so that beside the blended bands
+    (4/3 of an image) only the weights and two levels of one image are held."""
     kept = levels + 1 if bands is None else bands
-    blended = None
-    for image, weight in zip(images, normalised_weights(weights), strict=True):
-        gauss, laplace = gaussian_pyramid(weight, kept - 1), laplacian_pyramid(image, min(levels, kept))
-        terms = [band * g[..., None] for band, g in zip(laplace[:kept], gauss)]
-        blended = terms if blended is None else [a + b for a, b in zip(blended, terms)]
+    blended: list[np.ndarray | None] = [None] * kept
+    for image, share in zip(images, normalised_weights(weights), strict=True):
+        image = np.asarray(image, np.float32)
+        for level in range(kept):
+            if level < levels:
+                smaller = cv2.pyrDown(image)
+                band = cv2.subtract(image, cv2.pyrUp(smaller, dstsize=image.shape[1::-1]))
+            else:
+                band = image
+            term = cv2.multiply(band, cv2.merge([share] * band.shape[2]))
+            blended[level] = term if blended[level] is None else cv2.add(blended[level], term, dst=blended[level])
+            if level + 1 < kept:
+                image, share = smaller, cv2.pyrDown(share)
     return blended
 
 
@@ -91,6 +112,13 @@ def pyramid_blend(images: Iterable[np.ndarray], weights: Sequence[np.ndarray]) -
     return np.clip(collapse(blended_bands(images, weights, levels)), 0.0, 1.0)
 
 
+def residual_size(height: int, width: int, levels: int) -> tuple[int, int]:
+    """(height, width) of the low-pass residual after ``levels`` halvings (OpenCV's ``pyrDown`` sizes)."""
+    for _ in range(levels):
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return height, width
+
+
 def transfer_detail(fused: np.ndarray, frames: Sequence[np.ndarray], levels: int) -> np.ndarray:
     """``fused`` with its ``levels`` finest Laplacian levels replaced by the ``frames``' own, blended
     with Mertens's weights (``exposure_weight``): the fusion's tone and colour with the exposures'
@@ -99,9 +127,18 @@ def transfer_detail(fused: np.ndarray, frames: Sequence[np.ndarray], levels: int
     levels = min(levels, pyramid_levels(*fused.shape[:2]))
     if levels <= 0:
         return fused
-    bands = blended_bands(frames, [exposure_weight(frame) for frame in frames], levels, levels)
-    residual = gaussian_pyramid(np.asarray(fused, np.float32), levels)[-1]
-    return np.clip(collapse([*bands, residual]), 0.0, 1.0)
+    return detail_onto(gaussian_pyramid(np.asarray(fused, np.float32), levels)[-1], frames, levels)
+
+
+def detail_onto(residual: np.ndarray, frames: Sequence[np.ndarray], levels: int) -> np.ndarray:
+    """The image whose ``levels`` finest Laplacian levels are the ``frames``' own, blended with
+    Mertens's weights, and whose low-pass residual is ``residual`` (of ``residual_size``): the core of
+    ``transfer_detail``, which the working resolution (``resolution``) feeds with a residual of its own."""
+    blended = blended_bands(frames, [exposure_weight(frame) for frame in frames], levels, levels)
+    image = np.asarray(residual, np.float32)
+    for band in reversed(blended):
+        image = cv2.add(cv2.pyrUp(image, dstsize=band.shape[1::-1]), band)
+    return np.clip(image, 0.0, 1.0, out=image)
 
 
 GAUSS_TAPS = np.float32([1, 4, 6, 4, 1]) / 16  # OpenCV's pyrDown / pyrUp kernel, separable
@@ -116,47 +153,81 @@ def graph_transfer_detail(fused, frames, levels: int):
     an 8-bit level where no image weighs a pixel)."""
     import tensorflow as tf
 
-    def filtered(x, kernel: np.ndarray):
-        """Each channel of [H, W, C] ``x`` filtered by ``kernel`` with reflected borders (OpenCV's default)."""
-        pad = kernel.shape[0] // 2
-        planes = tf.pad(tf.transpose(x, [2, 0, 1])[..., None], [[0, 0], [pad, pad], [pad, pad], [0, 0]], "REFLECT")
-        out = tf.nn.conv2d(planes, tf.constant(kernel[:, :, None, None]), 1, "VALID")
-        return tf.transpose(out[..., 0], [1, 2, 0])
+    def low(count: int):
+        image = fused
+        for _ in range(count):
+            image = graph_down(image)
+        return image
 
-    gauss_kernel = np.outer(GAUSS_TAPS, GAUSS_TAPS)
+    depth = graph_pyramid_levels(tf.shape(fused)[0], tf.shape(fused)[1])
+    return graph_detail_onto(low, frames, tf.minimum(levels, depth), levels)
 
-    def down(x):
-        return filtered(x, gauss_kernel)[::2, ::2]
 
-    def up(x, shape):
-        rows = tf.reshape(tf.stack([x, tf.zeros_like(x)], 1), [2 * tf.shape(x)[0], tf.shape(x)[1], -1])
-        both = tf.reshape(tf.stack([rows, tf.zeros_like(rows)], 2), [tf.shape(rows)[0], 2 * tf.shape(rows)[1], -1])
-        return filtered(both, 4 * gauss_kernel)[: shape[0], : shape[1]]  # cropped after, as OpenCV's
+def graph_pyramid_levels(height, width):
+    """``pyramid_levels`` of traced int32 sides."""
+    import tensorflow as tf
 
-    def weight(rgb):
-        grey = tf.tensordot(rgb, tf.constant(GREY_WEIGHTS), 1)[..., None]
-        contrast = tf.abs(filtered(grey, LAPLACIAN_KERNEL))[..., 0]
-        exposedness = tf.exp(-tf.reduce_sum((rgb - 0.5) ** 2, -1) / (2 * 0.2**2))
-        return contrast * tf.math.reduce_std(rgb, -1) * exposedness + WEIGHT_FLOOR
+    side = tf.minimum(height, width)
+    return tf.maximum(1, tf.reduce_sum(tf.cast(side >= 2 ** tf.range(1, 31), tf.int32)) - 1)
+
+
+def graph_detail_onto(low, frames, levels, max_levels: int):
+    """``detail_onto`` as TensorFlow ops: ``levels`` (a traced int32, 0 to ``max_levels``) finest levels
+    of the ``frames`` onto the residual ``low(count)`` gives for ``count`` levels (``low(0)``: the fusion)."""
+    import tensorflow as tf
 
     def transfer(count: int):
-        weights = [weight(frame) for frame in frames]
+        if count == 0:
+            return tf.identity(low(0))
+        weights = [_graph_weight(frame) for frame in frames]
         total = tf.add_n(weights)
         bands = [0.0] * count
         for frame, w in zip(frames, weights):
             share, image = (w / total)[..., None], frame
             for level in range(count):
-                smaller = down(image)
-                bands[level] += (image - up(smaller, tf.shape(image))) * share
-                image, share = smaller, down(share)
-        image = fused
-        for _ in range(count):
-            image = down(image)
+                smaller = graph_down(image)
+                bands[level] += (image - _graph_up(smaller, tf.shape(image))) * share
+                image, share = smaller, graph_down(share)
+        image = low(count)
         for band in reversed(bands):
-            image = up(image, tf.shape(band)) + band
+            image = _graph_up(image, tf.shape(band)) + band
         return tf.clip_by_value(image, 0.0, 1.0)
 
-    side = tf.reduce_min(tf.shape(fused)[:2])
-    depth = tf.maximum(1, tf.reduce_sum(tf.cast(side >= 2 ** tf.range(1, 31), tf.int32)) - 1)  # ``pyramid_levels``
-    branches = [lambda: tf.identity(fused)] + [lambda count=count: transfer(count) for count in range(1, levels + 1)]
-    return tf.switch_case(tf.minimum(levels, depth), branches)
+    return tf.switch_case(levels, [lambda count=count: transfer(count) for count in range(max_levels + 1)])
+
+
+def _graph_filtered(x, kernel: np.ndarray):
+    """Each channel of [H, W, C] ``x`` filtered by ``kernel`` with reflected borders (OpenCV's default)."""
+    import tensorflow as tf
+
+    pad = kernel.shape[0] // 2
+    planes = tf.pad(tf.transpose(x, [2, 0, 1])[..., None], [[0, 0], [pad, pad], [pad, pad], [0, 0]], "REFLECT")
+    out = tf.nn.conv2d(planes, tf.constant(kernel[:, :, None, None]), 1, "VALID")
+    return tf.transpose(out[..., 0], [1, 2, 0])
+
+
+GAUSS_KERNEL = np.outer(GAUSS_TAPS, GAUSS_TAPS)
+
+
+def graph_down(x):
+    """OpenCV's ``pyrDown`` of a traced [H, W, C] tensor."""
+    return _graph_filtered(x, GAUSS_KERNEL)[::2, ::2]
+
+
+def _graph_up(x, shape):
+    """OpenCV's ``pyrUp`` of a traced [H, W, C] tensor to ``shape``'s first two sides."""
+    import tensorflow as tf
+
+    rows = tf.reshape(tf.stack([x, tf.zeros_like(x)], 1), [2 * tf.shape(x)[0], tf.shape(x)[1], -1])
+    both = tf.reshape(tf.stack([rows, tf.zeros_like(rows)], 2), [tf.shape(rows)[0], 2 * tf.shape(rows)[1], -1])
+    return _graph_filtered(both, 4 * GAUSS_KERNEL)[: shape[0], : shape[1]]  # cropped after, as OpenCV's
+
+
+def _graph_weight(rgb):
+    """``exposure_weight`` (plus the floor) of a traced [H, W, 3] tensor."""
+    import tensorflow as tf
+
+    grey = tf.tensordot(rgb, tf.constant(GREY_WEIGHTS), 1)[..., None]
+    contrast = tf.abs(_graph_filtered(grey, LAPLACIAN_KERNEL))[..., 0]
+    exposedness = tf.exp(-tf.reduce_sum((rgb - 0.5) ** 2, -1) / (2 * 0.2**2))
+    return contrast * tf.math.reduce_std(rgb, -1) * exposedness + WEIGHT_FLOOR

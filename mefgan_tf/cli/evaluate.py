@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mefgan_tf.cli.types import add_detail_option
+from mefgan_tf.cli.types import add_detail_option, add_work_size_option
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, PAIRINGS
 
@@ -43,6 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="how model methods fuse three or more exposures (pairing 'all'), as `mefgan fuse "
                              f"--multi` (default: {DEFAULT_MULTI})")
     add_detail_option(parser, original_io=True)
+    add_work_size_option(parser)
     parser.add_argument("--align", action="store_true",
                         help="align each scene's exposures to its best-exposed one first, as `mefgan fuse --align` "
                              "(hand-held brackets); every method fuses, and is scored against, the aligned frames; "
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     folders = {p: args.out / p if len(pairings) > 1 else args.out for p in pairings}
     for folder in folders.values():
         check_out(folder, args.overwrite)
-    methods = parse_methods(args.method, args.original_io, args.multi, args.detail_levels)
+    methods = parse_methods(args.method, args.original_io, args.multi, args.detail_levels, args.work_size)
     scenes = find_scenes(args.scenes, args.gt)
     sections = []
     for pairing, folder in folders.items():
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         check_scored(rows, args.scenes)
         options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
                    "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing,
-                   "align": args.align, "deghost": args.deghost}
+                   "align": args.align, "deghost": args.deghost, "work_size": args.work_size or "full"}
         markdown = write_report(folder, rows, methods, options)
         sections.append(pairing_heading(pairing) + markdown if len(pairings) > 1 else markdown)
     text = "\n".join(sections)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mefgan_tf.cli.types import level_count
+from mefgan_tf.cli.types import WORK_SIZE_HELP, level_count, work_size
 from mefgan_tf.errors import CommandError
+
+NOT_GIVEN = object()  # --work-size's default: the SavedModel fuses as `mefgan fuse` does
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +37,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="finest pyramid levels that the fuse_images signature takes from the exposures, as `mefgan fuse "
         "--detail-levels` (default: the same as `mefgan fuse`); serving_default and LiteRT models give the "
         "network's own fusion",
+    )
+    parser.add_argument(
+        "--work-size", type=work_size, default=NOT_GIVEN, metavar="N",
+        help="for the fuse_images signature, as `mefgan fuse --work-size`: "
+        + WORK_SIZE_HELP.format(default="the same as `mefgan fuse`"),
     )
     parser.add_argument(
         "--tflite",
@@ -73,9 +80,10 @@ def check_options(args: argparse.Namespace) -> None:
             given = "--quantize" if args.quantize is not None else "--calibration"
             raise CommandError(f"{given} applies to LiteRT exports only; add --tflite")
         return
-    if args.detail_levels is not None:
-        raise CommandError("--detail-levels applies to SavedModels (the fuse_images signature); a LiteRT model "
-                           "gives the network's own fusion")
+    for option, value in (("--detail-levels", args.detail_levels), ("--work-size", args.work_size)):
+        if value is not None and value is not NOT_GIVEN:
+            raise CommandError(f"{option} applies to SavedModels (the fuse_images signature); a LiteRT model "
+                               "gives the network's own fusion")
     if args.calibration is not None:
         if args.quantize != "int8":
             raise CommandError("--calibration is used by --quantize int8 only")
@@ -111,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.files import check_folder_target
     from mefgan_tf.fusion import resolve_detail
     from mefgan_tf.models import resolve_model
+    from mefgan_tf.resolution import WORK_SIZE
 
     check_options(args)
     if args.tflite:
@@ -120,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     check_folder_target(out.parent, out)
     model = resolve_model(args.checkpoint)
     generator = load_generator(model, attention_chunk=args.attention_chunk)
-    export_saved_model(generator, out, source=str(model), detail=resolve_detail(args.detail_levels))
+    size = WORK_SIZE if args.work_size is NOT_GIVEN else args.work_size
+    export_saved_model(generator, out, source=str(model), detail=resolve_detail(args.detail_levels), work_size=size)
     print(f"SavedModel written to {out} (signatures: {FLOAT_SIGNATURE}, {BYTES_SIGNATURE})")
     return 0

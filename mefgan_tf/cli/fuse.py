@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mefgan_tf.cli.types import add_align_options, add_detail_option, detail_levels
+from mefgan_tf.cli.types import add_align_options, add_detail_option, add_work_size_option, detail_levels
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import DEFAULT_MULTI, MULTI
 
@@ -65,6 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "against all frames of the held-out scenes, ahead of Mertens, and the least washed out)",
     )
     add_detail_option(parser, original_io=True)
+    add_work_size_option(parser)
     add_align_options(parser)
     parser.add_argument(
         "--tile", type=parse_tile, default="auto", metavar="SIZE",
@@ -146,7 +147,7 @@ def run_pairs(args: argparse.Namespace) -> int:
     check_new_files(outputs, args.overwrite)
     progress = progress_setting(args)
     fuser = load_fuser(args.model, tile=args.tile, progress=progress, multi=args.multi,
-                       detail=detail_levels(args.detail_levels, args.original_io))
+                       detail=detail_levels(args.detail_levels, args.original_io), work_size=args.work_size)
     failed = []
     hidden = None if progress is None else not progress
     for scene, out in tqdm(list(zip(scenes, outputs)), desc="scenes", unit="scene", disable=hidden):
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
     images = prepare_exposures(images, paths, args.align, args.deghost)
     fuser = load_fuser(args.model, tile=args.tile, progress=progress_setting(args), multi=args.multi,
-                       detail=detail_levels(args.detail_levels, args.original_io))
+                       detail=detail_levels(args.detail_levels, args.original_io), work_size=args.work_size)
     write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
     print(f"fused {len(paths)} exposures into {out}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from mefgan_tf.cli.fuse import parse_tile
-from mefgan_tf.cli.types import add_detail_option, detail_levels, finite_float, port_number
+from mefgan_tf.cli.types import add_detail_option, add_work_size_option, detail_levels, finite_float, port_number
 from mefgan_tf.errors import CommandError, require
 
 
@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", metavar="PATH",
         help="mefgan-tf checkpoint folder/prefix, SavedModel folder from `mefgan export`, or a folder of "
-        "numbered SavedModel versions (default: the shipped generator in checkpoints/reference)",
+        "numbered SavedModel versions (default: shipped, the generator that comes with mefgan-tf)",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     parser.add_argument(
@@ -34,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="side of the full-resolution tiles, as for `mefgan fuse` (default: %(default)s)",
     )
     add_detail_option(parser, original_io=False)
+    add_work_size_option(parser)
     parser.add_argument("--align", action="store_true",
                         help="align each request's exposures first, as `mefgan fuse --align` (default: off, so that "
                              "answers match TensorFlow Serving's)")
@@ -100,5 +101,5 @@ def run(args: argparse.Namespace) -> int:
 
     limits = check(args)
     serve_forever(args.model, args.host, args.port, args.tile, args.queue, limits, args.quiet,
-                  detail_levels(args.detail_levels), align=args.align, deghost=args.deghost)
+                  detail_levels(args.detail_levels), work_size=args.work_size, align=args.align, deghost=args.deghost)
     return 0

@@ -58,6 +58,38 @@ def add_detail_option(parser: argparse.ArgumentParser, original_io: bool) -> Non
 
 
 
+WORK_SIZE_HELP = (
+    "long side, in pixels, of the downscaled copy of the exposures that the network fuses; the exposures give "
+    "every finer level of detail at full size (one more level per halving), so the cost of the network stays "
+    "bounded whatever the photo's size; 'full' runs the network on the photos themselves (as --detail-levels 0 "
+    "and --original-io always do) (default: {default})"
+)
+
+
+def work_size(text: str) -> int | None:
+    """``full`` (None: the network at full size) or a working size in pixels (``resolution.work_problem``)."""
+    from mefgan_tf.resolution import work_problem
+
+    if text == "full":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'full' or a side in pixels, got {text[:40]!r}") from None
+    problem = work_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem}, got {value}")
+    return value
+
+
+def add_work_size_option(parser: argparse.ArgumentParser) -> None:
+    """``--work-size N|full`` (``resolution.WORK_SIZE`` unless given)."""
+    from mefgan_tf.resolution import WORK_SIZE
+
+    parser.add_argument("--work-size", type=work_size, default=WORK_SIZE, metavar="N",
+                        help=WORK_SIZE_HELP.format(default=WORK_SIZE))
+
+
 def detail_levels(given: int | None, original_io: bool = False) -> int:
     """What ``--detail-levels`` means (``fusion.resolve_detail``)."""
     from mefgan_tf.fusion import resolve_detail

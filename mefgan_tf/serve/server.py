@@ -6,6 +6,8 @@ import socket
 from pathlib import Path
 
 from mefgan_tf.errors import CommandError
+from mefgan_tf.pyramid import DETAIL_LEVELS
+from mefgan_tf.resolution import WORK_SIZE
 from mefgan_tf.serve.app import DEFAULT_QUEUE, create_app
 from mefgan_tf.serve.protocol import DEFAULT_LIMITS, MODEL_NAME, Limits
 
@@ -41,18 +43,20 @@ def serve_forever(
     limits: Limits = DEFAULT_LIMITS,
     quiet: bool = False,
     detail: int | None = None,
+    work_size: int | None = WORK_SIZE,
     align: bool = False,
     deghost: bool = False,
 ) -> None:
     """Serve ``model`` (``served_model``; default: the shipped generator) on ``host``:``port`` until
-    SIGTERM or SIGINT, then shut down gracefully; ``detail``: as ``fusion.load_fuser`` (None: its default)."""
+    SIGTERM or SIGINT, then shut down gracefully; ``detail`` and ``work_size``: as ``fusion.load_fuser``
+    (``detail`` None: its default)."""
     import uvicorn
 
     from mefgan_tf.fusion import load_fuser
 
     path, version = served_model(model)
     sock = listening_socket(host, port)  # before loading: a busy port fails fast
-    fuser = load_fuser(path, tile=tile) if detail is None else load_fuser(path, tile=tile, detail=detail)
+    fuser = load_fuser(path, tile=tile, detail=DETAIL_LEVELS if detail is None else detail, work_size=work_size)
     if align or deghost:  # exposures aligned and/or deghosted first (mefgan serve --align, --deghost)
         from mefgan_tf.align import PreparedFuser
 
