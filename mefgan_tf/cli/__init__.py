@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -108,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 module.check(args)
             if getattr(args, "backend", "tensorflow") == "jax":
                 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported (`mefgan train --backend jax`)
+                if importlib.util.find_spec("tensorflow") is not None:  # Keras imports it anyway, where installed
+                    import_tensorflow_quietly()
             elif COMMANDS[args.command].tensorflow:
                 import_tensorflow_quietly()
             code = int(module.run(args) or 0)
