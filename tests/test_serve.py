@@ -661,3 +661,14 @@ def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sig
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".tif", ".bmp", ".webp", ".ppm", ".pgm", ".pbm"])
+def test_every_accepted_format_gives_its_size_from_its_header(ext):
+    from mefgan_tf.serve.protocol import image_header
+
+    grey = ext in (".pgm", ".pbm")
+    data = cv2.imencode(ext, np.zeros((12, 20) if grey else (12, 20, 3), np.uint8))[1].tobytes()
+    assert image_header(data, "x") == (12, 20)
+    with pytest.raises(RequestError, match=r"^x is not a readable image \(expected JPEG, PNG, TIFF, BMP, WebP or PNM\)$"):
+        image_header(data[:8] + b"\xff" * 12, "x")  # the format's signature, then no header PIL can read

@@ -159,7 +159,7 @@ def image_header(data: bytes, where: str) -> tuple[int, int]:
     if kind is None:
         raise RequestError(f"{where} is not a readable image (expected {FORMAT_NAMES})")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore")  # PIL's warnings on a client's file (bombs, corrupt EXIF) are not the server's
         try:
             with Image.open(io.BytesIO(data), formats=[kind]) as image:
                 width, height = image.size
