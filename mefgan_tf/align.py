@@ -288,7 +288,10 @@ def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_M
     rho, matrix = found[0]
     if len(found) > 1 and found[1][0] > rho + MODEL_GAIN:
         rho, matrix = found[1]
-    return judge(matrix, rho, (ref_view, frame_view, ref_mask, frame_mask), scale, (height, width))
+    try:
+        return judge(matrix, rho, (ref_view, frame_view, ref_mask, frame_mask), scale, (height, width))
+    except cv2.error:
+        return Motion(np.eye(3), "failed", reason=NO_MATCH)
 
 
 def refine(refs: list[np.ndarray], frames: list[np.ndarray], ref_masks: list[np.ndarray],
