@@ -54,6 +54,7 @@ class PatchOptions:
     reference: str = "mertens"  # one of references.REFERENCE_CHOICES
     extra_pairs: float | None = None
     pairing: tuple[str, ...] = ()  # () means (EXTREME,): references.PAIRINGS, for --brackets
+    align: bool = False  # --brackets: frames aligned first (align.prepare)
     out: str = "data/patches.h5"
     size: int = NetworkConfig.patch_size
     stride: int | None = None  # None: half of ``size``
@@ -192,7 +193,7 @@ def load_options(options: PatchOptions) -> LoadOptions:
     """How every scene is loaded, from resolved options."""
     exposure = ExposureModel(tuple(options.ev_range), options.shot_noise, options.read_noise, options.camera)
     return LoadOptions(options.scale, options.seed, options.photo_variants, exposure, options.reference, options.extra_pairs,
-                       options.pairing or (EXTREME,))
+                       options.pairing or (EXTREME,), align=options.align)
 
 
 def file_attrs(options: PatchOptions, sources: list[str], loading: LoadOptions) -> dict:

@@ -42,6 +42,7 @@ class LoadOptions:
     reference: str = "mertens"  # one of references.REFERENCE_CHOICES: how a bracket's ground truth is made
     extra_pairs_ev: float | None = None  # also pair nearer frames of a bracket this many stops apart
     pairings: tuple[str, ...] = (EXTREME,)  # which frames of a bracket are paired: references.PAIRINGS
+    align: bool = False  # a bracket's frames aligned to its best-exposed one first (``align.prepare``)
 
 
 @dataclass
@@ -177,6 +178,7 @@ def load_bracket(scene: Scene, options: LoadOptions) -> Loaded:
         shape = image.shape if i == 0 else shape
         check_same_size(path, image, paths[0], shape)
         frames.append(resize(image, options.scale))
+    frames, aligned = aligned_frames(frames, [p.name for p in paths]) if options.align else (frames, "")
     pairs = exposure_pairs(frames, options.pairings, options.extra_pairs_ev)
     spanning = exposure_pairs(frames, (EXTREME,), options.extra_pairs_ev)
     references = pair_references(frames, pairs, options.reference, spanning)
@@ -184,7 +186,17 @@ def load_bracket(scene: Scene, options: LoadOptions) -> Loaded:
     scored = "" if math.isnan(first.score) else f" (MEF-SSIM {first.score:.4f} against the bracket)"
     method = "mertens and pair" if options.reference == MIX else first.method
     stacks = [stack(frames[over], frames[under], ref.image) for (over, under), ref in references]
-    return Loaded(stacks, f"reference {method}{scored}, {len(pairs)} pair(s)")
+    return Loaded(stacks, f"reference {method}{scored}, {len(pairs)} pair(s){aligned}")
+
+
+def aligned_frames(frames: list[np.ndarray], names: list[str]) -> tuple[list[np.ndarray], str]:
+    """uint8 frames aligned to the best-exposed one (``align.prepare``), and its notes for the scene's note."""
+    from mefgan_tf.align import prepare
+
+    given = [f.astype(np.float32) / 255 for f in frames]
+    prepared, notes = prepare(given, align=True, deghost=False, names=names)
+    kept = [f if p is g else np.round(p * 255).astype(np.uint8) for f, g, p in zip(frames, given, prepared)]
+    return kept, "".join(f"; {note}" for note in notes)
 
 
 def scan_brackets(root: str | Path) -> list[SourceScene]:

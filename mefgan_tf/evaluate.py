@@ -119,8 +119,9 @@ def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, 
     sizes = {im.shape[:2] for im in images}
     if len(sizes) != 1:
         raise CommandError(f"exposures differ in size: {', '.join(_size(s) for s in sorted(sizes))}")
-    images = [images[i] for i in exposure_order(images)]
-    images, notes = prepare_scene(images, align, deghost)
+    order = exposure_order(images)
+    images = [images[i] for i in order]
+    images, notes = prepare_scene(images, align, deghost, [scene.exposures[i].name for i in order])
     gt, note = None, "; ".join(notes)
     if scene.gt is not None and pairing in (EXTREME, ALL):
         gt = read(scene.gt)
@@ -133,14 +134,16 @@ def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, 
     return view
 
 
-def prepare_scene(images: list[np.ndarray], align: bool, deghost: bool) -> tuple[list[np.ndarray], list[str]]:
-    """uint8 exposures aligned and/or deghosted (``align.prepare``), and its notes."""
+def prepare_scene(images: list[np.ndarray], align: bool, deghost: bool,
+                  names: list[str]) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 exposures (named ``names``) aligned and/or deghosted (``align.prepare``), and its notes."""
     if not (align or deghost):
         return images, []
     from mefgan_tf.align import prepare
 
-    prepared, notes = prepare([to_float(im) for im in images], align, deghost)
-    return [im if im is before else to_uint8(im) for im, before in zip(prepared, images)], notes
+    given = [to_float(im) for im in images]
+    prepared, notes = prepare(given, align, deghost, names)
+    return [im if p is g else to_uint8(p) for im, g, p in zip(images, given, prepared)], notes
 
 
 def _size(shape: Sequence[int]) -> str:

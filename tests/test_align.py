@@ -225,3 +225,26 @@ def test_serve_align_wraps_the_fuser_so_that_requests_are_aligned_first(tmp_path
     served(frames, stop="event")
     assert inner.stop == "event" and served.tile == 256
     assert not np.array_equal(inner.got[0], frames[0]) and inner.got[1] is frames[1]
+
+
+def test_patches_align_aligns_each_bracket_before_cutting(tmp_path):
+    from mefgan_tf.data_prep.sources import LoadOptions, load_bracket
+    from mefgan_tf.scenes import find_scenes
+
+    _, frames = moved_pair(tmp_path / "brackets" / "one")
+    scene = find_scenes(tmp_path / "brackets")[0]
+    plain, aligned = load_bracket(scene, LoadOptions()), load_bracket(scene, LoadOptions(align=True))
+    assert "moved by" in aligned.note and "moved by" not in plain.note
+    under_plain, under_aligned = plain.stacks[0][..., 3:6], aligned.stacks[0][..., 3:6]
+    assert not np.array_equal(under_plain, under_aligned)
+    np.testing.assert_array_equal(plain.stacks[0][..., :3], aligned.stacks[0][..., :3])
+
+
+def test_evaluate_align_writes_what_it_did_into_the_report(tmp_path):
+    from mefgan_tf.cli import main
+
+    moved_pair(tmp_path / "scenes" / "one")
+    assert main(["evaluate", str(tmp_path / "scenes"), "--method", "mertens", "--align", "--quiet",
+                 "--out", str(tmp_path / "report")]) == 0
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "Note: scene one: aligned to bright.png: dark.png moved by " in summary

@@ -43,6 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      "(a fusion of x with x is x); 'all' every pair of frames, itself included. A whole-bracket "
                      "--reference is given to the extreme pair (and --extra-pairs) only; every other pair gets "
                      "its own Mertens fusion, as with 'pair' (default: extreme)")
+    src.add_argument("--align", action="store_true",
+                     help="--brackets: align each bracket's frames to its best-exposed one first, as `mefgan fuse "
+                     "--align` (hand-held brackets; frames already aligned are left as they are)")
     src.add_argument("--photos", action="append", default=[], metavar="DIR",
                      help="folder of well-exposed photos; under- and over-exposures are simulated")
     out = parser.add_argument_group("output")
