@@ -237,22 +237,56 @@ def levels(image) -> np.ndarray:
     return np.round(np.clip(np.asarray(image, np.float32), 0, 1) * 255).astype(np.int16)
 
 
-def fuse_case(megapixels: float, precision: str, repeats: int, compare: bool, weights: str | None) -> dict:
-    """Whole-image fusion of one size: first call, steady state, peak memory, optionally the other precision."""
+def working_size_case(generator, fuse, height: int, width: int, work_size: int, repeats: int) -> dict:
+    """`mefgan fuse`'s default path: the jitted network on the working copy (padded to one of a few
+    shapes, ``resolution.padded_shape``), the exposures' detail on the host (``fusion.fuse_images``)."""
+    import jax
+
+    from benchmarks.bench_fusion import scene_pair
+    from mefgan_tf.fusion import fuse_images
+
+    trainable = [v.value for v in generator.trainable_variables]
+    state = [v.value for v in generator.non_trainable_variables]
+
+    def pair(over, under, shape=None):
+        size = shape or over.shape[:2]
+        padded = [np.pad(x, ((0, size[0] - x.shape[0]), (0, size[1] - x.shape[1]), (0, 0)), mode="reflect")[None]
+                  for x in (over, under)]
+        fused = jax.block_until_ready(fuse(trainable, state, *padded))
+        return np.asarray(fused)[0, : over.shape[0], : over.shape[1]]
+
+    images = list(scene_pair(height, width))
+    first, _ = timed(lambda: fuse_images(pair, images, work_size=work_size))
+    runs = [timed(lambda: fuse_images(pair, images, work_size=work_size))[0] for _ in range(repeats)]
+    return {"work_size": work_size, "first_call_s": round(first, 3), "run_s": round(statistics.median(runs), 4),
+            "runs_s": [round(r, 4) for r in runs], "compiled_shapes": fuse._cache_size()}
+
+
+def fuse_case(megapixels: float, precision: str, repeats: int, compare: bool, weights: str | None,
+              work_size: int | None = None) -> dict:
+    """Whole-image fusion of one size: first call, steady state, peak memory, optionally the other
+    precision; with ``work_size``, the network at the working size and the detail on the host."""
     import jax
 
     from benchmarks.bench_fusion import photo_shape, scene_pair
 
     generator = shipped_generator(weights)
     height, width = photo_shape(megapixels)
-    over, under = (jax.device_put(np.asarray(a, np.float32)[None]) for a in scene_pair(height, width))
-    trainable = [v.value for v in generator.trainable_variables]
-    state = [v.value for v in generator.non_trainable_variables]
 
     def forward(trainable, state, over, under):
         return generator.stateless_call(trainable, state, (over, under), training=False)[0]
 
     fuse = jax.jit(forward)
+    if work_size:
+        with jax.default_matmul_precision(precision):
+            result = working_size_case(generator, fuse, height, width, work_size, repeats)
+        result.update(megapixels=round(height * width / 1e6, 2), height=height, width=width, precision=precision,
+                      s_per_mp=round(result["run_s"] / (height * width / 1e6), 4))
+        result["peak_gb"] = gigabytes((memory_stats() or {}).get("peak_bytes_in_use"))
+        return result
+    over, under = (jax.device_put(np.asarray(a, np.float32)[None]) for a in scene_pair(height, width))
+    trainable = [v.value for v in generator.trainable_variables]
+    state = [v.value for v in generator.non_trainable_variables]
 
     def run(mode: str):
         with jax.default_matmul_precision(mode):  # part of jit's cache key: each mode compiles once
@@ -315,7 +349,13 @@ def train_case(batch_size: int, repeats: int, mef_ssim_weight: float) -> dict:
 def run_case(args: argparse.Namespace) -> dict:
     kind, value = args.case.split(":")
     if kind == "fuse":
-        result = fuse_case(float(value), args.precision, args.repeats, args.compare_precision, args.weights)
+        if args.compile_cache:
+            import jax
+
+            jax.config.update("jax_compilation_cache_dir", str(args.compile_cache))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        result = fuse_case(float(value), args.precision, args.repeats, args.compare_precision, args.weights,
+                           args.work_size)
     else:
         result = train_case(args.train_batch or TRAIN_BATCH, args.repeats, float(value))
     return {"machine": machine(), "result": result}
@@ -334,6 +374,10 @@ def case_process(case: str, args: argparse.Namespace) -> dict:
         command += ["--weights", str(Path(args.weights).resolve())]
     if args.train_batch:
         command += ["--train-batch", str(args.train_batch)]
+    if args.work_size:
+        command += ["--work-size", str(args.work_size)]
+    if args.compile_cache:
+        command += ["--compile-cache", str(Path(args.compile_cache).resolve())]
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     print(f"[bench_gpu] {case} ...", file=sys.stderr, flush=True)
     done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
@@ -415,6 +459,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-batch", type=int,
                         help=f"patches in the timed training batch (default: {TRAIN_BATCH}; on a CPU training is skipped unless given)")
     parser.add_argument("--no-train", action="store_true", help="time fusion only")
+    parser.add_argument("--work-size", type=int,
+                        help="fuse as `mefgan fuse` does: the network at this working size (padded to one of a few "
+                             "shapes), the exposures' detail on the host; the first call is the compile")
+    parser.add_argument("--compile-cache", metavar="DIR",
+                        help="JAX's persistent compilation cache: a later process loads the compiled network from DIR")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # one case, in its own process
     args = parser.parse_args(argv)
     if args.repeats < 1:

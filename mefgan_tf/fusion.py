@@ -1,4 +1,4 @@
-"""Full-resolution fusion with bounded memory and exact results.
+"""Fusion at any size with bounded memory: the network on a pair (exact, tiled), the whole fusion.
 
 The generator's only global part is its attention branch, which works at 1/8 resolution and is
 cheap to run on the whole image. Everything at full resolution (local block and merge block) is
@@ -10,6 +10,10 @@ cheap to run on the whole image. Everything at full resolution (local block and 
 3. runs the full-resolution blocks tile by tile, each tile grown by the halo (clipped at the
    image border, where the network's own reflect padding then sees what untiled inference sees),
    and keeps each tile's exact centre.
+
+Every fusion ends with the exposures' own fine detail (``pyramid``); a photo larger than the
+working size is fused by the network as a downscaled copy, its fusion giving only the coarse levels
+(``resolution``, ``fuse_images``, the one reference of what a fusion is).
 
 More than two exposures are fused by a pair model (``fuse_exposures``) in one of the ways of
 ``MULTI``, sorted by mean luminance: folded in turn (the paper folds from the two darkest up), or
@@ -58,10 +62,11 @@ WHOLE_IMAGE_BYTES_PER_PIXEL = 160
 # pyramid and one weight map per fusion (measured at 6 MP: 103, 127 and 151 B/px for 2, 4 and 6
 # fusions; planned with headroom).
 BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 16, 96
-# Peak bytes per pixel that the detail transfer holds beside its inputs and the fusion, with weight maps
-# per exposure (measured at 6 MP: 80, 110 and 126 B/px for 2, 4 and 6 exposures, at 3 or 5 levels;
-# planned with headroom); its time in full-resolution pixels of the progress bar.
-DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 12, 72, 0.05
+# Peak bytes per pixel that the detail transfer holds beside its inputs, its output included, with a weight
+# map per exposure (``pyramid.detail_onto``, measured at 6 MP: 71, 87 and 103 B/px for 2, 4 and 6
+# exposures, at 4 to 8 levels; planned with headroom); its time in network pixels of the progress bar
+# (measured at 12 MP: about 1/80 of a pixel the network fuses).
+DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 12, 72, 0.0125
 MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile size plans for
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.
