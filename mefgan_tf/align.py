@@ -63,8 +63,10 @@ MODEL_GAIN = 0.002
 ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT = True, False
 # Deghosting works on views of this long side; a region is a moving thing where both exposure-mapped
 # differences (blurred) exceed GHOST_LEVEL, over at least GHOST_MIN_SIZE pixels across (views' pixels).
+# 0.15 measured against 0.12: a pasted moving object removed as well (30.4 against 30.9 dB, median),
+# half as much of still frames replaced (0.8% against 1.35%, mean).
 GHOST_SIDE = 800
-GHOST_LEVEL, GHOST_BLUR, GHOST_MIN_SIZE = 0.12, 1.5, 5
+GHOST_LEVEL, GHOST_BLUR, GHOST_MIN_SIZE = 0.15, 1.5, 5
 GHOST_GROW, GHOST_FEATHER = 0.01, 0.006  # share of the long side the mask is grown by, then feathered over
 
 
