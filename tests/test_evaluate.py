@@ -23,6 +23,7 @@ from mefgan_tf.images import (
     to_uint8,
     write_image,
 )
+from mefgan_tf.resolution import WORK_SIZE
 from mefgan_tf.scenes import DEFAULT_MULTI, Scene
 
 OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png"]
@@ -175,12 +176,12 @@ def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
     scenes, out = _folder_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
     (tmp_path / "ckpt").mkdir()
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--method", "average", "--out", out) == 0
-    assert seen == [(tmp_path / "ckpt", {"multi": DEFAULT_MULTI, "detail": DETAIL_LEVELS})]
+    assert seen == [(tmp_path / "ckpt", {"multi": DEFAULT_MULTI, "detail": DETAIL_LEVELS, "work_size": WORK_SIZE})]
     gan, avg = _read_csv(out / "per_image.csv")
     assert gan["method"] == "gan" and gan["MEF_SSIM"] == avg["MEF_SSIM"]
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--detail-levels", "2", "--multi", "middle-out",
-                "--out", out, "-y") == 0
-    assert seen[-1] == (tmp_path / "ckpt", {"multi": "middle-out", "detail": 2})
+                "--work-size", "full", "--out", out, "-y") == 0
+    assert seen[-1] == (tmp_path / "ckpt", {"multi": "middle-out", "detail": 2, "work_size": None})
 
 
 def _odd_sized_scenes(root, count=2):
