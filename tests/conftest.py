@@ -127,14 +127,16 @@ def random_generator():
 
 # ---------------------------------------------------------------------------------------- serving
 @contextmanager
-def running_app(app) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
+def running_app(app, header_timeout_s: float = 10.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) until the block ends, as `mefgan serve`
+    does (its deadline for request headers); yields the base URL."""
     import uvicorn
 
-    from mefgan_tf.serve.server import listening_socket
+    from mefgan_tf.serve.server import header_deadline_protocol, listening_socket
 
     sock = listening_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, http=header_deadline_protocol(header_timeout_s))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -443,6 +443,20 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_holds_no_slot(fuser, run
             sock.close()
 
 
+def test_a_connection_whose_headers_do_not_arrive_in_time_is_closed(fuser, running):
+    with running(create_app(fuser, warmup=False), header_timeout_s=1.0) as url:
+        host, port = url.removeprefix("http://").split(":")
+        silent, partial = (socket.create_connection((host, int(port)), timeout=30) for _ in range(2))
+        partial.sendall(b"POST /v1/models/mefgan:predict HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        start = time.monotonic()
+        assert [answer_status(silent), answer_status(partial)] == [0, 0]  # closed without an answer
+        assert time.monotonic() - start < 5
+        with httpx.Client(base_url=url, timeout=30) as client:  # a keep-alive client is served, then idles
+            assert client.get("/v1/models/mefgan").status_code == 200
+            time.sleep(1.5)
+            assert client.get("/v1/models/mefgan").status_code == 200  # reconnects as clients do
+
+
 def rss_bytes() -> int:
     return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
 

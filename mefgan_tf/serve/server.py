@@ -12,6 +12,33 @@ from mefgan_tf.serve.app import DEFAULT_QUEUE, create_app
 from mefgan_tf.serve.protocol import DEFAULT_LIMITS, MODEL_NAME, Limits
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8501
+HEADER_TIMEOUT_S = 10.0  # for a request's headers to arrive (the body has --body-timeout)
+
+
+def header_deadline_protocol(timeout_s: float = HEADER_TIMEOUT_S):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers have not all arrived
+    ``timeout_s`` after it opened or after its last answer: a client that sends nothing, or headers
+    a byte at a time, holds no connection for ever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.arm_header_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.arm_header_deadline()
+
+        def arm_header_deadline(self) -> None:
+            self.loop.call_later(timeout_s, self.headers_late, self.cycle)
+
+        def headers_late(self, cycle) -> None:
+            """Close the connection if no request started since the deadline was set and none runs."""
+            if self.cycle is cycle and (cycle is None or cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadline
 
 
 def served_model(path: str | None) -> tuple[Path, str]:
@@ -63,7 +90,7 @@ def serve_forever(
         fuser = PreparedFuser(fuser, align, deghost)
     app = create_app(fuser, version=version, queue_size=queue_size, limits=limits)
     config = uvicorn.Config(
-        app, log_level="warning" if quiet else "info", access_log=not quiet,
+        app, log_level="warning" if quiet else "info", access_log=not quiet, http=header_deadline_protocol(),
         timeout_graceful_shutdown=int(limits.timeout_s) + 5,
     )
     host, port = sock.getsockname()[:2]
