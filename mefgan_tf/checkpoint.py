@@ -160,6 +160,17 @@ def latest_in_folder(folder: Path) -> str:
     return chosen
 
 
+def check_generator_source(path: str | Path) -> None:
+    """CommandError, before TensorFlow starts, for a path that cannot hold a generator: neither a
+    folder, a checkpoint prefix nor a Keras weights file (what it is instead, ``not_a_checkpoint``)."""
+    from mefgan_tf.models import named_model
+
+    path = named_model(path)
+    if path.is_dir() or Path(str(path) + ".index").exists() or keras_generator_weights(path) is not None:
+        return
+    raise CommandError(f"{path}: {not_a_checkpoint(path)}")
+
+
 def not_a_checkpoint(path: Path) -> str:
     """Why ``path``, which is neither a checkpoint folder nor a prefix, is not one, in a few words."""
     from mefgan_tf.images import is_image

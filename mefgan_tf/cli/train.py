@@ -158,6 +158,10 @@ def check(args: argparse.Namespace) -> None:
     """The command line's numbers and settings, before TensorFlow starts (``overrides`` reads them again)."""
     if args.max_steps is not None and not 1 <= args.max_steps <= MAX_STEPS:
         raise CommandError(f"--max-steps {args.max_steps}: must be from 1 to {MAX_STEPS:.0e}")
+    if args.init_generator and args.backend == "tensorflow":  # JAX runs say what they take themselves
+        from mefgan_tf.checkpoint import check_generator_source
+
+        check_generator_source(args.init_generator)
     overrides(args)
 
 
