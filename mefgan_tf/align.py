@@ -1,16 +1,20 @@
 """Hand-held brackets: every exposure aligned to a reference frame, and moving things kept from doubling.
 
-``prepare(images, align=True, deghost=True)`` runs before any fusion (`mefgan fuse`, the API,
-`mefgan evaluate --align`, `mefgan serve --align`), so the network's fusion and the detail step see
-the same consistent frames. It returns the frames in the given order and one-line notes of what it did.
+``prepare(images, align=..., deghost=...)`` runs before any fusion (`mefgan fuse`, the API,
+`mefgan evaluate --align`, `mefgan serve --align`, `mefgan patches --align`), so the network's
+fusion and the detail step see the same consistent frames. It returns the frames in the given order
+and one-line notes of what it did. Measured in docs/alignment.md (``benchmarks/bench_align.py``).
 
 **Reference.** The best-exposed frame: the one whose luma is closest to mid-grey on average
 (Mertens's well-exposedness; the middle exposure of most brackets). It is never changed.
 
 **Alignment.** Exposures differ in tone, so each frame's luma is first mapped onto the reference's
-by histogram matching (an exposure-invariant view), with near-black and near-white pixels masked
-out. A homography is then found by ECC (``cv2.findTransformECCWithMask``) coarse to fine on a
-pyramid of these views, started from the better of no motion and a phase-correlation shift. The
+by histogram matching (an exposure-invariant view) and both are turned into gradient magnitudes,
+with near-black and near-white pixels (and ``CLIP_EDGE`` pixels around them) masked out. A rigid
+motion and a homography are then found by ECC (``cv2.findTransformECCWithMask``) coarse to fine on
+a pyramid of these views, started from the better of no motion and a phase-correlation shift; the
+homography is kept where it matches better by ``MODEL_GAIN``. A frame that shares too little with
+the reference (the ends of a wide bracket) is aligned through its neighbour towards it. The
 motion is believed only if it is plausible (under ``MAX_MOTION`` of the diagonal at every corner,
 under ``MAX_TURN`` degrees) and the warped frame matches the reference (ECC correlation at least
 ``MIN_CORRELATION``, and better than unwarped): otherwise the frame is kept as is, with a note.
