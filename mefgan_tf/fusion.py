@@ -63,10 +63,10 @@ WHOLE_IMAGE_BYTES_PER_PIXEL = 160
 # fusions; planned with headroom).
 BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 16, 96
 # Peak bytes per pixel that the detail transfer holds beside its inputs, its output included, with a weight
-# map per exposure (``pyramid.detail_onto``, measured at 6 MP: 71, 87 and 103 B/px for 2, 4 and 6
+# map per exposure (``pyramid.detail_onto``, measured at 6 MP: 52, 63 and 79 B/px for 2, 4 and 6
 # exposures, at 4 to 8 levels; planned with headroom); its time in network pixels of the progress bar
 # (measured at 12 MP: about 1/80 of a pixel the network fuses).
-DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 12, 72, 0.0125
+DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 10, 48, 0.0125
 MEMORY_FRACTION = 0.5  # share of the available memory that the automatic tile size plans for
 # Tiles of ~512 px run faster than whole images (cache-friendly; see benchmarks/bench_fusion.py),
 # so the automatic choice never exceeds this side even when memory would allow more.

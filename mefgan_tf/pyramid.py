@@ -75,7 +75,7 @@ def normalised_weights(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
     """``weights`` (each [H, W]) floored by ``WEIGHT_FLOOR`` and scaled to sum to 1 at every pixel."""
     floored = [cv2.add(np.asarray(w, np.float32), WEIGHT_FLOOR) for w in weights]
     total = functools.reduce(cv2.add, floored)
-    return [cv2.divide(w, total) for w in floored]
+    return [cv2.divide(w, total, dst=w) for w in floored]
 
 
 def blended_bands(images: Iterable[np.ndarray], weights: Sequence[np.ndarray], levels: int,
@@ -85,21 +85,23 @@ def blended_bands(images: Iterable[np.ndarray], weights: Sequence[np.ndarray], l
     Gaussian level (weights normalised here). ``bands``: only that many finest levels (default all,
     the blended low-pass residual last).
 
-    One pass per level and image, in OpenCV's threaded kernels: each image's Gaussian level is made,
-    its band weighed and added into the blended band, and dropped, so that beside the blended bands
-    (4/3 of an image) only the weights and two levels of one image are held."""
+    One pass per level and image, in OpenCV's threaded kernels and in place: each image's Gaussian
+    level is made, its band weighed and added into the blended band, and dropped, so that beside the
+    blended bands (4/3 of an image) only the weights and about two images' worth of one level are held."""
     kept = levels + 1 if bands is None else bands
     blended: list[np.ndarray | None] = [None] * kept
     for image, share in zip(images, normalised_weights(weights), strict=True):
         image = np.asarray(image, np.float32)
         for level in range(kept):
-            if level < levels:
-                smaller = cv2.pyrDown(image)
-                band = cv2.subtract(image, cv2.pyrUp(smaller, dstsize=image.shape[1::-1]))
+            smaller = cv2.pyrDown(image) if level < levels else None
+            if smaller is None:
+                band = image.copy()
             else:
-                band = image
-            term = cv2.multiply(band, cv2.merge([share] * band.shape[2]))
-            blended[level] = term if blended[level] is None else cv2.add(blended[level], term, dst=blended[level])
+                band = cv2.pyrUp(smaller, dstsize=image.shape[1::-1])
+                cv2.subtract(image, band, dst=band)
+            np.multiply(band, share[..., None], out=band)
+            blended[level] = band if blended[level] is None else cv2.add(blended[level], band, dst=blended[level])
+            del band
             if level + 1 < kept:
                 image, share = smaller, cv2.pyrDown(share)
     return blended
@@ -136,8 +138,9 @@ def detail_onto(residual: np.ndarray, frames: Sequence[np.ndarray], levels: int)
     ``transfer_detail``, which the working resolution (``resolution``) feeds with a residual of its own."""
     blended = blended_bands(frames, [exposure_weight(frame) for frame in frames], levels, levels)
     image = np.asarray(residual, np.float32)
-    for band in reversed(blended):
-        image = cv2.add(cv2.pyrUp(image, dstsize=band.shape[1::-1]), band)
+    while blended:
+        band = blended.pop()
+        image = cv2.add(cv2.pyrUp(image, dstsize=band.shape[1::-1]), band, dst=band)
     return np.clip(image, 0.0, 1.0, out=image)
 
 
