@@ -235,11 +235,12 @@ def network(scenes: dict[str, list[np.ndarray]], names: tuple[str, ...] = NETWOR
 
 
 def summary(result: dict) -> dict:
-    rows = [r for scene in result["moved"].values() for r in scene.values()]
+    every = [r for scene in result["moved"].values() for r in scene.values()]
+    rows = [r for r in every if r["status"] == "moved"]  # the pairs refused with a note are counted apart
     still_rows = list(result["still"].values())
     return {
         "moved_worst_corner_error_px": max(r["corner_error_px"] for r in rows),
-        "moved_failed": sum(r["status"] != "moved" for r in rows),
+        "moved_failed": len(every) - len(rows),
         "moved_min_psnr_seen_db": min(r["psnr_seen_db"] for r in rows),
         "moved_min_psnr_db": min(r["psnr_db"] for r in rows),
         "moved_worst_mef_ssim_loss": round(max(r["mef_ssim_truth"] - r["mef_ssim_aligned"] for r in rows), 4),

@@ -62,7 +62,7 @@ DEFAULT_MODEL = "homography"
 MODEL_GAIN = 0.002
 # Defaults of `mefgan fuse` and the API, by measurement on the real brackets (docs/alignment.md):
 # alignment only moves frames that then match the reference better (and leaves the rest bit for bit);
-# deghosting also replaced 0.1-16% of frames of still scenes (tone curves that are not one global
+# deghosting also replaced up to 14% of frames of still scenes (tone curves that are not one global
 # curve, wind, water), so it is asked for.
 ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT = True, False
 # Deghosting works on views of this long side; a region is a moving thing where both exposure-mapped
