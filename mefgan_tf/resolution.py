@@ -5,7 +5,7 @@ decides only what is coarser than ``2**DETAIL_LEVELS`` pixels of the image it se
 need not see the photo at full size: an exposure whose long side exceeds the working size
 (``WORK_SIZE``) is area-downscaled to it, the network fuses that copy, and the fused copy gives only
 the low-pass residual of the full-size result; the exposures give one more level of detail per
-halving of the side (``levels``). The cost of the network is then bounded whatever the photo's size,
+whole halving of the side (``levels``). The cost of the network is then bounded whatever the photo's size,
 and the full-size work is pyramid arithmetic, as in Mertens's fusion.
 
 Images no larger than the working size, and ``work_size=None`` (``--work-size full``), take the exact
@@ -66,10 +66,11 @@ def padded_shape(height: int, width: int, work_size: int, multiple: int = 8) -> 
 
 
 def extra_levels(height: int, width: int, work: tuple[int, int]) -> int:
-    """Detail levels the exposures give beyond ``DETAIL_LEVELS``: one per halving from full size to
-    ``work``, rounded up, so the network is never asked for detail finer than its copy holds."""
+    """Detail levels the exposures give beyond ``DETAIL_LEVELS``: one per whole halving from full size
+    to ``work`` (rounded down: the network's copy then decides what is coarser than 8 to 16 of its
+    pixels; rounding up, measured, lost 0.008 Q^AB/F on the SICE pairs and 0.001 on held-out scenes)."""
     scale = max(height / work[0], width / work[1])
-    return max(0, math.ceil(math.log2(scale) - 1e-9))
+    return max(0, math.floor(math.log2(scale) + 1e-9))
 
 
 def levels_for(height: int, width: int, work: tuple[int, int] | None, detail: int) -> int:
@@ -148,7 +149,7 @@ def graph_extra_levels(height, width, work_height, work_width):
 
     scale = tf.maximum(ratio(height, work_height), ratio(width, work_width))
     log2 = tf.math.log(scale) / tf.math.log(tf.constant(2.0, tf.float64))
-    return tf.maximum(0, tf.cast(tf.math.ceil(log2 - 1e-9), tf.int32))
+    return tf.maximum(0, tf.cast(tf.math.floor(log2 + 1e-9), tf.int32))
 
 
 def graph_residual(fused, height, width, levels: int):

@@ -96,7 +96,7 @@ def test_bytes_signature_turns_two_encoded_exposures_in_any_order_into_a_png_of_
 
 
 def test_bytes_signature_fuses_a_photo_larger_than_the_working_size_as_mefgan_fuse_does(served, stages):
-    over, under = pair(420, 620, seed=3)  # larger than WORK_SIZE: the network at 512 x 347, 5 levels from the photos
+    over, under = pair(420, 620, seed=3)  # larger than WORK_SIZE: the network at 512 x 347
     over8, under8 = (to_uint8(image).astype(np.float32) / np.float32(255) for image in (over, under))
     expected = to_uint8(fusion.Fuser(stages, tile=None)([under8, over8]))
     result = served.signatures[BYTES_SIGNATURE](over_bytes=tf.constant([png(under)]), under_bytes=tf.constant([png(over)]))

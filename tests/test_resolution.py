@@ -47,11 +47,12 @@ def test_the_copy_the_network_sees_has_a_bounded_long_side_and_small_photos_are_
     assert [work_problem(s) is None for s in (63, 64, 4096, 32769)] == [False, True, True, False]
 
 
-def test_the_exposures_give_one_more_level_per_halving_of_the_side_capped_at_the_pyramid_depth():
+def test_the_exposures_give_one_more_level_per_whole_halving_of_the_side_capped_at_the_pyramid_depth():
     assert extra_levels(1024, 768, (512, 384)) == 1
-    assert extra_levels(1000, 750, (512, 384)) == 1  # 1.95x: rounded up, never finer than the copy holds
-    assert extra_levels(3000, 4000, (384, 512)) == 3  # 7.8x
-    assert levels_for(3000, 4000, (384, 512), DETAIL_LEVELS) == DETAIL_LEVELS + 3
+    assert extra_levels(1000, 750, (512, 384)) == 0  # 1.95x: not yet a whole halving
+    assert extra_levels(3000, 4000, (384, 512)) == 2  # 7.8x
+    assert extra_levels(4240, 5656, (384, 512)) == 3  # 11x
+    assert levels_for(3000, 4000, (384, 512), DETAIL_LEVELS) == DETAIL_LEVELS + 2
     assert levels_for(3000, 4000, None, DETAIL_LEVELS) == DETAIL_LEVELS
     assert levels_for(40, 4000, (5, 512), DETAIL_LEVELS) == 4  # a 40-pixel strip has 4 levels
 

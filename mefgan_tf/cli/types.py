@@ -60,7 +60,7 @@ def add_detail_option(parser: argparse.ArgumentParser, original_io: bool) -> Non
 
 WORK_SIZE_HELP = (
     "long side, in pixels, of the downscaled copy of the exposures that the network fuses; the exposures give "
-    "every finer level of detail at full size (one more level per halving), so the cost of the network stays "
+    "every finer level of detail at full size (one more level per whole halving), so the cost of the network stays "
     "bounded whatever the photo's size; 'full' runs the network on the photos themselves (as --detail-levels 0 "
     "and --original-io always do) (default: {default})"
 )
