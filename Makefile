@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
 PYTEST_ARGS ?=
 # Test files run on this many processes (pytest-xdist; a file's tests stay together, sharing its fixtures),
 # longest first (tests/conftest.py orders them; xdist would otherwise reorder by test count).
@@ -13,9 +14,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 install: $(STAMP)
 
-$(STAMP): setup.py pyproject.toml mefgan_tf/VERSION
+# The base install (what `make demo` needs), then the test and JAX extras on top (what `make test` needs).
+$(BASE_STAMP): setup.py pyproject.toml mefgan_tf/VERSION
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/pip install --quiet -e ".[test,jax]"
 	touch $(STAMP)
 
@@ -23,7 +29,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
 
-demo: install
+demo: $(BASE_STAMP)
 	$(BIN)/mefgan demo --out demo --overwrite
 
 patches: install
