@@ -8,8 +8,8 @@ from mefgan_tf.cli.types import add_detail_option, add_work_size_option, detail_
 from mefgan_tf.errors import CommandError, require
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    from mefgan_tf.serve.app import DEFAULT_QUEUE
+def limit_options() -> tuple[tuple[str, float | None, str, str], ...]:
+    """The server's limits: option, default, metavar and help (each a finite number, range-checked by ``check``)."""
     from mefgan_tf.serve.protocol import (
         DEFAULT_BODY_TIMEOUT_S,
         DEFAULT_MAX_BODY_MB,
@@ -17,6 +17,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         DEFAULT_MAX_REQUEST_MEGAPIXELS,
         DEFAULT_TIMEOUT_S,
     )
+
+    return (
+        ("--max-body-mb", DEFAULT_MAX_BODY_MB, "MB", "largest request body; larger ones get 413"),
+        ("--max-megapixels", DEFAULT_MAX_MEGAPIXELS, "MP",
+         "largest image, from its header, before decoding; larger ones get 413"),
+        ("--max-request-megapixels", DEFAULT_MAX_REQUEST_MEGAPIXELS, "MP",
+         "most pixels of all images of one request together; more get 413"),
+        ("--max-memory-mb", None, "MB",
+         "memory that all requests together may hold (bodies, parsed JSON, decoded images); a request that would go "
+         "past it gets 503, one that never fits 413 (default: half of the memory available at start, a container's "
+         "limit included)"),
+        ("--body-timeout", DEFAULT_BODY_TIMEOUT_S, "SECONDS", "deadline for receiving a request's body; later ones get 408"),
+        ("--timeout", DEFAULT_TIMEOUT_S, "SECONDS",
+         "deadline of one request from the arrival of its body, queueing included; later ones get 504"),
+    )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from mefgan_tf.serve.app import DEFAULT_QUEUE
     from mefgan_tf.serve.server import DEFAULT_HOST, DEFAULT_PORT
 
     parser.add_argument(
@@ -45,33 +64,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
         help="requests that may wait while one is fused; more get 503 with Retry-After (default: %(default)s)",
     )
-    parser.add_argument(
-        "--max-body-mb", type=finite_float, default=DEFAULT_MAX_BODY_MB, metavar="MB",
-        help="largest request body; larger ones get 413 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-megapixels", type=finite_float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
-        help="largest image, from its header, before decoding; larger ones get 413 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-request-megapixels", type=finite_float, default=DEFAULT_MAX_REQUEST_MEGAPIXELS, metavar="MP",
-        help="most pixels of all images of one request together; more get 413 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-memory-mb", type=finite_float, default=None, metavar="MB",
-        help="memory that all requests together may hold (bodies, parsed JSON, decoded images); a request that "
-        "would go past it gets 503, one that never fits 413 (default: half of the memory available at start, "
-        "a container's limit included)",
-    )
-    parser.add_argument(
-        "--body-timeout", type=finite_float, default=DEFAULT_BODY_TIMEOUT_S, metavar="SECONDS",
-        help="deadline for receiving a request's body; later ones get 408 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout", type=finite_float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-        help="deadline of one request from the arrival of its body, queueing included; later ones get 504 "
-        "(default: %(default)s)",
-    )
+    for option, default, metavar, text in limit_options():
+        shown = " (default: %(default)s)" if default is not None else ""
+        parser.add_argument(option, type=finite_float, default=default, metavar=metavar, help=text + shown)
     parser.add_argument("-q", "--quiet", action="store_true", help="no access log")
 
 
