@@ -7,32 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from mefgan_tf.samples import DEFAULT_EV, SAMPLE_IMAGES
+from mefgan_tf.files import check_folder_target, check_new_files
+from mefgan_tf.fusion import load_fuser
+from mefgan_tf.images import to_float, to_uint8, write_image
+from mefgan_tf.samples import DEFAULT_EV, SAMPLE_IMAGES, sample_pair
+from mefgan_tf.sheets import Style, side_by_side
 
 DEFAULT_MAX_SIDE = 512  # the photo is shrunk to this longer side
 GAP = 8  # white pixels between the panels of compare.png
 FILES = ("under.png", "over.png", "fused.png", "compare.png")
 LABEL_HEIGHT = 28
-
-
-def labelled(image: np.ndarray, text: str) -> np.ndarray:
-    """``image`` (uint8 RGB) under a white strip carrying ``text``."""
-    import cv2
-
-    strip = np.full((LABEL_HEIGHT, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, text, (6, LABEL_HEIGHT - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([strip, image], axis=0)
-
-
-def side_by_side(panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
-    """Labelled uint8 panels of one height, left to right, with white gaps."""
-    gap = np.full((panels[0][1].shape[0] + LABEL_HEIGHT, GAP, 3), 255, np.uint8)
-    parts = []
-    for i, (text, image) in enumerate(panels):
-        parts += ([gap] if i else []) + [labelled(image, text)]
-    return np.concatenate(parts, axis=1)
+STYLE = Style(strip=LABEL_HEIGHT, gap=GAP, font_scale=0.6, left=6, above=9)  # compare.png's labels
 
 
 def write_demo(
@@ -41,11 +26,6 @@ def write_demo(
 ) -> list[Path]:
     """Fuse the sample pair of ``image`` (``ev`` stops each way, shrunk to ``max_side``) with ``model``
     (default: the shipped generator) and write ``FILES`` into ``out``; returns their paths."""
-    from mefgan_tf.files import check_folder_target, check_new_files
-    from mefgan_tf.fusion import load_fuser
-    from mefgan_tf.images import to_float, to_uint8, write_image
-    from mefgan_tf.samples import sample_pair
-
     out = Path(out)
     paths = [out / name for name in FILES]
     check_folder_target(out)
@@ -55,6 +35,6 @@ def write_demo(
     fused = to_uint8(fuser([to_float(under), to_float(over)]))
     for name, picture in (("under", under), ("over", over), ("fused", fused)):
         write_image(out / f"{name}.png", picture)
-    compare = side_by_side([("under-exposed", under), ("over-exposed", over), ("MEF-GAN fused", fused)])
+    compare = side_by_side([("under-exposed", under), ("over-exposed", over), ("MEF-GAN fused", fused)], STYLE)
     write_image(out / "compare.png", compare)
     return paths

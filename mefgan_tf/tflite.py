@@ -158,7 +158,7 @@ def calibration_pairs(folder: str | os.PathLike | None = None, side: int = CALIB
 
         raw = [sample_pair(name, ev)[::-1] for name in SAMPLE_IMAGES for ev in CALIBRATION_EVS]
     else:
-        from mefgan_tf.evaluate import load_scene
+        from mefgan_tf.pairings import load_scene
         from mefgan_tf.scenes import find_scenes
 
         scenes = [s for s in find_scenes(Path(folder), None) if s.problem is None]

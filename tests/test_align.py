@@ -200,7 +200,7 @@ def test_the_api_aligns_and_says_so_as_a_note(tmp_path):
 
 
 def test_evaluate_align_scores_the_aligned_frames_and_notes_it(tmp_path):
-    from mefgan_tf.evaluate import load_scene
+    from mefgan_tf.pairings import load_scene
     from mefgan_tf.scenes import find_scenes
 
     moved_pair(tmp_path / "scenes" / "one")

@@ -60,7 +60,7 @@ def test_a_user_error_is_one_line_on_stderr_without_tensorflow_chatter(tmp_path)
 def test_importing_the_library_changes_no_environment_and_help_needs_no_tensorflow():
     script = (
         "import os, sys\n"
-        "import mefgan_tf, mefgan_tf.config, mefgan_tf.scenes, mefgan_tf.fusion, mefgan_tf.evaluate\n"
+        "import mefgan_tf, mefgan_tf.config, mefgan_tf.scenes, mefgan_tf.fusion, mefgan_tf.evaluate.report\n"
         "print(os.environ.get('KERAS_BACKEND'), os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
         "from mefgan_tf.cli import COMMANDS, main\n"
         "for argv in [['--help']] + [[name, '--help'] for name in COMMANDS]:\n"

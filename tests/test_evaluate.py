@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
-import types
 
 import cv2
 import numpy as np
@@ -13,7 +11,8 @@ import pytest
 from mefgan_tf import metrics
 from mefgan_tf.baselines import average
 from mefgan_tf.cli import main
-from mefgan_tf.evaluate import load_scene
+from mefgan_tf.evaluate import methods
+from mefgan_tf.evaluate.chart import chart_limits
 from mefgan_tf.fusion import DETAIL_LEVELS
 from mefgan_tf.images import (
     decode_image_raw,
@@ -23,6 +22,7 @@ from mefgan_tf.images import (
     to_uint8,
     write_image,
 )
+from mefgan_tf.pairings import load_scene
 from mefgan_tf.resolution import WORK_SIZE
 from mefgan_tf.scenes import DEFAULT_MULTI, Scene
 
@@ -172,7 +172,7 @@ def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
         seen.append((path, options))
         return lambda images: average(images)
 
-    monkeypatch.setitem(sys.modules, "mefgan_tf.fusion", types.SimpleNamespace(load_fuser=load_fuser))
+    monkeypatch.setattr(methods, "load_fuser", load_fuser)
     scenes, out = _folder_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
     (tmp_path / "ckpt").mkdir()
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--method", "average", "--out", out) == 0
@@ -202,7 +202,7 @@ def test_original_io_scores_the_bytescaled_jpeg_against_cropped_sources(tmp_path
         details.append(options.get("detail"))
         return lambda images: average(images) * 0.5 + 0.1  # a dull image that bytescale stretches
 
-    monkeypatch.setitem(sys.modules, "mefgan_tf.fusion", types.SimpleNamespace(load_fuser=load_fuser))
+    monkeypatch.setattr(methods, "load_fuser", load_fuser)
     scenes, out = _odd_sized_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
     (tmp_path / "ckpt").mkdir()
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--original-io", "--out", out) == 0
@@ -372,8 +372,6 @@ def test_folder_results_are_scored_only_for_the_extreme_pairing(tmp_path):
 
 
 def test_chart_axes_zoom_to_the_bars_and_their_error_bars():
-    from mefgan_tf.evaluate import chart_limits
-
     low, high = chart_limits([0.962, 0.981], [0.01, 0.005])
     assert 0.9 < low < 0.952 and 0.986 < high < 1.0
     assert chart_limits([5.0, 5.0], [0.0, 0.0]) == pytest.approx((4.75, 5.25))

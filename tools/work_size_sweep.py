@@ -47,11 +47,11 @@ def main() -> None:
     set_environment()
     import_tensorflow_quietly()
     from mefgan_tf.baselines import mertens
-    from mefgan_tf.evaluate import load_scene
     from mefgan_tf.fusion import Fuser
     from mefgan_tf.images import to_float, to_uint8
     from mefgan_tf.metrics import Sources
     from mefgan_tf.models import load_stages
+    from mefgan_tf.pairings import load_scene
     from mefgan_tf.scenes import find_scenes
 
     stages = load_stages(args.model)

@@ -1,4 +1,4 @@
-"""`mefgan evaluate`: score fusion methods on a folder of scenes with the paper's and MEFB's metrics (``evaluate``)."""
+"""`mefgan evaluate`: score fusion methods on a folder of scenes with the paper's and MEFB's metrics (the ``evaluate`` package)."""
 from __future__ import annotations
 
 import argparse
@@ -75,8 +75,12 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mefgan_tf.evaluate import FusedSaver, check_out, check_scored, evaluate, pairing_heading, parse_methods, write_report
+    from mefgan_tf.evaluate.fused import FusedSaver
+    from mefgan_tf.evaluate.methods import parse_methods
+    from mefgan_tf.evaluate.report import check_out, check_scored, write_report
+    from mefgan_tf.evaluate.scoring import score_scenes
     from mefgan_tf.files import atomic_path
+    from mefgan_tf.pairings import pairing_heading
     from mefgan_tf.scenes import find_scenes
 
     check(args)
@@ -89,8 +93,8 @@ def run(args: argparse.Namespace) -> int:
     sections = []
     for pairing, folder in folders.items():
         keep = FusedSaver(args.out / "fused" / (pairing if len(pairings) > 1 else "")) if args.save_fused else None
-        rows = evaluate(scenes, methods, args.resize_max, progress=not args.quiet, pairing=pairing, keep=keep,
-                        align=args.align, deghost=args.deghost)
+        rows = score_scenes(scenes, methods, args.resize_max, progress=not args.quiet, pairing=pairing, keep=keep,
+                            align=args.align, deghost=args.deghost)
         check_scored(rows, args.scenes)
         options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
                    "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing,

@@ -1,0 +1,142 @@
+"""The report of `mefgan evaluate`: statistics over scenes and the files (``REPORT_FILES``).
+
+``per_image.csv`` has one row per scene and method; ``summary.csv``, ``summary.json`` and
+``summary.md`` the mean, standard deviation and count of each column per method, and what was
+skipped; ``metrics.png`` the same as bars (``chart``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mefgan_tf.errors import CommandError
+from mefgan_tf.evaluate.chart import write_chart
+from mefgan_tf.evaluate.methods import Method
+from mefgan_tf.evaluate.scoring import Row, columns
+from mefgan_tf.files import atomic_path, check_folder_target, check_new_files
+
+
+def summarise(rows: list[Row], methods: list[Method]) -> dict:
+    """Mean, standard deviation (N-1, as MATLAB's ``std``; 0 for one value) and count of the
+    finite values of each metric per method, plus the skipped scene/method pairs."""
+    names = [n for n in columns() if any(n in r.scores for r in rows)]
+    table: dict[str, dict[str, dict]] = {}
+    for method in methods:
+        ok = [r for r in rows if r.method == method.name and r.status == "ok"]
+        table[method.name] = {}
+        for metric in names:
+            values = np.array([r.scores[metric] for r in ok if metric in r.scores], np.float64)
+            values = values[np.isfinite(values)]
+            n = int(values.size)
+            mean = float(values.mean()) if n else math.nan
+            std = float(values.std(ddof=1)) if n > 1 else (0.0 if n else math.nan)
+            table[method.name][metric] = {"mean": mean, "std": std, "n": n}
+    skipped = [{"scene": r.scene, "method": r.method, "reason": r.reason} for r in rows if r.status != "ok"]
+    notes = sorted({f"scene {r.scene}: {r.reason}" for r in rows if r.status == "ok" and r.reason})
+    original_io = [m.name for m in methods if m.original_io]
+    return {"metrics": names, "methods": table, "skipped": skipped, "notes": notes, "original_io": original_io}
+
+
+def _fmt(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.6g}"
+
+
+def write_per_image(path: Path, rows: list[Row], names: list[str]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["scene", "method", "status", "reason", "size", "cropped_rows_x_cols", *names])  # size: WxH
+        for r in rows:
+            scores = [_fmt(r.scores.get(n, math.nan)) for n in names]
+            out.writerow([r.scene, r.method, r.status, r.reason, r.size, r.cropped, *scores])
+
+
+def write_summary_csv(path: Path, summary: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["method", "metric", "mean", "std", "n"])
+        for method, table in summary["methods"].items():
+            for metric, s in table.items():
+                out.writerow([method, metric, _fmt(s["mean"]), _fmt(s["std"]), s["n"]])
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_summary_json(path: Path, summary: dict, options: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_json_safe({**summary, "options": options}), indent=2) + "\n")
+
+
+METRIC_NOTES = (
+    "MEF_SSIM: multi-scale MEF-SSIM (Ma et al. 2015, 3 scales; MEFB's MEF_SSIM); MEF_SSIM_SS: single scale; "
+    "QABF: Xydeas-Petrovic Q^AB/F; MSSIM: (SSIM(over, F) + SSIM(under, F)) / 2; SD, EN, SF, AG: standard deviation, "
+    "entropy, spatial frequency, average gradient per colour channel, averaged (MEFB); PSNR_I/S (peak 256), CC_I/S: "
+    "against ground truth on the paper's I and S channels. Higher is better for all but MEAN (the mean brightness, "
+    "best near the middle of the range)."
+)
+
+
+ORIGINAL_IO_NOTE = "inputs cropped to multiples of 8, output min-max stretched and saved as JPEG quality 75"
+
+
+def summary_markdown(summary: dict) -> str:
+    names = summary["metrics"]
+    lines = ["| Method | n | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for method, table in summary["methods"].items():
+        n = max((s["n"] for s in table.values()), default=0)
+        cells = [f"{_num(s['mean'])} ± {_num(s['std'])}" if s["n"] else "–" for s in table.values()]
+        lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± standard deviation over scenes. " + METRIC_NOTES, ""]
+    if summary["original_io"]:
+        lines += [f"With the original's test-time I/O ({ORIGINAL_IO_NOTE}): {', '.join(summary['original_io'])}.", ""]
+    skipped = summary["skipped"]
+    listed = "; ".join(f"scene {s['scene']} / {s['method']}: {s['reason']}" for s in skipped)
+    lines.append(f"Skipped ({len(skipped)}): {listed}" if skipped else "Skipped: none.")
+    lines += [f"Note: {n}" for n in summary["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+REPORT_FILES = ("per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png")
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """CommandError unless the report can be written into ``out`` (checked before any scoring)."""
+    check_folder_target(out)
+    check_new_files([out / name for name in REPORT_FILES], overwrite)
+
+
+def check_scored(rows: list[Row], root: Path) -> None:
+    """CommandError when no scene could be scored by any method: an empty report helps nobody."""
+    if rows and all(r.status != "ok" for r in rows):
+        scenes = len({r.scene for r in rows})
+        raise CommandError(f"{root}: no scene could be scored: all {scenes} scene(s) were skipped for every method "
+                           "(reasons above); nothing written")
+
+
+def write_report(out: Path, rows: list[Row], methods: list[Method], options: dict) -> str:
+    """Write ``REPORT_FILES`` into ``out`` (``options``: the command's settings, kept in summary.json);
+    returns the Markdown summary."""
+    summary = summarise(rows, methods)
+    write_per_image(out / "per_image.csv", rows, summary["metrics"] or columns())
+    write_summary_csv(out / "summary.csv", summary)
+    write_summary_json(out / "summary.json", summary, options)
+    markdown = summary_markdown(summary)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(markdown)
+    write_chart(out / "metrics.png", summary)
+    return markdown

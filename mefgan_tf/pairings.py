@@ -1,0 +1,105 @@
+"""A scene read from disk as a pairing sees it (``load_scene``): `mefgan evaluate` scores it and
+`mefgan export --calibration` calibrates on it.
+
+``scenes`` finds the scenes and orders their exposures; a pairing (``scenes.PAIRINGS``) names which
+exposures go together. This module reads a scene's files, checks that they fit, orders them darkest
+first, aligns and/or deghosts the bracket when asked (``align.prepare``) and takes the pairing's view
+of it (``LoadedScene``). It sits above ``scenes`` and ``align`` because ``align`` itself uses the
+exposure order of ``scenes``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mefgan_tf.align import prepare
+from mefgan_tf.errors import CommandError
+from mefgan_tf.images import read_image_original_raw, read_image_uint8, to_float, to_uint8
+from mefgan_tf.scenes import ADJACENT, ALL, EXTREME, SAME, Scene, exposure_order, middle
+
+PAIRING_HELP = {
+    EXTREME: "the darkest and the brightest exposure (SICE's pairs); ground truth: the scene's label, where it has one",
+    ADJACENT: "the middle exposure and the next brighter one (a close pair, as phones shoot)",
+    SAME: "the middle exposure twice: a fusion of x with x should be x (its ground truth)",
+    ALL: "every exposure of scenes with three or more; MEF-SSIM against all of them; ground truth: the label, where there is one",
+}
+
+
+@dataclass
+class LoadedScene:
+    """Full-resolution uint8 RGB sources of a scene as one pairing sees them: the exposures a method
+    fuses (``inputs``), the pair the pair metrics use (``under``, ``over``), the exposures MEF-SSIM is
+    scored against (``frames``: all of them with ``ALL``, else the pair) and the ground truth if any."""
+
+    under: np.ndarray
+    over: np.ndarray
+    gt: np.ndarray | None
+    note: str = ""
+    inputs: list[np.ndarray] = field(default_factory=list)
+    frames: list[np.ndarray] | None = None
+
+
+def pairing_heading(pairing: str) -> str:
+    """The Markdown heading of a pairing's section in a report of several."""
+    return f"## Pairing '{pairing}': {PAIRING_HELP[pairing]}\n\n"
+
+
+def pairing_view(images: list[np.ndarray], gt: np.ndarray | None, pairing: str) -> LoadedScene:
+    """What ``pairing`` takes of a scene's exposures (ordered darkest first). CommandError when the
+    scene cannot give it (``ALL`` needs three exposures: with two it is ``EXTREME``)."""
+    if pairing == EXTREME:
+        return LoadedScene(images[0], images[-1], gt, inputs=[images[0], images[-1]])
+    m = middle(len(images))
+    if pairing == ADJACENT:
+        return LoadedScene(images[m], images[m + 1], None, inputs=[images[m], images[m + 1]])
+    if pairing == SAME:
+        return LoadedScene(images[m], images[m], images[m], inputs=[images[m], images[m]])
+    if len(images) < 3:
+        raise CommandError(f"{len(images)} exposures: pairing '{ALL}' scores scenes of three or more")
+    return LoadedScene(images[0], images[-1], gt, inputs=list(images), frames=list(images))
+
+
+def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, align: bool = False,
+               deghost: bool = False) -> LoadedScene:
+    """Read a scene as ``pairing`` sees it (``pairing_view``); with ``EXTREME`` the darkest exposure
+    is ``under``, the brightest ``over``. CommandError if unusable.
+
+    ``original_io``: read every file as the original's ``generate.py`` does (``read_image_original_raw``).
+    ``align``, ``deghost``: the whole bracket aligned and/or deghosted first (``align.prepare``), its
+    notes kept as the scene's note; every method fuses, and is scored against, those frames.
+    """
+    read = read_image_original_raw if original_io else read_image_uint8
+    images = [read(p) for p in scene.exposures]
+    sizes = {im.shape[:2] for im in images}
+    if len(sizes) != 1:
+        raise CommandError(f"exposures differ in size: {', '.join(size_text(s) for s in sorted(sizes))}")
+    order = exposure_order(images)
+    images = [images[i] for i in order]
+    images, notes = prepare_scene(images, align, deghost, [scene.exposures[i].name for i in order])
+    gt, note = None, "; ".join(notes)
+    if scene.gt is not None and pairing in (EXTREME, ALL):
+        gt = read(scene.gt)
+        if gt.shape[:2] != images[0].shape[:2]:
+            note = "; ".join(filter(None, [note, f"ground truth {size_text(gt.shape)} differs from the exposures' "
+                                                 f"{size_text(images[0].shape)}: not used"]))
+            gt = None
+    view = pairing_view(images, gt, pairing)
+    view.note = note
+    return view
+
+
+def prepare_scene(images: list[np.ndarray], align: bool, deghost: bool,
+                  names: list[str]) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 exposures (named ``names``) aligned and/or deghosted (``align.prepare``), and its notes."""
+    if not (align or deghost):
+        return images, []
+    given = [to_float(im) for im in images]
+    prepared, notes = prepare(given, align, deghost, names)
+    return [im if p is g else to_uint8(p) for im, g, p in zip(images, given, prepared)], notes
+
+
+def size_text(shape: Sequence[int]) -> str:
+    """An image's size as WxH, from its shape (rows first)."""
+    return f"{shape[1]}x{shape[0]}"
