@@ -245,7 +245,7 @@ def benchmark_weights_shipped() -> bool:
 
 
 def cases() -> list[tuple[int, int, int | None, str]]:
-    from mefgan_tf.fusion import BYTES_PER_PIXEL, MEMORY_FRACTION, auto_tile, available_memory
+    from mefgan_tf.fusion.plan import BYTES_PER_PIXEL, MEMORY_FRACTION, auto_tile, available_memory
 
     planned = []
     for megapixels in MEGAPIXELS:

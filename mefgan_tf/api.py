@@ -21,8 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from mefgan_tf import align as aligning
+from mefgan_tf.environment import import_tensorflow_quietly, set_environment
 from mefgan_tf.errors import CommandError, quoted
+from mefgan_tf.fusion import FusionOptions
+from mefgan_tf.fusion_io import check_sides
 from mefgan_tf.images import InputNote, read_image, to_float, write_image
+from mefgan_tf.models import load_fuser, model_version
 
 __all__ = ["fuse", "load_model", "read_image", "write_image"]
 
@@ -35,27 +40,19 @@ def load_model(model: str | os.PathLike | None = None, tile: int | str | None = 
     mefgan-tf checkpoint folder, a SavedModel from ``mefgan export`` (or its folder of numbered
     versions) or a ``.tflite`` file. ``tile``: "auto" (bounded memory), None (whole image) or a side
     in pixels; ``progress``: show a progress bar (None: on a terminal only); ``multi``: how three or
-    more exposures are fused (``fusion.MULTI``; None: the default, as `mefgan fuse`); ``detail``: the
+    more exposures are fused (``fusion.STRATEGIES``; None: the default, as `mefgan fuse`); ``detail``: the
     finest pyramid levels taken from the exposures (``pyramid.DETAIL_LEVELS`` when None; 0: the network's
     own fusion); ``work_size``: the long side of the copy the network fuses (``resolution.WORK_SIZE`` by
-    default; None or "full": the photos themselves)."""
-    from mefgan_tf.environment import import_tensorflow_quietly, set_environment
-    from mefgan_tf.models import model_version
-
+    default; None or "full": the photos themselves). Options and model are checked before TensorFlow starts."""
+    options = FusionOptions.resolve(tile, multi, detail, work_size)
     model_version(model)  # a missing or wrong model is told before TensorFlow starts
     set_environment()
     import_tensorflow_quietly()
-    from mefgan_tf.fusion import DEFAULT_MULTI, load_fuser, resolve_detail
-    from mefgan_tf.resolution import WORK_SIZE
-
-    size = WORK_SIZE if work_size == "default" else None if work_size == "full" else work_size
-    return load_fuser(model, tile, progress, multi or DEFAULT_MULTI, resolve_detail(detail), size)
+    return load_fuser(model, options, progress)
 
 
 def prepare(exposures: Sequence[Exposure], align: bool | None = None, deghost: bool | None = None) -> list[np.ndarray]:
     """The exposures as arrays, aligned and deghosted as asked (``align.prepare``), each note an ``InputNote``."""
-    from mefgan_tf import align as aligning
-
     check_exposure_list(exposures)
     images = [as_exposure(e, f"exposure {i + 1}") for i, e in enumerate(exposures)]
     if align is None:
@@ -86,8 +83,6 @@ def check_exposure_list(exposures: Sequence[Exposure]) -> None:
 def as_exposure(exposure: Exposure, name: str = "an exposure") -> np.ndarray:
     """RGB float32 [0, 1] of a path (read as `mefgan fuse` reads it) or an array. Float arrays must
     be finite (CommandError naming ``name``); values outside [0, 1] are clipped with an ``InputNote``."""
-    from mefgan_tf.fusion_io import check_sides
-
     if isinstance(exposure, (str, os.PathLike)):
         image = read_image(Path(exposure))
         check_sides([image], [exposure])

@@ -10,6 +10,13 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from mefgan_tf.pyramid import MERTENS
+
+# The baseline's well-exposedness exponent: OpenCV's default, 0 (no well-exposedness weight), unlike the
+# paper's 1 (``pyramid.MERTENS``, which the detail transfer uses). The published Mertens numbers that the
+# MEF-GAN paper and MEFB compare with are OpenCV's defaults, so this baseline keeps them.
+OPENCV_EXPOSEDNESS = 0.0
+
 
 def _check(images: Sequence[np.ndarray]) -> None:
     if len(images) < 2:
@@ -19,11 +26,12 @@ def _check(images: Sequence[np.ndarray]) -> None:
         raise ValueError(f"exposures differ in size: {sorted(shapes)}")
 
 
-def mertens(images: Sequence[np.ndarray], contrast: float = 1.0, saturation: float = 1.0, exposure: float = 0.0) -> np.ndarray:
+def mertens(images: Sequence[np.ndarray], contrast: float = MERTENS.contrast, saturation: float = MERTENS.saturation,
+            exposure: float = OPENCV_EXPOSEDNESS) -> np.ndarray:
     """Mertens, Kautz & Van Reeth (2007) exposure fusion by OpenCV (Laplacian-pyramid blending),
     clipped to [0, 1]. ``contrast``, ``saturation`` and ``exposure`` are the exponents of the
-    contrast, saturation and well-exposedness weights; the defaults are OpenCV's (1, 1 and 0: no
-    well-exposedness weight). Also takes RGB uint8 exposures (``data_prep.references`` varies them)."""
+    contrast, saturation and well-exposedness weights; the defaults are OpenCV's (1, 1 and
+    ``OPENCV_EXPOSEDNESS``). Also takes RGB uint8 exposures (``data_prep.references`` varies them)."""
     _check(images)
     # MergeMertens scales its input by 1/255 whatever the type: hand it uint8 or float 0-255 BGR.
     if all(im.dtype == np.uint8 for im in images):

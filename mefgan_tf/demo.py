@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mefgan_tf.files import check_folder_target, check_new_files
-from mefgan_tf.fusion import load_fuser
 from mefgan_tf.images import to_float, to_uint8, write_image
+from mefgan_tf.models import load_fuser
 from mefgan_tf.samples import DEFAULT_EV, SAMPLE_IMAGES, sample_pair
 from mefgan_tf.sheets import Style, side_by_side
 

@@ -19,8 +19,10 @@ Inputs are checked inside the graph with the CLI's rules (rank 4, 3 channels, si
 8 pixels, the two of one shape, values in [0, 1] without NaN): a bad request fails with an
 ``InvalidArgumentError`` whose message says what is expected, not deep inside the network.
 
-It also keeps the two tiling stages of ``fusion.GeneratorStages`` (``attention_half`` and
+It also keeps the two tiling stages of ``stages.TensorFlowStages`` (``attention_half`` and
 ``fuse_tile``), so ``mefgan fuse --model`` fuses large photos with a SavedModel in bounded memory.
+
+TensorFlow is imported where a graph is built: choosing and checking what to export must not start it.
 """
 from __future__ import annotations
 
@@ -29,9 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mefgan_tf.checkpoint import write_metadata
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_dir, check_room
-from mefgan_tf.resolution import WORK_SIZE
+from mefgan_tf.fusion import DEFAULT_OPTIONS, SIZE_MULTIPLE, FusionOptions
+from mefgan_tf.images import LUMA_WEIGHTS
+from mefgan_tf.pyramid import graph_detail_onto, graph_pyramid_levels, graph_transfer_detail
+from mefgan_tf.resolution import graph_extra_levels, graph_padded_shape, graph_residual, graph_work_dims
+from mefgan_tf.stages import stages_class
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
@@ -153,12 +160,6 @@ def serving_class():
     """``ServingModule``: ``GeneratorStages`` plus the two serving signatures (built on first use)."""
     import tensorflow as tf
 
-    from mefgan_tf.fusion import SIZE_MULTIPLE
-    from mefgan_tf.images import LUMA_WEIGHTS
-    from mefgan_tf.pyramid import graph_detail_onto, graph_pyramid_levels, graph_transfer_detail
-    from mefgan_tf.resolution import graph_extra_levels, graph_padded_shape, graph_residual, graph_work_dims
-    from mefgan_tf.stages import stages_class
-
     def specs(signature: str) -> list[tf.TensorSpec]:
         inputs = SIGNATURES[signature][0]
         return [
@@ -254,15 +255,11 @@ def check_version_folder(out: Path) -> None:
 SAVED_GRAPH_BYTES = 8 * 2**20  # a SavedModel's graphs and functions, beside its weights
 
 
-def export_saved_model(generator, out: str | Path, source: str = "", detail: int | None = None,
-                       work_size: int | None = WORK_SIZE) -> Path:
+def export_saved_model(generator, out: str | Path, source: str = "", options: FusionOptions = DEFAULT_OPTIONS) -> Path:
     """Write ``generator`` as a SavedModel at ``out`` (a new version folder); complete or absent.
-    ``detail``: the levels of detail ``fuse_images`` takes from the exposures (``fusion.resolve_detail``);
-    ``work_size``: the size its network fuses at (``resolution``; None: the photos themselves)."""
+    ``options``: the detail levels its ``fuse_images`` takes from the exposures and the size its
+    network fuses at (``options.detail``, ``options.work_size``; the rest is the caller's)."""
     import tensorflow as tf
-
-    from mefgan_tf.checkpoint import write_metadata
-    from mefgan_tf.fusion import resolve_detail
 
     out = Path(out)
     check_version_folder(out)
@@ -270,7 +267,7 @@ def export_saved_model(generator, out: str | Path, source: str = "", detail: int
     check_room(out, 2 * weights + SAVED_GRAPH_BYTES, "a SavedModel")
     try:
         with atomic_dir(out) as tmp:
-            module = serving_class()(generator, resolve_detail(detail), work_size)
+            module = serving_class()(generator, options.detail, options.work_size)
             signatures = {FLOAT_SIGNATURE: module.serve, BYTES_SIGNATURE: module.serve_bytes}
             tf.saved_model.save(module, str(tmp), signatures=signatures)
             (tmp / METADATA_FOLDER).mkdir()

@@ -6,7 +6,8 @@
   it (the highest number, as TensorFlow Serving picks);
 * a ``.tflite`` file from ``mefgan export --tflite``, run by LiteRT.
 
-``load_stages`` returns the fusion stages of any of them (``stages.Stages``; ``fusion`` runs them).
+``load_stages`` returns the fusion stages of any of them (``stages.Stages``; ``fusion`` runs them) and
+``load_fuser`` a ``fusion.Fuser`` of them: models load, then build the fuser; the fusion core loads nothing.
 A process keeps the last few TensorFlow models it loaded, so that fusing again with the same model
 (``mefgan_tf.fuse(..., model=path)`` in a loop, several commands in one process) neither reloads
 nor retraces it; a model whose files changed is loaded again.
@@ -19,9 +20,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from mefgan_tf.checkpoint import checkpoint_files, load_generator, reading_model
+from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError, require
 from mefgan_tf.files import check_regular
-from mefgan_tf.stages import Stages
+from mefgan_tf.fusion import DEFAULT_OPTIONS, Fuser, FusionOptions
+from mefgan_tf.images import is_image
+from mefgan_tf.stages import Stages, TensorFlowStages, generator_stages
+
+# TensorFlow and the LiteRT runner (``tflite``) are imported where a model of theirs is loaded: choosing
+# and checking a model must not start TensorFlow, and ``tflite`` imports this module for its names.
 
 # The generator shipped inside the package (a checkpoint folder; checkpoints/reference in the repository).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped_generator"
@@ -68,8 +76,6 @@ def model_version(path: str | os.PathLike | None) -> tuple[Path, str]:
     if not model.exists() and not Path(str(model) + ".index").exists():
         raise no_model_error(model)
     if model.is_file() and not is_tflite(model) and model.suffix.lower() != ".h5":  # .weights.h5: a generator
-        from mefgan_tf.images import is_image
-
         kind = "an image" if is_image(model) else "a file"
         raise CommandError(f"{model}: is {kind}, not a model (expected a checkpoint folder/prefix, a SavedModel folder "
                            f"or a .tflite file; '{SHIPPED}' for the shipped generator)")
@@ -89,9 +95,6 @@ def resolve_model(path: str | os.PathLike | None) -> Path:
 
 def saved_model_files(model: Path) -> Callable[[BaseException], str]:
     """The file of the SavedModel ``model`` that a loading error is about."""
-
-    from mefgan_tf.checkpoint import checkpoint_files
-
     variables = checkpoint_files(str(model / "variables" / "variables"))
 
     def name(err: BaseException) -> str:
@@ -103,8 +106,6 @@ def saved_model_files(model: Path) -> Callable[[BaseException], str]:
 def load_saved_model(model: Path):
     """``tf.saved_model.load`` of ``model``; CommandError naming the file if it is damaged or incomplete."""
     import tensorflow as tf
-
-    from mefgan_tf.checkpoint import reading_model
 
     variables = model / "variables" / "variables.index"
     if not variables.is_file():
@@ -179,15 +180,18 @@ def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | No
 
 def load_tensorflow_stages(model: Path, attention_chunk: int | None) -> Stages:
     """The stages of a SavedModel or a checkpoint, loaded from their files."""
-    from mefgan_tf.config import ATTENTION_BLOCKS
-    from mefgan_tf.stages import TensorFlowStages, generator_stages
-
     if is_saved_model(model):
         loaded = load_saved_model(model)
         if not (hasattr(loaded, "attention_half") and hasattr(loaded, "fuse_tile")):
             raise CommandError(f"{model}: SavedModel was not written by `mefgan export` (no fusion stages)")
         return TensorFlowStages(loaded)
-    from mefgan_tf.checkpoint import load_generator
-
     chunk = ATTENTION_BLOCKS.inference if attention_chunk is None else attention_chunk
     return generator_stages(load_generator(model, attention_chunk=chunk))
+
+
+def load_fuser(path: str | os.PathLike | None = None, options: FusionOptions = DEFAULT_OPTIONS,
+               progress: bool | None = False) -> Fuser:
+    """A callable fusing a list of RGB float32 [0, 1] exposures (any order, one size) into one image:
+    the model at ``path`` (``load_stages``; default: the shipped generator) fusing as ``options`` say
+    (``FusionOptions.resolve``); ``progress``: a progress bar (None: on a terminal only)."""
+    return Fuser(load_stages(path), options, progress)

@@ -1,16 +1,21 @@
 """Laplacian pyramids on RGB float32 images in [0, 1]: Mertens's exposure weights and blending,
 and the transfer of the exposures' fine detail onto a fusion.
 
-``blend`` (``fusion.blend_with_middle``) blends pair fusions with ``pyramid_blend``; every fusion
+``blend`` (``fusion.steps.Blend``) blends pair fusions with ``pyramid_blend``; every fusion
 of ``fusion.Fuser`` ends with ``transfer_detail``: the network decides tone and colour (the coarse
 levels), the exposures give the fine detail where each is well exposed (Mertens's weights). A
 photo given twice then keeps its own detail exactly, and the network's softening of fine texture
-is gone. Images are whole arrays here: the memory each step needs is planned in ``fusion``.
+is gone. Images are whole arrays here; the memory and time each step needs (``blend_memory``,
+``detail_memory``, ``DETAIL_COST``) are what ``fusion`` plans with.
+
+The graph versions (``graph_*``) are the same arithmetic in TensorFlow ops, for the SavedModel; they
+import TensorFlow when called, so that the NumPy fusion never loads it.
 """
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,12 +30,41 @@ WEIGHT_FLOOR = 1e-8
 # there and on SICE); 0 gives the network's own fusion.
 DETAIL_LEVELS = 4
 CHANNEL_MEAN = np.full((3, 3), 1 / 3, np.float32)  # cv2.transform: every channel becomes the mean of R, G, B
+# Peak bytes per pixel that ``pyramid_blend`` holds beside its inputs: one fusion, its pyramids, the
+# blended pyramid and one weight map per fusion (measured at 6 MP: 103, 127 and 151 B/px for 2, 4 and
+# 6 fusions; planned with headroom).
+BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 16, 96
+# Peak bytes per pixel that ``detail_onto`` holds beside its inputs, its output included, with a weight
+# map per exposure (measured at 6 MP: 52, 63 and 79 B/px for 2, 4 and 6 exposures, at 4 to 8 levels;
+# planned with headroom); its time in network pixels of a fusion's progress (measured at 12 MP: about
+# 1/80 of a pixel the network fuses).
+DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 10, 48, 0.0125
 
 
-def exposure_weight(image: np.ndarray, sigma: float = 0.2) -> np.ndarray:
-    """Mertens's per-pixel quality of an RGB float image in [0, 1]: contrast (absolute Laplacian of
+@dataclass(frozen=True)
+class MertensWeights:
+    """Mertens, Kautz & Van Reeth's per-pixel quality of an exposure: contrast (absolute Laplacian of
     the grey image) x saturation (standard deviation of R, G, B) x well-exposedness (a Gaussian of
-    each channel around 0.5, ``sigma``), all exponents 1 as in the paper; [H, W] float32.
+    each channel around 0.5 of width ``sigma``), each raised to its exponent. The one definition that
+    ``exposure_weight`` (OpenCV) and the SavedModel's graph (``graph_weight``) compute."""
+
+    contrast: float = 1.0
+    saturation: float = 1.0
+    exposedness: float = 1.0
+    sigma: float = 0.2
+
+
+MERTENS = MertensWeights()  # the paper's: every exponent 1
+GREY_WEIGHTS = np.float32([0.299, 0.587, 0.114])  # cv2.COLOR_RGB2GRAY: the grey image of the contrast term
+
+
+def raised(term: np.ndarray, exponent: float) -> np.ndarray:
+    """``term`` to the power ``exponent`` (left as it is for 1, the paper's exponent)."""
+    return term if exponent == 1 else cv2.pow(term, exponent)
+
+
+def exposure_weight(image: np.ndarray, weights: MertensWeights = MERTENS) -> np.ndarray:
+    """Mertens's per-pixel quality (``MertensWeights``) of an RGB float image in [0, 1]; [H, W] float32.
 
     OpenCV's per-pixel functions throughout (threaded, vectorised): this is part of every fusion's
     hot path. The deviation from the channel mean is taken before squaring, so that near-grey pixels
@@ -40,8 +74,20 @@ def exposure_weight(image: np.ndarray, sigma: float = 0.2) -> np.ndarray:
     deviation = cv2.subtract(rgb, cv2.transform(rgb, CHANNEL_MEAN))
     saturation = cv2.sqrt(cv2.transform(cv2.multiply(deviation, deviation), CHANNEL_MEAN[:1]))
     centred = cv2.subtract(rgb, (0.5, 0.5, 0.5, 0.0))
-    exposedness = cv2.exp(cv2.transform(cv2.multiply(centred, centred), np.full((1, 3), -0.5 / sigma**2, np.float32)))
-    return cv2.multiply(cv2.multiply(contrast, saturation), exposedness)
+    spread = np.full((1, 3), -0.5 / weights.sigma**2, np.float32)
+    exposedness = cv2.exp(cv2.transform(cv2.multiply(centred, centred), spread))
+    return cv2.multiply(cv2.multiply(raised(contrast, weights.contrast), raised(saturation, weights.saturation)),
+                        raised(exposedness, weights.exposedness))
+
+
+def blend_memory(height: int, width: int, fusions: int) -> int:
+    """Bytes ``pyramid_blend`` needs beyond its inputs for ``fusions`` images of ``height`` x ``width``."""
+    return (BLEND_BYTES_BASE + BLEND_BYTES_PER_FUSION * fusions) * height * width
+
+
+def detail_memory(height: int, width: int, frames: int, levels: int) -> int:
+    """Bytes ``detail_onto`` needs beyond its inputs and the fusion, for ``frames`` exposures."""
+    return 0 if levels <= 0 else (DETAIL_BYTES_BASE + DETAIL_BYTES_PER_FRAME * frames) * height * width
 
 
 def pyramid_levels(height: int, width: int) -> int:
@@ -146,7 +192,6 @@ def detail_onto(residual: np.ndarray, frames: Sequence[np.ndarray], levels: int)
 
 GAUSS_TAPS = np.float32([1, 4, 6, 4, 1]) / 16  # OpenCV's pyrDown / pyrUp kernel, separable
 LAPLACIAN_KERNEL = np.float32([[0, 1, 0], [1, -4, 1], [0, 1, 0]])  # cv2.Laplacian's (ksize 1)
-GREY_WEIGHTS = np.float32([0.299, 0.587, 0.114])  # cv2.COLOR_RGB2GRAY
 
 
 def graph_transfer_detail(fused, frames, levels: int):
@@ -182,7 +227,7 @@ def graph_detail_onto(low, frames, levels, max_levels: int):
     def transfer(count: int):
         if count == 0:
             return tf.identity(low(0))
-        weights = [_graph_weight(frame) for frame in frames]
+        weights = [graph_weight(frame) for frame in frames]
         total = tf.add_n(weights)
         bands = [0.0] * count
         for frame, w in zip(frames, weights):
@@ -226,11 +271,15 @@ def _graph_up(x, shape):
     return _graph_filtered(both, 4 * GAUSS_KERNEL)[: shape[0], : shape[1]]  # cropped after, as OpenCV's
 
 
-def _graph_weight(rgb):
+def graph_weight(rgb, weights: MertensWeights = MERTENS):
     """``exposure_weight`` (plus the floor) of a traced [H, W, 3] tensor."""
     import tensorflow as tf
 
+    def power(term, exponent: float):
+        return term if exponent == 1 else tf.pow(term, exponent)
+
     grey = tf.tensordot(rgb, tf.constant(GREY_WEIGHTS), 1)[..., None]
     contrast = tf.abs(_graph_filtered(grey, LAPLACIAN_KERNEL))[..., 0]
-    exposedness = tf.exp(-tf.reduce_sum((rgb - 0.5) ** 2, -1) / (2 * 0.2**2))
-    return contrast * tf.math.reduce_std(rgb, -1) * exposedness + WEIGHT_FLOOR
+    exposedness = tf.exp(-tf.reduce_sum((rgb - 0.5) ** 2, -1) / (2 * weights.sigma**2))
+    return (power(contrast, weights.contrast) * power(tf.math.reduce_std(rgb, -1), weights.saturation)
+            * power(exposedness, weights.exposedness) + WEIGHT_FLOOR)

@@ -15,8 +15,8 @@ import numpy as np
 
 from mefgan_tf.baselines import mertens
 from mefgan_tf.files import atomic_path
-from mefgan_tf.fusion import load_fuser
 from mefgan_tf.images import read_image_uint8, to_float, to_uint8
+from mefgan_tf.models import load_fuser
 
 
 def thumbnail(image: np.ndarray, height: int) -> np.ndarray:

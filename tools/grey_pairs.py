@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from mefgan_tf.fusion import Fuser, fuse_pair
+from mefgan_tf.fusion import Fuser, FusionOptions, fuse_pair
 from mefgan_tf.images import to_uint8
 from mefgan_tf.models import load_stages
 
@@ -27,7 +27,7 @@ def spreads(model: str, side: int) -> list[tuple[float, float, np.ndarray, int, 
     for a, b in itertools.combinations_with_replacement(LEVELS, 2):
         under, over = (np.full((side, side, 3), v, np.float32) for v in (a, b))
         raw = to_uint8(fuse_pair(stages, over, under)).astype(int)
-        fused = to_uint8(Fuser(stages, tile=None)([under, over])).astype(int)
+        fused = to_uint8(Fuser(stages, FusionOptions(tile=None))([under, over])).astype(int)
         rows.append((a, b, raw.reshape(-1, 3).mean(0), int(np.ptp(raw, axis=-1).max()), int(np.ptp(fused, axis=-1).max())))
     return rows
 

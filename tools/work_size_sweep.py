@@ -47,7 +47,7 @@ def main() -> None:
     set_environment()
     import_tensorflow_quietly()
     from mefgan_tf.baselines import mertens
-    from mefgan_tf.fusion import Fuser
+    from mefgan_tf.fusion import Fuser, FusionOptions
     from mefgan_tf.images import to_float, to_uint8
     from mefgan_tf.metrics import Sources
     from mefgan_tf.models import load_stages
@@ -68,7 +68,7 @@ def main() -> None:
                 if work_size == "mertens":
                     fused = mertens(inputs)
                 else:
-                    fused = Fuser(stages, multi="blend", work_size=work_size, upsampling=upsampling)(inputs)
+                    fused = Fuser(stages, FusionOptions(multi="blend", work_size=work_size, upsampling=upsampling))(inputs)
                 row = {"scene": scene.name, "pairing": pairing, "work_size": work_size or "full",
                        "upsampling": upsampling, "seconds": round(time.perf_counter() - start, 2),
                        "mef_ssim": sources.mef_ms_ssim(to_uint8(fused)), "qabf": sources.qabf(to_uint8(fused))}

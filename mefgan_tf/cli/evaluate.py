@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mefgan_tf.cli.types import add_detail_option, add_work_size_option
+from mefgan_tf.cli.types import add_fusion_options, fusion_options
 from mefgan_tf.errors import CommandError
-from mefgan_tf.scenes import DEFAULT_MULTI, MULTI, PAIRINGS
+from mefgan_tf.scenes import PAIRINGS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,11 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(a fusion of x with x should be x: it is the ground truth, PSNR measures how close it "
                              "comes back); 'all' every exposure of scenes with three or more, MEF-SSIM against all of "
                              "them (default: extreme)")
-    parser.add_argument("--multi", choices=MULTI, default=None,
-                        help="how model methods fuse three or more exposures (pairing 'all'), as `mefgan fuse "
-                             f"--multi` (default: {DEFAULT_MULTI})")
-    add_detail_option(parser, original_io=True)
-    add_work_size_option(parser)
+    add_fusion_options(parser, tile=False, original_io=True, applies="for model methods, as for `mefgan fuse`: ")
     parser.add_argument("--align", action="store_true",
                         help="align each scene's exposures to its best-exposed one first, as `mefgan fuse --align` "
                              "(hand-held brackets); every method fuses, and is scored against, the aligned frames; "
@@ -59,10 +55,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """What needs no model, before TensorFlow starts: numbers, and a report outside every folder read."""
+    """What needs no model, before TensorFlow starts: numbers, the fusion's options (``args.fusion``, by
+    whether a model runs with the authors' I/O), and a report outside every folder read."""
     from mefgan_tf import metrics
     from mefgan_tf.files import check_outside
 
+    args.fusion = {original_io: fusion_options(args, original_io) for original_io in (False, True)}
     if args.resize_max is not None and not 2 * metrics.WINDOW <= args.resize_max <= 2**16:
         raise CommandError(f"--resize-max {args.resize_max}: must be from {2 * metrics.WINDOW} to {2**16}")
     check_outside(args.out, args.scenes, "scenes folder")
@@ -83,12 +81,11 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.pairings import pairing_heading
     from mefgan_tf.scenes import find_scenes
 
-    check(args)
     pairings = list(dict.fromkeys(args.pairing or ["extreme"]))
     folders = {p: args.out / p if len(pairings) > 1 else args.out for p in pairings}
     for folder in folders.values():
         check_out(folder, args.overwrite)
-    methods = parse_methods(args.method, args.original_io, args.multi, args.detail_levels, args.work_size)
+    methods = parse_methods(args.method, args.original_io, args.fusion.__getitem__)
     scenes = find_scenes(args.scenes, args.gt)
     sections = []
     for pairing, folder in folders.items():
@@ -98,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         check_scored(rows, args.scenes)
         options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
                    "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing,
-                   "align": args.align, "deghost": args.deghost, "work_size": args.work_size or "full"}
+                   "align": args.align, "deghost": args.deghost, "work_size": args.fusion[False].work_size or "full"}
         markdown = write_report(folder, rows, methods, options)
         sections.append(pairing_heading(pairing) + markdown if len(pairings) > 1 else markdown)
     text = "\n".join(sections)

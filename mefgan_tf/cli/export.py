@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mefgan_tf.cli.types import WORK_SIZE_HELP, level_count, work_size
+from mefgan_tf.cli.types import add_fusion_options, fusion_options
 from mefgan_tf.errors import CommandError
-
-NOT_GIVEN = object()  # --work-size's default: the SavedModel fuses as `mefgan fuse` does
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,17 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="attention query rows computed at once in the exported graph "
         "(default: the model config's value; with --tflite, 256)",
     )
-    parser.add_argument(
-        "--detail-levels", type=level_count, default=None, metavar="N",
-        help="finest pyramid levels that the fuse_images signature takes from the exposures, as `mefgan fuse "
-        "--detail-levels` (default: the same as `mefgan fuse`); serving_default and LiteRT models give the "
-        "network's own fusion",
-    )
-    parser.add_argument(
-        "--work-size", type=work_size, default=NOT_GIVEN, metavar="N",
-        help="for the fuse_images signature, as `mefgan fuse --work-size`: "
-        + WORK_SIZE_HELP.format(default="the same as `mefgan fuse`"),
-    )
+    add_fusion_options(parser, tile=False, multi=False,
+                       applies="for the fuse_images signature, as for `mefgan fuse` (serving_default and LiteRT "
+                               "models give the network's own fusion): ")
     parser.add_argument(
         "--tflite",
         action="store_true",
@@ -76,12 +66,13 @@ def check_options(args: argparse.Namespace) -> None:
     if args.attention_chunk is not None:
         check_chunk(args.attention_chunk)
     if not args.tflite:
+        args.fusion = fusion_options(args)
         if args.quantize is not None or args.calibration is not None:
             given = "--quantize" if args.quantize is not None else "--calibration"
             raise CommandError(f"{given} applies to LiteRT exports only; add --tflite")
         return
     for option, value in (("--detail-levels", args.detail_levels), ("--work-size", args.work_size)):
-        if value is not None and value is not NOT_GIVEN:
+        if value is not None:
             raise CommandError(f"{option} applies to SavedModels (the fuse_images signature); a LiteRT model "
                                "gives the network's own fusion")
     if args.calibration is not None:
@@ -117,11 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from mefgan_tf.checkpoint import load_generator
     from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE, check_version_folder, export_saved_model
     from mefgan_tf.files import check_folder_target
-    from mefgan_tf.fusion import resolve_detail
     from mefgan_tf.models import resolve_model
-    from mefgan_tf.resolution import WORK_SIZE
 
-    check_options(args)
     if args.tflite:
         return run_tflite(args)
     out = Path(args.out)
@@ -129,7 +117,6 @@ def run(args: argparse.Namespace) -> int:
     check_folder_target(out.parent, out)
     model = resolve_model(args.checkpoint)
     generator = load_generator(model, attention_chunk=args.attention_chunk)
-    size = WORK_SIZE if args.work_size is NOT_GIVEN else args.work_size
-    export_saved_model(generator, out, source=str(model), detail=resolve_detail(args.detail_levels), work_size=size)
+    export_saved_model(generator, out, source=str(model), options=args.fusion)
     print(f"SavedModel written to {out} (signatures: {FLOAT_SIGNATURE}, {BYTES_SIGNATURE})")
     return 0

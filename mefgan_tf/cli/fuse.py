@@ -11,32 +11,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from mefgan_tf.cli.types import add_align_options, add_detail_option, add_work_size_option, detail_levels
+from tqdm import tqdm
+
+from mefgan_tf.cli.types import add_align_options, add_fusion_options, fusion_options
 from mefgan_tf.errors import CommandError
-from mefgan_tf.scenes import DEFAULT_MULTI, MULTI
+from mefgan_tf.files import check_folder_target, check_new_files, check_outside
+from mefgan_tf.fusion_io import (
+    check_inputs_and_output,
+    check_output_extension,
+    check_writable,
+    extension_problem,
+    fuse_files,
+    prepare_exposures,
+    read_exposures,
+    read_exposures_original,
+    write_fused,
+)
+from mefgan_tf.models import load_fuser
+from mefgan_tf.scenes import find_scenes, layout_notes
 
-MAX_TILE = 65536  # pixels: a tile larger than any image is the whole image (0)
-
-
-def parse_tile(value: str) -> int | str | None:
-    """``auto``, ``0`` (untiled) or a tile side in pixels (``fusion.tile_problem`` says which)."""
-    from mefgan_tf.fusion import tile_problem
-
-    if value == "auto":
-        return "auto"
-    try:
-        tile = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto', 0 or a side in pixels, got {value!r}") from None
-    if tile == 0:
-        return None
-    if tile > MAX_TILE:
-        raise argparse.ArgumentTypeError(f"expected a tile side of at most {MAX_TILE} pixels, got {value[:20]}")
-    problem = tile_problem(tile)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{problem}, got {tile}")
-    return tile
-
+# TensorFlow starts in ``models.load_fuser``, after ``check``: nothing here imports it.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.usage = "mefgan fuse IMAGE IMAGE [IMAGE ...] -o OUT | mefgan fuse --pairs DIR -o OUTDIR"
@@ -56,22 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "numbered versions of it: the newest is used) or .tflite file; 'shipped' (the default) names the shipped "
         "generator, which comes with mefgan-tf",
     )
-    parser.add_argument(
-        "--multi", choices=MULTI, default=DEFAULT_MULTI,
-        help="how three or more exposures are fused, by a model that fuses pairs: folded in by exposure from the "
-        "darkest up, from the middle one outwards or from the brightest down; only the darkest with the "
-        "brightest; or 'blend': each frame fused with the middle one, the fusions blended, each where the "
-        "frame it brought is well exposed (Mertens's weights) (default: %(default)s, the best on MEF-SSIM "
-        "against all frames of the held-out scenes, ahead of Mertens, and the least washed out)",
-    )
-    add_detail_option(parser, original_io=True)
-    add_work_size_option(parser)
+    add_fusion_options(parser, original_io=True)
     add_align_options(parser)
-    parser.add_argument(
-        "--tile", type=parse_tile, default="auto", metavar="SIZE",
-        help="side of the full-resolution tiles in pixels (multiple of 8); 0 = whole image at once; "
-        "'auto' picks it from available memory (default: %(default)s). Results are identical either way.",
-    )
     parser.add_argument(
         "--bit-depth", choices=("auto", "8", "16"), default="auto",
         help="bits per channel of the output; 'auto' writes 16 when an input has 16 bits and the "
@@ -111,9 +91,8 @@ def check_original_io(original_io: bool, bit_depth: str) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """What needs no model, before TensorFlow starts."""
-    from mefgan_tf.files import check_outside
-
+    """What needs no model, before TensorFlow starts: the options (``args.fusion``), the inputs' count."""
+    args.fusion = fusion_options(args, args.original_io)
     check_original_io(args.original_io, args.bit_depth)
     if args.pairs:
         if args.images:
@@ -124,13 +103,6 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from mefgan_tf.files import check_folder_target, check_new_files
-    from mefgan_tf.fusion import load_fuser
-    from mefgan_tf.fusion_io import extension_problem, fuse_files
-    from mefgan_tf.scenes import find_scenes, layout_notes
-
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise CommandError(f"{out_dir}: exists and is not a folder (with --pairs, -o names the output folder)")
@@ -146,8 +118,7 @@ def run_pairs(args: argparse.Namespace) -> int:
     outputs = [out_dir / f"{scene.name}.{ext}" for scene in scenes]
     check_new_files(outputs, args.overwrite)
     progress = progress_setting(args)
-    fuser = load_fuser(args.model, tile=args.tile, progress=progress, multi=args.multi,
-                       detail=detail_levels(args.detail_levels, args.original_io), work_size=args.work_size)
+    fuser = load_fuser(args.model, args.fusion, progress)
     failed = []
     hidden = None if progress is None else not progress
     for scene, out in tqdm(list(zip(scenes, outputs)), desc="scenes", unit="scene", disable=hidden):
@@ -167,20 +138,9 @@ def run_pairs(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    check(args)
+    """Fuse, after ``check`` (which ``cli.main`` calls first)."""
     if args.pairs:
         return run_pairs(args)
-    from mefgan_tf.fusion import load_fuser
-    from mefgan_tf.fusion_io import (
-        check_inputs_and_output,
-        check_output_extension,
-        check_writable,
-        prepare_exposures,
-        read_exposures,
-        read_exposures_original,
-        write_fused,
-    )
-
     paths, out = [Path(p) for p in args.images], Path(args.out)
     if len(paths) < 2:
         raise CommandError(f"need at least two exposures to fuse, got {len(paths)}")
@@ -189,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(out, args.overwrite)
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
     images = prepare_exposures(images, paths, args.align, args.deghost)
-    fuser = load_fuser(args.model, tile=args.tile, progress=progress_setting(args), multi=args.multi,
-                       detail=detail_levels(args.detail_levels, args.original_io), work_size=args.work_size)
+    fuser = load_fuser(args.model, args.fusion, progress_setting(args))
     write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
     print(f"fused {len(paths)} exposures into {out}")
     return 0

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from mefgan_tf.cli.fuse import parse_tile
-from mefgan_tf.cli.types import add_detail_option, add_work_size_option, detail_levels, finite_float, port_number
+from mefgan_tf.cli.types import add_fusion_options, finite_float, fusion_options, port_number
 from mefgan_tf.errors import CommandError, require
 
 
@@ -48,12 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port", type=port_number, default=DEFAULT_PORT,
         help="port to listen on, 0 to 65535; 0 picks a free one (default: %(default)s)",
     )
-    parser.add_argument(
-        "--tile", type=parse_tile, default="auto", metavar="SIZE",
-        help="side of the full-resolution tiles, as for `mefgan fuse` (default: %(default)s)",
-    )
-    add_detail_option(parser, original_io=False)
-    add_work_size_option(parser)
+    add_fusion_options(parser)
     parser.add_argument("--align", action="store_true",
                         help="align each request's exposures first, as `mefgan fuse --align` (default: off, so that "
                              "answers match TensorFlow Serving's)")
@@ -77,6 +71,13 @@ RANGES = {"queue": (0, 10_000), "max_body_mb": (1e-3, 2**20), "max_megapixels": 
 
 
 def check(args: argparse.Namespace):
+    """Before TensorFlow starts: the fusion's options (``args.fusion``) and the ``Limits`` of the others;
+    CommandError naming an option out of its range."""
+    args.fusion = fusion_options(args)
+    return limits_of(args)
+
+
+def limits_of(args: argparse.Namespace):
     """The ``Limits`` of the options; CommandError naming an option out of its range."""
     from mefgan_tf.serve.protocol import Limits
 
@@ -94,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
         require(module, "mefgan serve")
     from mefgan_tf.serve.server import serve_forever
 
-    limits = check(args)
-    serve_forever(args.model, args.host, args.port, args.tile, args.queue, limits, args.quiet,
-                  detail_levels(args.detail_levels), work_size=args.work_size, align=args.align, deghost=args.deghost)
+    serve_forever(args.model, args.host, args.port, args.fusion, args.queue, limits_of(args), args.quiet, args.align,
+                  args.deghost)
     return 0

@@ -1,8 +1,16 @@
-"""Argument types shared by the commands: numbers are refused by argparse, in one line, unless finite."""
+"""Argument types and options shared by the commands: numbers are refused by argparse, in one line, unless
+finite; the fusion options are defined here once (``add_fusion_options``) and resolved into one
+``fusion.FusionOptions`` (``fusion_options``), which validates them."""
 from __future__ import annotations
 
 import argparse
 import math
+
+from mefgan_tf.align import ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT
+from mefgan_tf.fusion import DEFAULT_MULTI, STRATEGIES, FusionOptions
+from mefgan_tf.fusion.options import AUTO, DEFAULT, FULL, MAX_LEVELS
+from mefgan_tf.pyramid import DETAIL_LEVELS
+from mefgan_tf.resolution import WORK_SIZE
 
 
 def finite_float(text: str) -> float:
@@ -27,80 +35,80 @@ def port_number(text: str) -> int:
     return value
 
 
-MAX_LEVELS = 16  # pyramid levels: 2^16 pixels across is more than any photo
+def whole_number(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+
+
+def tile_side(text: str) -> int | str:
+    """``auto``, or a tile side in pixels (0: whole image); ``FusionOptions`` says which sides are valid."""
+    return AUTO if text == AUTO else whole_number(text, "'auto', 0 or a side in pixels")
 
 
 def level_count(text: str) -> int:
-    """A whole number of pyramid levels, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of levels, got {text!r}") from None
-    if not 0 <= value <= MAX_LEVELS:
-        raise argparse.ArgumentTypeError(f"expected 0 to {MAX_LEVELS} levels, got {value}")
-    return value
+    """A whole number of pyramid levels; ``FusionOptions`` says how many are valid."""
+    return whole_number(text, "a whole number of levels")
 
 
+def work_size(text: str) -> int | str:
+    """``full`` (the network at full size) or a working size in pixels; ``FusionOptions`` says which are valid."""
+    return FULL if text == FULL else whole_number(text, "'full' or a side in pixels")
+
+
+MULTI_HELP = (
+    "how three or more exposures are fused, by a model that fuses pairs: folded in by exposure from the darkest up, "
+    "from the middle one outwards or from the brightest down; only the darkest with the brightest; or 'blend': each "
+    "frame fused with the middle one, the fusions blended, each where the frame it brought is well exposed "
+    "(Mertens's weights) (one of {names}; default: {default}, the best on MEF-SSIM against all frames of the "
+    "held-out scenes, ahead of Mertens, and the least washed out)"
+)
 DETAIL_HELP = (
     "finest Laplacian-pyramid levels of the fused image taken from the exposures, each from where it is well "
     "exposed (Mertens's weights): detail up to 2^N pixels across comes from the photos, tone and colour from "
-    "the network; 0 gives the network's own fusion (default: {default}{original})"
+    "the network; 0 gives the network's own fusion (0 to {most}; default: {default}{original})"
 )
-
-
-def add_detail_option(parser: argparse.ArgumentParser, original_io: bool) -> None:
-    """``--detail-levels N`` (``fusion.DETAIL_LEVELS`` unless given; 0 with ``--original-io``)."""
-    from mefgan_tf.pyramid import DETAIL_LEVELS
-
-    original = "; 0 with --original-io, as the authors fuse" if original_io else ""
-    parser.add_argument("--detail-levels", type=level_count, default=None, metavar="N",
-                        help=DETAIL_HELP.format(default=DETAIL_LEVELS, original=original))
-
-
-
 WORK_SIZE_HELP = (
     "long side, in pixels, of the downscaled copy of the exposures that the network fuses; the exposures give "
     "every finer level of detail at full size (one more level per whole halving), so the cost of the network stays "
     "bounded whatever the photo's size; 'full' runs the network on the photos themselves (as --detail-levels 0 "
     "and --original-io always do) (default: {default})"
 )
+TILE_HELP = (
+    "side of the full-resolution tiles in pixels (multiple of 8); 0 = whole image at once; 'auto' picks it from "
+    "available memory (default: auto). Results are identical either way."
+)
 
 
-def work_size(text: str) -> int | None:
-    """``full`` (None: the network at full size) or a working size in pixels (``resolution.work_problem``)."""
-    from mefgan_tf.resolution import work_problem
-
-    if text == "full":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'full' or a side in pixels, got {text[:40]!r}") from None
-    problem = work_problem(value)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{problem}, got {value}")
-    return value
-
-
-def add_work_size_option(parser: argparse.ArgumentParser) -> None:
-    """``--work-size N|full`` (``resolution.WORK_SIZE`` unless given)."""
-    from mefgan_tf.resolution import WORK_SIZE
-
-    parser.add_argument("--work-size", type=work_size, default=WORK_SIZE, metavar="N",
-                        help=WORK_SIZE_HELP.format(default=WORK_SIZE))
+def add_fusion_options(parser: argparse.ArgumentParser, tile: bool = True, multi: bool = True,
+                       original_io: bool = False, applies: str = "") -> None:
+    """The fusion options a command takes (``--tile``, ``--multi``, ``--detail-levels``, ``--work-size``):
+    each defined here only, left None when not given; ``fusion_options`` resolves them. ``applies``:
+    what the options apply to, before each help text."""
+    if tile:
+        parser.add_argument("--tile", type=tile_side, default=AUTO, metavar="SIZE", help=applies + TILE_HELP)
+    if multi:
+        parser.add_argument("--multi", default=None, metavar="WAY",
+                            help=applies + MULTI_HELP.format(names=", ".join(STRATEGIES), default=DEFAULT_MULTI))
+    original = "; 0 with --original-io, as the authors fuse" if original_io else ""
+    parser.add_argument("--detail-levels", type=level_count, default=None, metavar="N",
+                        help=applies + DETAIL_HELP.format(most=MAX_LEVELS, default=DETAIL_LEVELS, original=original))
+    parser.add_argument("--work-size", type=work_size, default=None, metavar="N",
+                        help=applies + WORK_SIZE_HELP.format(default=WORK_SIZE))
 
 
-def detail_levels(given: int | None, original_io: bool = False) -> int:
-    """What ``--detail-levels`` means (``fusion.resolve_detail``)."""
-    from mefgan_tf.fusion import resolve_detail
-
-    return resolve_detail(given, original_io)
+def fusion_options(args: argparse.Namespace, original_io: bool = False) -> FusionOptions:
+    """The ``FusionOptions`` of a command's arguments (``add_fusion_options``); CommandError naming an
+    invalid one. ``original_io``: the authors' test-time I/O (no detail transfer unless asked)."""
+    size = getattr(args, "work_size", None)
+    return FusionOptions.resolve(tile=getattr(args, "tile", AUTO), multi=getattr(args, "multi", None),
+                                 detail=getattr(args, "detail_levels", None),
+                                 work_size=DEFAULT if size is None else size, original_io=original_io)
 
 
 def add_align_options(parser: argparse.ArgumentParser) -> None:
     """``--align/--no-align`` and ``--deghost/--no-deghost`` (``align.prepare``; defaults measured there)."""
-    from mefgan_tf.align import ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT
-
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=ALIGN_BY_DEFAULT,
                         help="align every exposure to the best-exposed one first (a hand-held bracket): a "
                              "homography per frame, found on exposure-matched views; frames already aligned "

@@ -13,11 +13,12 @@ import numpy as np
 
 from mefgan_tf.baselines import BASELINES
 from mefgan_tf.errors import CommandError
-from mefgan_tf.fusion import load_fuser, resolve_detail
-from mefgan_tf.resolution import WORK_SIZE
-from mefgan_tf.scenes import DEFAULT_MULTI, images_by_stem
+from mefgan_tf.fusion import FusionOptions
+from mefgan_tf.models import load_fuser
+from mefgan_tf.scenes import images_by_stem
 
 FuseFunction = Callable[[list[np.ndarray]], np.ndarray]
+OptionsFor = Callable[[bool], FusionOptions]  # a model's fusion options, by whether it runs with the authors' I/O
 MODEL_ORIGINAL_IO = "model-original-io"
 
 
@@ -33,12 +34,15 @@ class Method:
     original_io: bool = False  # a model run with the original's test-time I/O
 
 
-def parse_method(spec: str, multi: str | None = None, detail: int | None = None, original_io: bool = False,
-                 work_size: int | None = WORK_SIZE) -> Method:
+def default_options(original_io: bool) -> FusionOptions:
+    """`mefgan fuse`'s defaults (no detail transfer with the authors' I/O)."""
+    return FusionOptions.resolve(original_io=original_io)
+
+
+def parse_method(spec: str, options: OptionsFor = default_options, original_io: bool = False) -> Method:
     """``mertens``, ``average``, ``[NAME=]mertens``, ``NAME=folder:PATH``, ``NAME=model:PATH`` or
-    ``NAME=model-original-io:PATH``; ``multi`` and ``detail`` as ``load_fuser`` (None: the
-    defaults; ``detail`` 0 for the authors' I/O, ``fusion.resolve_detail``), ``work_size`` too;
-    ``original_io``: a model is run with the authors' I/O whatever its kind."""
+    ``NAME=model-original-io:PATH``; a model fuses as ``options`` gives for its I/O; ``original_io``:
+    a model is run with the authors' I/O whatever its kind."""
     name, sep, rest = spec.partition("=")
     if not sep:
         name, rest = "", spec
@@ -54,7 +58,7 @@ def parse_method(spec: str, multi: str | None = None, detail: int | None = None,
     if kind == "folder":
         return Method(name or path.name, kind, target, files=folder_files(spec, path))
     original_io = original_io or kind == MODEL_ORIGINAL_IO
-    fuse = load_model(spec, path, multi, resolve_detail(detail, original_io), work_size)
+    fuse = load_model(spec, path, options(original_io))
     return Method(name or path.stem, "model", target, fuse=fuse, original_io=original_io)
 
 
@@ -67,21 +71,18 @@ def folder_files(spec: str, path: Path) -> dict[str, Path]:
     return images_by_stem(path)
 
 
-def load_model(spec: str, path: Path, multi: str | None, detail: int, work_size: int | None) -> FuseFunction:
+def load_model(spec: str, path: Path, options: FusionOptions) -> FuseFunction:
     """The fusion of any model ``mefgan fuse --model`` takes (a checkpoint prefix too)."""
     try:
-        return load_fuser(path, multi=multi or DEFAULT_MULTI, detail=detail, work_size=work_size)
+        return load_fuser(path, options)
     except CommandError as err:
         raise CommandError(f"--method {spec!r}: {err}") from None
 
 
-def parse_methods(specs: Sequence[str], original_io: bool = False, multi: str | None = None,
-                  detail: int | None = None, work_size: int | None = WORK_SIZE) -> list[Method]:
+def parse_methods(specs: Sequence[str], original_io: bool = False, options: OptionsFor = default_options) -> list[Method]:
     """The methods of ``specs``; ``original_io`` gives every model the original's test-time I/O,
-    ``multi`` their way to fuse three or more exposures (``scenes.MULTI``), ``detail`` the levels of
-    detail they take from the exposures (``fusion.resolve_detail``), ``work_size`` the size their network
-    fuses at (``resolution``)."""
-    methods = [parse_method(s, multi, detail, original_io, work_size) for s in specs]
+    ``options`` their fusion options (``fusion.FusionOptions``) by whether they run with it."""
+    methods = [parse_method(s, options, original_io) for s in specs]
     if original_io and not any(m.kind == "model" for m in methods):
         raise CommandError("--original-io applies to model methods (NAME=model:PATH); none given")
     names = [m.name for m in methods]

@@ -5,12 +5,14 @@ import signal
 import socket
 from pathlib import Path
 
+from mefgan_tf.align import PreparedFuser
 from mefgan_tf.errors import CommandError
-from mefgan_tf.pyramid import DETAIL_LEVELS
-from mefgan_tf.resolution import WORK_SIZE
+from mefgan_tf.fusion import DEFAULT_OPTIONS, FusionOptions
+from mefgan_tf.models import load_fuser, model_version
 from mefgan_tf.serve.app import DEFAULT_QUEUE, create_app
 from mefgan_tf.serve.protocol import DEFAULT_LIMITS, MODEL_NAME, Limits
 
+# uvicorn is imported where the server starts: it is an optional dependency (`pip install mefgan-tf[serve]`).
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8501
 HEADER_TIMEOUT_S = 10.0  # for a request's headers to arrive (the body has --body-timeout)
 
@@ -44,8 +46,6 @@ def header_deadline_protocol(timeout_s: float = HEADER_TIMEOUT_S):
 def served_model(path: str | None) -> tuple[Path, str]:
     """(model path, version): a checkpoint (version 1), a SavedModel version folder (its number) or
     a TensorFlow Serving base folder of numbered versions (the highest, as TensorFlow Serving picks)."""
-    from mefgan_tf.models import model_version
-
     return model_version(path)
 
 
@@ -65,28 +65,21 @@ def serve_forever(
     model: str | None = None,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    tile: int | str | None = "auto",
+    options: FusionOptions = DEFAULT_OPTIONS,
     queue_size: int = DEFAULT_QUEUE,
     limits: Limits = DEFAULT_LIMITS,
     quiet: bool = False,
-    detail: int | None = None,
-    work_size: int | None = WORK_SIZE,
     align: bool = False,
     deghost: bool = False,
 ) -> None:
-    """Serve ``model`` (``served_model``; default: the shipped generator) on ``host``:``port`` until
-    SIGTERM or SIGINT, then shut down gracefully; ``detail`` and ``work_size``: as ``fusion.load_fuser``
-    (``detail`` None: its default)."""
+    """Serve ``model`` (``served_model``; default: the shipped generator) fusing as ``options`` say on
+    ``host``:``port`` until SIGTERM or SIGINT, then shut down gracefully."""
     import uvicorn
-
-    from mefgan_tf.fusion import load_fuser
 
     path, version = served_model(model)
     sock = listening_socket(host, port)  # before loading: a busy port fails fast
-    fuser = load_fuser(path, tile=tile, detail=DETAIL_LEVELS if detail is None else detail, work_size=work_size)
+    fuser = load_fuser(path, options)
     if align or deghost:  # exposures aligned and/or deghosted first (mefgan serve --align, --deghost)
-        from mefgan_tf.align import PreparedFuser
-
         fuser = PreparedFuser(fuser, align, deghost)
     app = create_app(fuser, version=version, queue_size=queue_size, limits=limits)
     config = uvicorn.Config(
