@@ -1,7 +1,10 @@
-"""Full-resolution fusion: exact tiling at any size, exposure ordering, bounded memory, load_fuser."""
+"""Full-resolution fusion: exact tiling at any size, exposure ordering, the strategies and their plans,
+bounded memory, the options, load_fuser."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable
 
 import cv2
@@ -10,24 +13,31 @@ import pytest
 
 from mefgan_tf import fusion, models
 from mefgan_tf.checkpoint import save_model_checkpoint
+from mefgan_tf.cli import build_parser
+from mefgan_tf.cli.types import fusion_options
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion import (
+    DEFAULT_MULTI,
+    STRATEGIES,
     Fuser,
+    FusionOptions,
+    Strategy,
     attention_maps,
     auto_tile,
     crop_to_multiple,
-    exposure_order,
-    fuse_exposures,
     fuse_pair,
-    load_fuser,
     network_input,
     pad_to_multiple,
-    pair_work,
+    strategy,
     tile_grid,
 )
+from mefgan_tf.fusion import plan as planning
+from mefgan_tf.fusion.tiles import pair_work
 from mefgan_tf.generator import FULL_RES_HALO
 from mefgan_tf.images import luminance
-from mefgan_tf.pyramid import transfer_detail
+from mefgan_tf.models import load_fuser
+from mefgan_tf.pyramid import DETAIL_COST, DETAIL_LEVELS, blend_memory, transfer_detail
+from mefgan_tf.scenes import exposure_order
 from mefgan_tf.stages import generator_stages
 
 
@@ -39,6 +49,11 @@ def generator(random_generator):
 @pytest.fixture(scope="module")
 def stages(generator):
     return generator_stages(generator)
+
+
+def fuse_exposures(pair: Callable, images: list[np.ndarray], multi: str = DEFAULT_MULTI) -> np.ndarray:
+    """The fusion of ``images`` by ``pair`` in the way ``multi`` names."""
+    return strategy(multi)(pair, images)
 
 
 def exposure_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -96,12 +111,12 @@ def test_tile_cores_cover_every_pixel_once_and_halos_stay_inside_the_image():
 
 def test_automatic_tile_fits_the_available_memory_and_covers_small_images_whole():
     gib = 1 << 30
-    assert auto_tile(4000, 6000, available=24 * gib) == fusion.PREFERRED_TILE
+    assert auto_tile(4000, 6000, available=24 * gib) == planning.PREFERRED_TILE
     assert auto_tile(400, 504, available=24 * gib) is None
     small = auto_tile(4000, 6000, available=gib // 4)
-    assert fusion.MIN_TILE <= small < fusion.PREFERRED_TILE and small % 8 == 0
-    assert (small + 2 * FULL_RES_HALO) ** 2 * fusion.BYTES_PER_PIXEL <= fusion.MEMORY_FRACTION * gib // 4
-    assert auto_tile(4000, 6000, available=1) == fusion.MIN_TILE
+    assert planning.MIN_TILE <= small < planning.PREFERRED_TILE and small % 8 == 0
+    assert (small + 2 * FULL_RES_HALO) ** 2 * planning.BYTES_PER_PIXEL <= planning.MEMORY_FRACTION * gib // 4
+    assert auto_tile(4000, 6000, available=1) == planning.MIN_TILE
 
 
 def test_exposures_are_ordered_by_mean_luminance():
@@ -171,19 +186,12 @@ def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages_then_tra
     checkpoint = save_model_checkpoint(tmp_path / "model", generator)
     over, under = exposure_pair(37, 53, seed=2)
     network = fuse_pair(stages, over, under)
-    fuser = load_fuser(checkpoint, tile=16, detail=0)
+    fuser = load_fuser(checkpoint, FusionOptions(tile=16, detail=0))
     np.testing.assert_allclose(fuser([under, over]), network, atol=1e-4)
     np.testing.assert_allclose(fuser([over, under]), network, atol=1e-4)
-    detailed = load_fuser(checkpoint, tile=16)([under, over])
-    assert fusion.DETAIL_LEVELS > 0 and np.abs(detailed - network).max() > 0.05
-    np.testing.assert_allclose(detailed, transfer_detail(network, [under, over], fusion.DETAIL_LEVELS), atol=1e-4)
-
-
-def test_the_detail_levels_are_0_or_more_and_0_with_the_authors_io_unless_given():
-    assert fusion.resolve_detail(None) == fusion.DETAIL_LEVELS and fusion.resolve_detail(None, original_io=True) == 0
-    assert fusion.resolve_detail(5, original_io=True) == 5
-    with pytest.raises(CommandError, match="--detail-levels -1: expected 0"):
-        load_fuser(detail=-1)
+    detailed = load_fuser(checkpoint, FusionOptions(tile=16))([under, over])
+    assert DETAIL_LEVELS > 0 and np.abs(detailed - network).max() > 0.05
+    np.testing.assert_allclose(detailed, transfer_detail(network, [under, over], DETAIL_LEVELS), atol=1e-4)
 
 
 class BlurringFuser(Fuser):
@@ -195,16 +203,80 @@ class BlurringFuser(Fuser):
 
 def test_the_detail_of_a_photo_given_twice_is_its_own_whatever_the_network_softened():
     photo = np.clip(exposure_pair(64, 80, seed=9)[0] * 1.5, 0, 1)
-    error = {levels: np.abs(BlurringFuser(None, tile=None, detail=levels)([photo, photo]) - photo).mean()
+    error = {levels: np.abs(BlurringFuser(None, FusionOptions(tile=None, detail=levels))([photo, photo]) - photo).mean()
              for levels in (0, 2, 4)}
     assert error[0] > 0.02 and error[4] < error[2] < error[0] / 3
+
+
+def test_with_the_authors_io_a_fusion_is_the_networks_own_unless_detail_levels_are_given():
+    photo = np.clip(exposure_pair(64, 80, seed=9)[0] * 1.5, 0, 1)
+    network = BlurringFuser(None, FusionOptions(tile=None, detail=0))([photo, photo])
+    for given, original_io, own in ((None, True, True), (None, False, False), (2, True, False)):
+        fused = BlurringFuser(None, FusionOptions.resolve(detail=given, original_io=original_io))([photo, photo])
+        assert np.array_equal(fused, network) == own, (given, original_io)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"tile": 7}, "--tile 7: the tile side must be a multiple of 8"),
+    ({"tile": 70000}, "--tile 70000: the tile side must be a multiple of 8, from 16 to 65536"),
+    ({"multi": "random"}, "--multi random: expected one of darkest-first, middle-out"),
+    ({"detail": -1}, "--detail-levels -1: expected 0"),
+    ({"detail": 17}, "--detail-levels 17: expected 0 .* to 16 levels"),
+    ({"work_size": 10}, "--work-size 10: the working size must be 64"),
+    ({"upsampling": "nearest"}, "upsampling nearest: expected one of bilinear, aligned"),
+])
+def test_an_invalid_fusion_option_is_refused_naming_the_option(given, message):
+    with pytest.raises(CommandError, match=message):
+        FusionOptions.resolve(**given)
+
+
+@pytest.mark.parametrize("command, extra, tile", [
+    ("fuse", ["a.png", "b.png", "-o", "f.png"], True),
+    ("serve", [], True),
+    ("evaluate", ["scenes", "--method", "mertens", "--out", "out"], False),
+])
+def test_every_fusing_command_takes_the_same_fusion_options(command, extra, tile):
+    options = ["--multi", "middle-out", "--detail-levels", "2", "--work-size", "full"] + (["--tile", "64"] if tile else [])
+    args = build_parser(command).parse_args([command, *extra, *options])
+    assert fusion_options(args) == FusionOptions(tile=64 if tile else "auto", multi="middle-out", detail=2, work_size=None)
+    assert fusion_options(build_parser(command).parse_args([command, *extra])) == FusionOptions()
+
+
+def test_the_fusion_core_imports_neither_tensorflow_nor_a_model_loader():
+    code = ("import sys, mefgan_tf.fusion; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax') "
+            "or m in ('mefgan_tf.models', 'mefgan_tf.checkpoint', 'mefgan_tf.tflite')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+class BrightestPair(Strategy):
+    """A test strategy: only the two brightest exposures, the brighter one first."""
+
+    def order(self, count: int) -> list[int]:
+        return [count - 1, count - 2]
+
+
+def test_a_new_strategy_is_one_class_and_one_registry_line(monkeypatch):
+    monkeypatch.setitem(STRATEGIES, "brightest-pair", BrightestPair)
+    calls = []
+
+    class Averaging(Fuser):
+        def pair(self, over, under, progress=None, shape=None):
+            calls.append((round(luminance(over), 2), round(luminance(under), 2)))
+            return (over + under) / 2
+
+    images = [np.full((16, 16, 3), v, np.float32) for v in (0.3, 0.9, 0.1, 0.6)]
+    fused = Averaging(None, FusionOptions(multi="brightest-pair", detail=0))(images)
+    assert calls == [(0.9, 0.6)]
+    np.testing.assert_allclose(fused, 0.75, atol=1e-3)  # grey exposures: the luma of the fusion
 
 
 @pytest.mark.parametrize("frames", [2, 4])
 def test_the_detail_transfer_plans_at_least_the_memory_it_is_measured_to_hold(frames):
     import tracemalloc
 
-    from mefgan_tf.pyramid import detail_onto, residual_size
+    from mefgan_tf.pyramid import detail_memory, detail_onto, residual_size
 
     height, width, levels = 300, 400, 6
     images = [np.random.default_rng(i).random((height, width, 3), dtype=np.float32) for i in range(frames)]
@@ -216,12 +288,20 @@ def test_the_detail_transfer_plans_at_least_the_memory_it_is_measured_to_hold(fr
         peak = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
-    assert peak <= fusion.detail_memory(height, width, frames, levels) <= 2 * peak
-    assert BlurringFuser(None, tile=None, detail=0).extra_memory(2, 4000, 6000) == 0
+    assert peak <= detail_memory(height, width, frames, levels) <= 2 * peak
+
+
+def test_the_memory_check_counts_the_detail_transfer_before_any_work(monkeypatch):
+    over, under = exposure_pair(64, 80)
+    pair_alone = planning.memory_needed(64, 80, None)
+    monkeypatch.setattr(planning, "available_memory", lambda: pair_alone + 1024)
+    BlurringFuser(None, FusionOptions(tile=None, detail=0))([over, under])  # the network's own fusion fits
+    with pytest.raises(CommandError, match="fusing 80x64 needs about"):
+        BlurringFuser(None, FusionOptions(tile=None))([over, under])
 
 
 def test_attention_rows_run_in_blocks_give_the_attention_branch_of_one_call(stages, monkeypatch):
-    monkeypatch.setattr(fusion, "ATTENTION_BLOCKS", dataclasses.replace(fusion.ATTENTION_BLOCKS, inference=100))  # 88 x 120 px: 165 rows, 2 calls
+    monkeypatch.setattr(fusion.tiles, "ATTENTION_BLOCKS", dataclasses.replace(fusion.tiles.ATTENTION_BLOCKS, inference=100))  # 88 x 120 px: 165 rows, 2 calls
     x = network_input(*exposure_pair(85, 117, seed=4))
     np.testing.assert_allclose(attention_maps(stages, x), stages.attention_half(x), atol=1e-5)
 
@@ -235,7 +315,7 @@ class RecordedProgress:
 
 
 def test_progress_covers_attention_blocks_then_tiles_and_adds_up_to_the_pair_work(stages, monkeypatch):
-    monkeypatch.setattr(fusion, "ATTENTION_BLOCKS", dataclasses.replace(fusion.ATTENTION_BLOCKS, inference=64))
+    monkeypatch.setattr(fusion.tiles, "ATTENTION_BLOCKS", dataclasses.replace(fusion.tiles.ATTENTION_BLOCKS, inference=64))
     over, under = exposure_pair(100, 70, seed=5)  # padded 104 x 72: 117 attention rows, 2 calls
     progress = RecordedProgress()
     fuse_pair(stages, over, under, tile=48, progress=progress)
@@ -248,16 +328,16 @@ def test_progress_of_several_exposures_is_one_bar_that_ends_full(stages, monkeyp
     bars = []
 
     class Recorder(fusion.FusionProgress):
-        def __init__(self, total, enabled=None, desc="fusing"):
-            super().__init__(total, enabled, desc)
+        def __init__(self, total, enabled=None, desc="fusing", stop=None):
+            super().__init__(total, enabled, desc, stop)
             bars.append(self)
 
-    monkeypatch.setattr(fusion, "FusionProgress", Recorder)
+    monkeypatch.setattr(fusion.fuser, "FusionProgress", Recorder)
     images = [exposure_pair(40, 56, seed=s)[0] * g for s, g in ((6, 0.2), (7, 0.5), (8, 0.9))]
-    detail = fusion.DETAIL_COST * 40 * 56
-    Fuser(stages, tile=None, progress=True)(images)  # blend: the darkest and the brightest each with the middle one
+    detail = DETAIL_COST * 40 * 56
+    Fuser(stages, FusionOptions(tile=None), progress=True)(images)  # blend: the darkest and the brightest each with the middle one
     assert len(bars) == 1 and bars[0].bar.n == pytest.approx(bars[0].bar.total) == pytest.approx(2 * pair_work(40, 56) + detail)
-    Fuser(stages, tile=None, progress=True, multi="middle-out", detail=0)(images)  # a fold: as many fusions
+    Fuser(stages, FusionOptions(tile=None, multi="middle-out", detail=0), progress=True)(images)  # a fold: as many fusions
     assert len(bars) == 2 and bars[1].bar.n == pytest.approx(bars[1].bar.total) == pytest.approx(2 * pair_work(40, 56))
 
 
@@ -290,7 +370,7 @@ def test_tiled_fusion_of_a_large_pair_keeps_peak_memory_far_below_untiled_needs(
     over, under = exposure_pair(1024, 512, seed=4)
     fuse_pair(stages, over[:64, :64], under[:64, :64], tile=32)  # trace first
     growth = peak_rss_growth(lambda: fuse_pair(stages, over, under, tile=128))
-    untiled_need = 1024 * 512 * fusion.BYTES_PER_PIXEL
+    untiled_need = 1024 * 512 * planning.BYTES_PER_PIXEL
     assert growth < untiled_need / 4, (growth, untiled_need)
 
 
@@ -332,7 +412,6 @@ def test_blend_fuses_each_exposure_with_the_middle_one_then_blends_each_fusion_w
 
     fused = fuse_exposures(pair, images, "blend")
     assert calls == [(0.5, 0.3), (0.7, 0.5), (0.5, 0.1), (0.9, 0.5)]
-    assert fusion.pair_count(5, "blend") == len(calls) and fusion.pair_count(2, "blend") == 1
     brought = [images[i] for i in (3, 4, 1, 2)]  # the frame each fusion brought beside the middle one
     np.testing.assert_allclose(fused, pyramid_blend(outputs, [exposure_weight(f) for f in brought]), atol=1e-6)
     assert fuse_exposures(lambda over, under: over[:1], images[:2], "blend").shape == (1, 16, 3)  # two: one fusion
@@ -345,30 +424,23 @@ def test_blend_gives_back_a_photo_given_three_times_by_a_model_that_keeps_it():
     np.testing.assert_allclose(fused, photo, atol=1e-4)
 
 
-def test_an_unknown_way_to_fuse_several_exposures_is_refused():
-    from mefgan_tf.fusion import fold_order
-
-    with pytest.raises(CommandError, match="unknown way to fuse several exposures 'random'"):
-        fold_order(3, "random")
-
-
 def test_a_fusion_that_cannot_fit_in_memory_is_refused_first_saying_what_it_needs_and_what_fits():
     gib = 1 << 30
-    fusion.check_memory(4000, 6000, 512, available=24 * gib)  # a 24 MP photo fits in tiles
+    planning.check_memory(4000, 6000, 512, available=24 * gib)  # a 24 MP photo fits in tiles
     with pytest.raises(CommandError, match=r"fusing 12000x12000 needs about 2\d\.\d GiB of memory, but 8\.0 GiB are "
                        r"available: resize the exposures \(about (\d+)x\1 would fit\) or free memory"):
-        fusion.check_memory(12000, 12000, 512, available=8 * gib)
+        planning.check_memory(12000, 12000, 512, available=8 * gib)
     with pytest.raises(CommandError, match=r"needs about .* GiB .*: fuse in tiles \(--tile 512"):
-        fusion.check_memory(4000, 6000, None, available=24 * gib)  # untiled needs 85 GiB; tiled fits
+        planning.check_memory(4000, 6000, None, available=24 * gib)  # untiled needs 85 GiB; tiled fits
 
 
 def test_a_blend_of_several_exposures_plans_for_holding_its_fusions():
     gib = 1 << 30
-    fusion.check_memory(4000, 6000, 512, available=8 * gib)  # a 24 MP pair fits in 8 GiB
-    blend = fusion.blend_memory(4000, 6000, fusions=6)  # 7 exposures
+    planning.check_memory(4000, 6000, 512, available=8 * gib)  # a 24 MP pair fits in 8 GiB
+    blend = blend_memory(4000, 6000, fusions=6)  # 7 exposures
     assert 3.4 * gib < blend < 6 * gib  # measured 151 B/px for 6 fusions at 6 MP: 3.4 GiB at 24 MP
     with pytest.raises(CommandError, match=r"fusing 6000x4000 needs about \d+\.\d GiB of memory, but 8\.0 GiB"):
-        fusion.check_memory(4000, 6000, 512, available=8 * gib, extra=blend)
+        planning.check_memory(4000, 6000, 512, available=8 * gib, extra=blend)
 
 
 @pytest.mark.parametrize("entry", ["fuse command", "python api", "fuser"])
@@ -378,8 +450,8 @@ def test_every_entry_point_checks_memory_before_any_work(monkeypatch, tmp_path, 
     from mefgan_tf.images import write_image
 
     over, under = exposure_pair(40, 48)
-    monkeypatch.setattr(fusion, "available_memory", lambda: 1 << 20)
-    monkeypatch.setattr(fusion, "fuse_pair", lambda *args, **kwargs: pytest.fail("fusion started"))
+    monkeypatch.setattr(planning, "available_memory", lambda: 1 << 20)
+    monkeypatch.setattr(fusion.fuser, "fuse_pair", lambda *args, **kwargs: pytest.fail("fusion started"))
     expected = r"fusing 48x40 needs about 0\.\d GiB of memory, but 0\.0 GiB are available"
     if entry == "fuse command":
         paths = [write_image(tmp_path / f"{n}.png", image) for n, image in (("o", over), ("u", under))]
@@ -389,6 +461,6 @@ def test_every_entry_point_checks_memory_before_any_work(monkeypatch, tmp_path, 
         assert not (tmp_path / "f.png").exists()
     else:
         call = (lambda: api.fuse([over, under], model=Fuser(stages))) if entry == "python api" else (
-            lambda: Fuser(stages, tile=None)([over, under]))
+            lambda: Fuser(stages, FusionOptions(tile=None))([over, under]))
         with pytest.raises(CommandError, match=expected):
             call()
