@@ -243,7 +243,7 @@ def working_size_case(generator, fuse, height: int, width: int, work_size: int, 
     import jax
 
     from benchmarks.bench_fusion import scene_pair
-    from mefgan_tf.fusion import fuse_images
+    from mefgan_tf.fusion import FusionOptions, fuse_images
 
     trainable = [v.value for v in generator.trainable_variables]
     state = [v.value for v in generator.non_trainable_variables]
@@ -256,8 +256,9 @@ def working_size_case(generator, fuse, height: int, width: int, work_size: int, 
         return np.asarray(fused)[0, : over.shape[0], : over.shape[1]]
 
     images = list(scene_pair(height, width))
-    first, _ = timed(lambda: fuse_images(pair, images, work_size=work_size))
-    runs = [timed(lambda: fuse_images(pair, images, work_size=work_size))[0] for _ in range(repeats)]
+    options = FusionOptions(work_size=work_size)
+    first, _ = timed(lambda: fuse_images(pair, images, options))
+    runs = [timed(lambda: fuse_images(pair, images, options))[0] for _ in range(repeats)]
     return {"work_size": work_size, "first_call_s": round(first, 3), "run_s": round(statistics.median(runs), 4),
             "runs_s": [round(r, 4) for r in runs], "compiled_shapes": fuse._cache_size()}
 
@@ -328,7 +329,7 @@ def random_patches(batch: int) -> np.ndarray:
 def train_case(batch_size: int, repeats: int, mef_ssim_weight: float) -> dict:
     """One training batch of the JAX trainer (a D and a G update, no balancing): first call and steady state."""
     from mefgan_tf.config import MEFGANConfig
-    from mefgan_tf.jax_trainer import JaxTrainer
+    from mefgan_tf.training.jax_backend import JaxTrainer
 
     config = MEFGANConfig(seed=0).replace(batch_size=batch_size, mef_ssim_weight=mef_ssim_weight)
     trainer = JaxTrainer(config, batches_per_epoch=1000)

@@ -69,7 +69,7 @@ def run() -> dict:
 
     from mefgan_tf.config import MEFGANConfig
     from mefgan_tf.pipeline import open_batches
-    from mefgan_tf.trainer import Trainer
+    from mefgan_tf.training.tensorflow_backend import Trainer
 
     config = MEFGANConfig(seed=0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,7 +19,7 @@ from mefgan_tf.files import atomic_dir, atomic_path
 
 CHECKPOINT_NAME = "ckpt"
 METADATA_FILE = "mefgan.json"
-KERAS_GENERATOR = "generator.weights.h5"  # a JAX backend run's latest generator (``jax_trainer.JaxStore``)
+KERAS_GENERATOR = "generator.weights.h5"  # a JAX backend run's latest generator (``training.jax_backend.JaxStore``)
 KERAS_WEIGHTS_SUFFIX = ".weights.h5"
 
 
@@ -257,7 +257,7 @@ def import_keras_weights(
     step: int = 0,
     config: MEFGANConfig | None = None,
 ) -> Path:
-    """Turn Keras weight files (e.g. from ``jax_trainer``, any backend) into a mefgan-tf checkpoint folder."""
+    """Turn Keras weight files (e.g. from ``training.jax_backend``, any backend) into a mefgan-tf checkpoint folder."""
     from mefgan_tf.discriminator import build_discriminator
     from mefgan_tf.generator import build_generator
 

@@ -14,7 +14,9 @@ from mefgan_tf.data import PatchFile
 from mefgan_tf.errors import CommandError
 from mefgan_tf.losses import learning_rate
 from mefgan_tf.pipeline import epoch_order, open_batches
-from mefgan_tf.trainer import BatchResult, RunLog, Trainer, image_grid, train
+from mefgan_tf.training.core import BatchResult
+from mefgan_tf.training.loop import image_grid, run_loop
+from mefgan_tf.training.tensorflow_backend import RunLog, TensorFlowStore, Trainer, remove_unfinished_saves
 
 tf.config.experimental.enable_op_determinism()  # what `mefgan train` does for its seed
 # 48 px patches: the recipe is the same at any patch size, and the steps run 9 times faster than at 144
@@ -33,6 +35,12 @@ def state(trainer: Trainer) -> list[np.ndarray]:
     variables = trainer.generator.weights + trainer.discriminator.weights
     variables += trainer.g_optimizer.variables + trainer.d_optimizer.variables
     return [np.asarray(v) for v in variables] + [trainer.step.numpy(), trainer.epoch.numpy(), trainer.batch.numpy()]
+
+
+def train(trainer: Trainer, batches, folder, max_steps=None, progress=True, on_step=None):
+    """``loop.run_loop`` as `mefgan train` runs it on one machine: this trainer's checkpoints and log in ``folder``."""
+    store, log = TensorFlowStore(trainer, folder), RunLog(folder / "logs", trainer.config)
+    return run_loop(trainer, store, log, batches, max_steps, progress=progress, on_step=on_step)
 
 
 def losses_of(log):
@@ -185,8 +193,6 @@ def test_with_a_mef_ssim_weight_g_minimises_mu_times_one_minus_mef_ssim_on_top_o
 
 
 def test_the_temporary_folder_of_a_killed_save_is_removed_and_checkpoints_are_kept(tmp_path):
-    from mefgan_tf.trainer import remove_unfinished_saves
-
     (tmp_path / "ckpt-7_temp").mkdir()
     (tmp_path / "ckpt-7_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"half")
     for name in ("ckpt-6.index", "ckpt-6.data-00000-of-00001", "checkpoint"):

@@ -1,7 +1,8 @@
 """`mefgan train`: train MEF-GAN on a patch file with the original recipe; resumable and distributable.
 
-The options become a ``runs.TrainOptions``: the config values asked for (``--paper``, ``--config``,
-the flags, ``--set``, in that order) and what to train from and into; ``runs.train_run`` trains.
+The options become a ``training.settings.TrainOptions``: the config values asked for (``--paper``,
+``--config``, the flags, ``--set``, in that order) and what to train from and into;
+``training.run.train_run`` trains.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from mefgan_tf.cli.types import finite_float
 from mefgan_tf.config import PAPER, MEFGANConfig, checked_value, file_settings, load_yaml, range_problem
 from mefgan_tf.errors import QUOTE_LIMIT, CommandError
-from mefgan_tf.runs import BACKENDS, DEFAULT_DATA, DEFAULT_OUT, TrainOptions
+from mefgan_tf.training.settings import BACKENDS, DEFAULT_DATA, DEFAULT_OUT, TrainOptions, prepare
 
 # Flag -> config field for the flags that override the config.
 FLAG_FIELDS = {
@@ -173,7 +174,7 @@ def train_options(args: argparse.Namespace) -> TrainOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mefgan_tf.runs import prepare, train_run
+    from mefgan_tf.training.run import train_run  # lazy: imports Keras, whose backend the CLI chose first
 
     options = train_options(args)
     if args.print_config:

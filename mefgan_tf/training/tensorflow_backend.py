@@ -1,12 +1,12 @@
-"""The TensorFlow trainer of `mefgan train`: the original recipe as ``tf.function`` steps driven by a small eager loop.
+"""The TensorFlow backend of `mefgan train`: the original recipe as ``tf.function`` steps driven by a small eager loop.
 
 ``Trainer`` owns G, D, their optimizers and the counters, all inside one ``tf.distribute`` strategy
 (one device, ``MirroredStrategy`` or ``MultiWorkerMirroredStrategy``). Its three compiled steps (a
 D update, a G update and a measurement of mean D(gt) / D(fused)) are its backend-specific part;
 the optimizers, the balancing of the steps, the step accounting, the summaries and the NaN/Inf
-guard are the shared ``training`` core (the JAX trainer uses it too). ``TensorFlowStore`` and
-``RunLog`` are its checkpoints and TensorBoard log for the run loop of both backends (``runs``);
-``train`` runs that loop with them.
+guard are the shared ``core`` (the JAX backend uses it too). ``TensorFlowStore`` and ``RunLog`` are
+its checkpoints and TensorBoard log for the run loop of both backends (``loop.run_loop``);
+``build_run`` puts them together under the cluster's strategy (``make_strategy``).
 
 Which ``training=`` flags: the original runs G and D as one TF1 graph whose batch norm is in
 training mode and whose spectral-norm ``u`` vectors are reassigned on every run. So every call here
@@ -19,7 +19,6 @@ moving statistics move only in the two updates: the original attaches ``UPDATE_O
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -36,12 +35,11 @@ from mefgan_tf.generator import build_generator
 from mefgan_tf.layers import freeze_statistics, moving_statistics
 from mefgan_tf.losses import d_loss_per_example, generator_loss_per_example, learning_rate
 from mefgan_tf.pipeline import PatchBatches
-from mefgan_tf.runs import GRID_IMAGES, RunReport, image_grid, run_loop
 from mefgan_tf.signals import held_signals
-from mefgan_tf.training import BatchResult, TrainingCore, make_optimizers, summary_scalars
+from mefgan_tf.training.core import BatchResult, TrainingCore, initialize_generator, make_optimizers, summary_scalars
+from mefgan_tf.training.loop import BackendRun
 
 PRECISIONS = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-__all__ = ["GRID_IMAGES", "BatchResult", "RunLog", "RunReport", "TensorFlowStore", "Trainer", "image_grid", "train"]
 
 
 class Trainer(TrainingCore):
@@ -222,7 +220,7 @@ class Trainer(TrainingCore):
         return result, g_out["fused"]
 
     def batch_stream(self, batches: PatchBatches, epoch: int, start: int):
-        """The batches ``start..`` of ``epoch`` (``runs.RunTrainer``), split over the replicas."""
+        """The batches ``start..`` of ``epoch`` (``loop.RunTrainer``), split over the replicas."""
         return self.distributed_batches(batches, epoch, start)
 
     def local_slices(self, batch) -> list[np.ndarray]:
@@ -245,7 +243,7 @@ def _sums(values: dict) -> dict:
 
 
 class RunLog:
-    """TensorBoard event files (chief only): ``training.summary_scalars`` and image grids."""
+    """TensorBoard event files (chief only): ``core.summary_scalars`` and image grids (``loop.image_grid``)."""
 
     def __init__(self, directory: Path | None, config: MEFGANConfig):
         self.config = config
@@ -264,23 +262,8 @@ class RunLog:
         self.writer.close()
 
 
-def train(
-    trainer: Trainer,
-    batches: PatchBatches,
-    checkpoint_dir: str | Path,
-    max_steps: int | None = None,
-    is_chief: bool = True,
-    progress: bool = True,
-    on_step: Callable[[int, BatchResult], None] | None = None,
-) -> RunReport:
-    """``runs.run_loop`` with this trainer, its checkpoints in ``checkpoint_dir`` and its TensorBoard log."""
-    directory = Path(checkpoint_dir)
-    log = RunLog(directory / "logs" if is_chief else None, trainer.config)
-    return run_loop(trainer, TensorFlowStore(trainer, directory), log, batches, max_steps, is_chief, progress, on_step)
-
-
 class TensorFlowStore:
-    """The trainer's TensorFlow checkpoints ``ckpt-N`` in a run folder (``runs.RunStore``)."""
+    """The trainer's TensorFlow checkpoints ``ckpt-N`` in a run folder (``loop.RunStore``)."""
 
     def __init__(self, trainer: Trainer, directory: Path) -> None:
         self.trainer, self.directory = trainer, directory
@@ -344,3 +327,28 @@ def restore(trainer: Trainer, prefix: str) -> None:
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as err:
         raise CommandError(f"{prefix}: cannot resume from this checkpoint ({str(err).splitlines()[0]})") from None
+
+
+def make_strategy(multi_worker: bool):
+    """MultiWorkerMirrored with TF_CONFIG, Mirrored on several local GPUs, else the default (one device)."""
+    if multi_worker:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_run(config: MEFGANConfig, batches_per_epoch: int, init_generator: str | None, mixed_precision: bool,
+              multi_worker: bool) -> BackendRun:
+    """The trainer under the cluster's strategy, started from ``init_generator``'s generator if given,
+    with its checkpoints and TensorBoard log (``loop.BackendRun``)."""
+    strategy = make_strategy(multi_worker)
+    precision = ("float16" if tf.config.list_physical_devices("GPU") else "bfloat16") if mixed_precision else None
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()  # same seed, same losses (no measurable cost on CPU)
+    trainer = Trainer(config, batches_per_epoch, strategy, precision)
+    if init_generator:
+        initialize_generator(trainer.generator, init_generator, trainer.strategy.scope())
+    return BackendRun(trainer, lambda folder: TensorFlowStore(trainer, folder), lambda logs: RunLog(logs, config),
+                      strategy.num_replicas_in_sync, precision)

@@ -1,12 +1,12 @@
 """The JAX backend of `mefgan train --backend jax`, for accelerator machines with JAX but no TensorFlow.
 
-``trainer.py`` is the TensorFlow backend (tf.function steps, tf.distribute). This module runs the
-same recipe with the same pieces: the networks of ``generator.py`` and ``discriminator.py``, the
-losses of ``losses.py``, every value from ``MEFGANConfig``, the shared core of ``training.py``
-(optimizers, balancing, step accounting, TensorBoard scalars, the NaN guard), and the run loop of
-``runs.py`` (batches from ``pipeline``, checkpoints, resume, logs). What is its own are the step
-functions, written with Keras's stateless API under ``jax.jit``, its checkpoints (``JaxStore``)
-and its log writer (``JaxLog``). Like ``trainer.py``, every call runs G and D with
+``tensorflow_backend`` is the TensorFlow backend (tf.function steps, tf.distribute). This module
+runs the same recipe with the same pieces: the networks of ``generator`` and ``discriminator``, the
+losses of ``losses``, every value from ``MEFGANConfig``, the shared ``core`` (optimizers, balancing,
+step accounting, TensorBoard scalars, the NaN guard), and the run loop of ``loop`` (batches from
+``pipeline``, checkpoints, resume, logs). What is its own are the step functions, written with
+Keras's stateless API under ``jax.jit``, its checkpoints (``JaxStore``) and its log writer
+(``JaxLog``). Like the TensorFlow backend, every call runs G and D with
 ``training=True`` (batch statistics; each spectral-norm ``u`` advances once per call), the
 batch-norm moving statistics move only in the updates, and D sees real and fused patches in one
 concatenated batch.
@@ -23,14 +23,16 @@ import keras
 
 if keras.backend.backend() != "jax":
     raise ImportError(
-        f"mefgan_tf.jax_trainer runs on Keras's JAX backend, and Keras runs on {keras.backend.backend()}: "
+        f"mefgan_tf.training.jax_backend runs on Keras's JAX backend, and Keras runs on {keras.backend.backend()}: "
         "set KERAS_BACKEND=jax before Keras is imported"
     )
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
+from tensorboard.summary import Writer  # noqa: E402
 
+from mefgan_tf.checkpoint import keras_generator_weights  # noqa: E402
 from mefgan_tf.config import MEFGANConfig  # noqa: E402
 from mefgan_tf.data import split_channels  # noqa: E402
 from mefgan_tf.discriminator import build_discriminator  # noqa: E402
@@ -40,7 +42,14 @@ from mefgan_tf.generator import build_generator  # noqa: E402
 from mefgan_tf.layers import freeze_statistics, moving_statistics  # noqa: E402
 from mefgan_tf.losses import d_loss, generator_loss  # noqa: E402
 from mefgan_tf.signals import held_signals  # noqa: E402
-from mefgan_tf.training import BatchResult, TrainingCore, make_optimizers, summary_scalars  # noqa: E402
+from mefgan_tf.training.core import (  # noqa: E402
+    BatchResult,
+    TrainingCore,
+    initialize_generator,
+    make_optimizers,
+    summary_scalars,
+)
+from mefgan_tf.training.loop import BackendRun  # noqa: E402
 
 GENERATOR_WEIGHTS = "generator.weights.h5"  # the latest generator, as `mefgan fuse` and `mefgan export` load it
 CHECKPOINT = re.compile(r"ckpt-(\d+)\.npz")
@@ -169,7 +178,7 @@ class JaxTrainer(TrainingCore):
         result, g_out = super().train_batch(batch, index)
         return result, np.asarray(g_out["fused"])
 
-    # ``runs.RunTrainer``: the data position and the batches.
+    # ``loop.RunTrainer``: the data position and the batches.
     @property
     def steps_done(self) -> int:
         return self.done
@@ -210,7 +219,7 @@ def keep_moving(network: Network, old: list, new: list) -> list:
 
 
 class JaxStore:
-    """The JAX run's checkpoints (``runs.RunStore``): ``ckpt-N.npz`` holds every array (both networks,
+    """The JAX run's checkpoints (``loop.RunStore``): ``ckpt-N.npz`` holds every array (both networks,
     both optimizers, the counters), the last ``keep_checkpoints`` are kept; ``generator.weights.h5``
     is the latest generator as a Keras weight file. Each file is written whole or not at all."""
 
@@ -250,12 +259,10 @@ class JaxStore:
 
 
 class JaxLog:
-    """TensorBoard scalars of the run (``training.summary_scalars``: the TensorFlow backend's tags),
+    """TensorBoard scalars of the run (``core.summary_scalars``: the TensorFlow backend's tags),
     written without TensorFlow."""
 
     def __init__(self, directory: Path | None, config: MEFGANConfig) -> None:
-        from tensorboard.summary import Writer
-
         self.config, self.writer = config, Writer(str(directory)) if directory is not None else None
 
     def write(self, step: int, result: BatchResult, lr: float, patches_per_second: float, images=None) -> None:
@@ -267,3 +274,18 @@ class JaxLog:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+
+
+def build_run(config: MEFGANConfig, batches_per_epoch: int, init_generator: str | None, mixed_precision: bool = False,
+              multi_worker: bool = False) -> BackendRun:
+    """The JAX trainer, started from ``init_generator``'s generator if given, with its ``.npz``
+    checkpoints and TensorBoard log (``loop.BackendRun``). One machine, float32: ``settings.check_backend``
+    refuses ``mixed_precision`` and ``multi_worker`` first."""
+    if init_generator and keras_generator_weights(init_generator) is None:
+        raise CommandError(f"--init-generator {init_generator}: no JAX run folder or Keras .weights.h5 file "
+                           "(under --backend jax; a TensorFlow checkpoint needs TensorFlow to read: see docs/training.md)")
+    trainer = JaxTrainer(config, batches_per_epoch)
+    if init_generator:
+        initialize_generator(trainer.g.model, init_generator)
+        trainer.g.read_back()
+    return BackendRun(trainer, lambda folder: JaxStore(trainer, folder), lambda logs: JaxLog(logs, config))

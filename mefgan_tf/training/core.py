@@ -1,7 +1,7 @@
 """The training core that both trainers share; only their step functions are backend-specific.
 
-``trainer.Trainer`` (TensorFlow: ``tf.function`` steps under ``tf.distribute``) and
-``jax_trainer.JaxTrainer`` (Keras's stateless API under ``jax.jit``) each implement the three steps
+``tensorflow_backend.Trainer`` (``tf.function`` steps under ``tf.distribute``) and
+``jax_backend.JaxTrainer`` (Keras's stateless API under ``jax.jit``) each implement the three steps
 of the original recipe on a batch: a D update (``d_step``), a G update (``g_step``) and a measurement
 of mean D(fused) and D(gt) (``measured``) that advances each spectral-norm ``u`` but leaves the
 batch-norm moving statistics as they were (the original attaches ``UPDATE_OPS`` to its two
@@ -15,10 +15,12 @@ batch-norm moving statistics as they were (the original attaches ``UPDATE_OPS`` 
   a batch reports (``BatchResult``);
 * the batches themselves: ``pipeline.PatchBatches`` (the order of each epoch, random flips);
 * the TensorBoard scalars (``summary_scalars``: one set of tags) and the guard against non-finite
-  losses (``check_finite``).
+  losses (``check_finite``);
+* a fine-tune's start (``initialize_generator``): another model's generator weights.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from mefgan_tf.checkpoint import load_generator
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
 from mefgan_tf.losses import BalancedBatch, balanced_batch, learning_rate
@@ -165,3 +168,12 @@ def check_finite(
         f"non-finite loss at step {step} (G loss {result.g_loss}, D loss {result.d_loss}); "
         f"training stopped and {kept_text} ({advice})"
     )
+
+
+def initialize_generator(generator, path: str, scope=None) -> None:
+    """Copy the generator weights of the model ``path`` (a run folder of either backend, a checkpoint
+    or a Keras ``.weights.h5`` file) into ``generator`` (D stays fresh); ``scope``: a distribution scope."""
+    source = load_generator(path)
+    with scope or contextlib.nullcontext():
+        for variable, value in zip(generator.weights, source.weights, strict=True):
+            variable.assign(np.asarray(value))
