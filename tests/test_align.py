@@ -165,7 +165,7 @@ def moved_pair(folder: Path) -> tuple[list[Path], list[np.ndarray]]:
 def test_fuse_align_prints_what_it_did_and_fuses_the_aligned_frames(tmp_path, capsys, monkeypatch):
     from mefgan_tf.cli import main
 
-    monkeypatch.setattr("mefgan_tf.fusion.load_fuser", lambda *args, **kwargs: mertens)  # no network needed here
+    monkeypatch.setattr("mefgan_tf.cli.fuse.load_fuser", lambda *args, **kwargs: mertens)  # no network needed here
     paths, _ = moved_pair(tmp_path)
     out = tmp_path / "fused.png"
     assert main(["fuse", "-q", *map(str, paths), "-o", str(out), "--align", "--no-deghost"]) == 0
@@ -181,7 +181,7 @@ def test_fuse_align_prints_what_it_did_and_fuses_the_aligned_frames(tmp_path, ca
 def test_fuse_pairs_notes_each_scene_it_aligns(tmp_path, capsys, monkeypatch):
     from mefgan_tf.cli import main
 
-    monkeypatch.setattr("mefgan_tf.fusion.load_fuser", lambda *args, **kwargs: mertens)
+    monkeypatch.setattr("mefgan_tf.cli.fuse.load_fuser", lambda *args, **kwargs: mertens)
     moved_pair(tmp_path / "scenes" / "street")
     assert main(["fuse", "-q", "--pairs", str(tmp_path / "scenes"), "-o", str(tmp_path / "out")]) == 0
     assert "note: street: aligned to bright.png: dark.png moved by " in capsys.readouterr().err

@@ -7,8 +7,9 @@ import pytest
 import mefgan_tf
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.errors import CommandError
-from mefgan_tf.fusion import load_fuser
+from mefgan_tf.fusion import FusionOptions
 from mefgan_tf.images import to_uint8
+from mefgan_tf.models import load_fuser
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_the_package_exports_the_api_without_loading_tensorflow_on_import():
 def test_paths_and_arrays_of_every_dtype_fuse_alike(checkpoint, scene, tmp_path):
     dark, bright = scene
     model = mefgan_tf.load_model(checkpoint, tile=None)
-    expected = load_fuser(checkpoint, tile=None)([dark, bright])
+    expected = load_fuser(checkpoint, FusionOptions(tile=None))([dark, bright])
     as_float = mefgan_tf.fuse([bright, dark], model=model)  # any order
     np.testing.assert_allclose(as_float, expected, atol=1e-6)
     as_uint8 = mefgan_tf.fuse([to_uint8(dark), to_uint8(bright)], model=checkpoint)  # 8-bit inputs: x / 255

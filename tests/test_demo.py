@@ -10,9 +10,9 @@ from mefgan_tf.cli import main
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.demo import GAP, LABEL_HEIGHT
 from mefgan_tf.discriminator import build_discriminator
-from mefgan_tf.fusion import load_fuser
 from mefgan_tf.generator import build_generator
 from mefgan_tf.images import luminance, read_image, read_image_raw, to_uint8
+from mefgan_tf.models import load_fuser
 from mefgan_tf.samples import SAMPLE_IMAGES, exposed, sample_pair, sample_photo
 
 

@@ -13,7 +13,7 @@ from mefgan_tf.baselines import average
 from mefgan_tf.cli import main
 from mefgan_tf.evaluate import methods
 from mefgan_tf.evaluate.chart import chart_limits
-from mefgan_tf.fusion import DETAIL_LEVELS
+from mefgan_tf.fusion import FusionOptions
 from mefgan_tf.images import (
     decode_image_raw,
     encode_image_original,
@@ -23,8 +23,7 @@ from mefgan_tf.images import (
     write_image,
 )
 from mefgan_tf.pairings import load_scene
-from mefgan_tf.resolution import WORK_SIZE
-from mefgan_tf.scenes import DEFAULT_MULTI, Scene
+from mefgan_tf.scenes import Scene
 
 OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png"]
 
@@ -168,7 +167,7 @@ def test_ground_truth_folder_option_and_resize_max(tmp_path):
 def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
     seen = []
 
-    def load_fuser(path, **options):
+    def load_fuser(path, options):
         seen.append((path, options))
         return lambda images: average(images)
 
@@ -176,12 +175,12 @@ def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
     scenes, out = _folder_scenes(tmp_path / "scenes", count=1), tmp_path / "out"
     (tmp_path / "ckpt").mkdir()
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--method", "average", "--out", out) == 0
-    assert seen == [(tmp_path / "ckpt", {"multi": DEFAULT_MULTI, "detail": DETAIL_LEVELS, "work_size": WORK_SIZE})]
+    assert seen == [(tmp_path / "ckpt", FusionOptions())]  # `mefgan fuse`'s defaults
     gan, avg = _read_csv(out / "per_image.csv")
     assert gan["method"] == "gan" and gan["MEF_SSIM"] == avg["MEF_SSIM"]
     assert _run(scenes, "--method", f"gan=model:{tmp_path / 'ckpt'}", "--detail-levels", "2", "--multi", "middle-out",
                 "--work-size", "full", "--out", out, "-y") == 0
-    assert seen[-1] == (tmp_path / "ckpt", {"multi": "middle-out", "detail": 2, "work_size": None})
+    assert seen[-1] == (tmp_path / "ckpt", FusionOptions(multi="middle-out", detail=2, work_size=None))
 
 
 def _odd_sized_scenes(root, count=2):
@@ -198,8 +197,8 @@ def _odd_sized_scenes(root, count=2):
 def test_original_io_scores_the_bytescaled_jpeg_against_cropped_sources(tmp_path, monkeypatch):
     details = []
 
-    def load_fuser(path, **options):
-        details.append(options.get("detail"))
+    def load_fuser(path, options):
+        details.append(options.detail)
         return lambda images: average(images) * 0.5 + 0.1  # a dull image that bytescale stretches
 
     monkeypatch.setattr(methods, "load_fuser", load_fuser)
@@ -211,7 +210,7 @@ def test_original_io_scores_the_bytescaled_jpeg_against_cropped_sources(tmp_path
     assert row["status"] == "ok" and row["size"] == "56x40" and row["cropped_rows_x_cols"] == "5x5"
     loaded = load_scene(Scene("scene0", sorted((scenes / "scene0").iterdir()), scenes / "Label" / "scene0.png"))
     over, under, gt = (image[:40, :56] for image in (loaded.over, loaded.under, loaded.gt))
-    fused = decode_image_raw(encode_image_original(load_fuser(None)([to_float(under), to_float(over)]), ".jpg"))
+    fused = decode_image_raw(encode_image_original(load_fuser(None, FusionOptions(detail=0))([to_float(under), to_float(over)]), ".jpg"))
     assert fused.min() <= 2 and fused.max() >= 253  # stretched, then JPEG
     expected = metrics.all_metrics(over, under, fused, gt)
     assert np.isnan(expected["MEF_SSIM"]) and row["MEF_SSIM"] == ""  # too small for three scales

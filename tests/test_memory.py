@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mefgan_tf.fusion import available_memory as fusion_available
+from mefgan_tf.fusion.plan import available_memory as fusion_available
 from mefgan_tf.memory import available_memory
 
 GIB = 2**30

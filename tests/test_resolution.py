@@ -5,11 +5,11 @@ import cv2
 import numpy as np
 import pytest
 
-from mefgan_tf import fusion
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import Fuser, fuse_images, fuse_pair
+from mefgan_tf.fusion import Fuser, FusionOptions, fuse_images, fuse_pair
+from mefgan_tf.fusion.tiles import pair_work
 from mefgan_tf.images import to_float, to_uint8
-from mefgan_tf.pyramid import DETAIL_LEVELS, gaussian_pyramid, transfer_detail
+from mefgan_tf.pyramid import DETAIL_COST, DETAIL_LEVELS, detail_memory, gaussian_pyramid, transfer_detail
 from mefgan_tf.resolution import (
     WORK_SIZE,
     downscale,
@@ -71,7 +71,7 @@ def test_every_photo_of_one_orientation_reaches_the_network_in_one_of_a_few_shap
             return stages.fuse_tile(x, half)
 
     sizes = [(100, 150), (120, 160), (90, 160), (133, 200), (75, 100), (110, 140)]  # 3:2, 4:3, 16:9, ...
-    fuser = Fuser(Recording(), tile=None, work_size=64)
+    fuser = Fuser(Recording(), FusionOptions(tile=None, work_size=64))
     for height, width in sizes:
         pair = [photo(height, width, seed=1) * 0.4, photo(height, width, seed=1)]
         assert fuser(pair).shape == (height, width, 3)
@@ -93,16 +93,16 @@ def test_a_large_photo_given_twice_comes_back_as_itself_though_the_network_softe
     def blurring(over, under, shape=None):
         return cv2.GaussianBlur(over, (0, 0), 1.5)
 
-    assert psnr(fuse_images(blurring, [big, big], work_size=128), big) > 40
-    assert psnr(fuse_images(blurring, [big, big], work_size=None, detail=0), big) < 30
+    assert psnr(fuse_images(blurring, [big, big], FusionOptions(work_size=128)), big) > 40
+    assert psnr(fuse_images(blurring, [big, big], FusionOptions(work_size=None, detail=0)), big) < 30
 
 
 def test_detail_levels_0_and_full_size_give_the_network_on_the_photos_themselves(stages):
     over, under = photo(90, 150, seed=4), photo(90, 150, seed=4) * 0.3
     network = fuse_pair(stages, over, under)
-    np.testing.assert_allclose(Fuser(stages, tile=None, detail=0, work_size=64)([under, over]), network, atol=1e-5)
+    np.testing.assert_allclose(Fuser(stages, FusionOptions(tile=None, detail=0, work_size=64))([under, over]), network, atol=1e-5)
     exact = transfer_detail(network, [under, over], DETAIL_LEVELS)
-    np.testing.assert_allclose(Fuser(stages, tile=None, work_size=None)([under, over]), exact, atol=1e-5)
+    np.testing.assert_allclose(Fuser(stages, FusionOptions(tile=None, work_size=None))([under, over]), exact, atol=1e-5)
 
 
 def test_at_the_working_size_the_shipped_network_keeps_its_tone_and_score_on_a_photos_exposures():
@@ -112,8 +112,8 @@ def test_at_the_working_size_the_shipped_network_keeps_its_tone_and_score_on_a_p
 
     shipped = load_stages(None)
     under, over = (to_float(image) for image in sample_pair("coffee", max_side=400))  # 267 x 400
-    fused = Fuser(shipped, tile=None, work_size=200)([under, over])  # the network at 133 x 200
-    exact = Fuser(shipped, tile=None, work_size=None)([under, over])
+    fused = Fuser(shipped, FusionOptions(tile=None, work_size=200))([under, over])  # the network at 133 x 200
+    exact = Fuser(shipped, FusionOptions(tile=None, work_size=None))([under, over])
     tone = [cv2.GaussianBlur(image, (0, 0), 8) for image in (fused, exact)]
     assert np.abs(tone[0] - tone[1]).mean() < 0.02
     sources = Sources(to_uint8(over), to_uint8(under))
@@ -121,22 +121,29 @@ def test_at_the_working_size_the_shipped_network_keeps_its_tone_and_score_on_a_p
 
 
 def test_the_memory_plan_and_progress_count_the_network_at_the_working_size(stages):
-    fuser = Fuser(stages, tile=None)
-    assert fuser.network_shape(3000, 4000) == (384, 512)
-    assert fuser.network_shape(300, 400) == (300, 400)
-    assert Fuser(stages, tile=None, work_size=None).network_shape(3000, 4000) == (3000, 4000)
-    assert fuser.extra_memory(2, 3000, 4000) == fusion.detail_memory(3000, 4000, 2, DETAIL_LEVELS)
+    assert FusionOptions().resolution().network_shape(3000, 4000) == (384, 512)
+    assert FusionOptions().resolution().network_shape(300, 400) == (300, 400)
+    assert FusionOptions(work_size=None).resolution().network_shape(3000, 4000) == (3000, 4000)
+    photos = [np.broadcast_to(np.float32(0.5), (3000, 4000, 3))] * 2  # shapes only: nothing is fused
+    for options, network in ((FusionOptions(), (384, 512)), (FusionOptions(work_size=None), (3000, 4000))):
+        fuser = Fuser(stages, options)
+        plan = fuser.plan(fuser.sizes(photos))
+        assert plan.pairs == 1 and plan.work == pytest.approx(pair_work(*network) + DETAIL_COST * 3000 * 4000)
+        assert plan.memory == detail_memory(3000, 4000, 2, DETAIL_LEVELS)  # the detail is at full size either way
 
 
-@pytest.mark.parametrize("value, message", [("63", "64 to 32768"), ("big", "expected 'full' or a side in pixels"),
-                                            ("99999999999999999999", "64 to 32768")])
-def test_a_working_size_out_of_range_is_one_line_naming_the_option(value, message, tmp_path, capsys):
+@pytest.mark.parametrize("value, message, code", [("63", "--work-size 63: the working size must be 64 to 32768", 1),
+                                                  ("big", "expected 'full' or a side in pixels", 2),
+                                                  ("99999999999999999999", "64 to 32768", 1)])
+def test_a_working_size_out_of_range_is_one_line_naming_the_option(value, message, code, tmp_path, capsys):
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     for path in (a, b):
         cv2.imwrite(str(path), np.zeros((16, 16, 3), np.uint8))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fuse", str(a), str(b), "-o", str(tmp_path / "out.png"), "--work-size", value])
-    assert exit_info.value.code == 2
+    try:  # not a number: argparse's usage error; out of range: the options' one line
+        result = main(["fuse", str(a), str(b), "-o", str(tmp_path / "out.png"), "--work-size", value])
+    except SystemExit as exit_info:
+        result = exit_info.code
+    assert result == code
     err = capsys.readouterr().err
     assert "--work-size" in err and message in err and not (tmp_path / "out.png").exists()
 

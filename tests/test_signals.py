@@ -66,7 +66,7 @@ def test_fuse_and_export_stop_with_exit_130_and_write_nothing_when_the_interrupt
         swallowed_interrupt()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fusion, "fuse_pair", fuse_and_lose_an_interrupt)
+    monkeypatch.setattr(fusion.fuser, "fuse_pair", fuse_and_lose_an_interrupt)
     assert main(["fuse", "-q", *map(str, pair), "-o", str(tmp_path / "fused.png")]) == 130
     assert not (tmp_path / "fused.png").exists()
 
