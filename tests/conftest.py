@@ -2,10 +2,12 @@
 running server. Helpers that several test files need are fixtures here (tests never import each other)."""
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,6 +125,113 @@ def load_tf1_weights():
 def random_generator():
     """``random_generator(seed, attention_chunk=64)``: a built generator with well-scaled random weights."""
     return well_scaled_generator
+
+
+# ---------------------------------------------------------------------------------------- one seeded model
+# The model of the tests that need "a" model: a well-scaled random generator (seed 7), its checkpoint,
+# its SavedModel and LiteRT files. A file that needs another model defines its own fixture of that name.
+SEED = 7
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """``name`` in the run's temporary folder, made by ``build(path)`` once for the whole run: the
+    test processes of `pytest -n` share the folder above their own, and the first to ask builds while
+    the others wait (a SavedModel export is a minute of tracing). Built under a temporary name and
+    renamed, so that a path that exists is complete."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path = root / name
+    with open(root / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            partial = root / f".partial-{name}"  # the same suffix: `mefgan export --tflite` checks it
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.unlink(missing_ok=True)
+            build(partial)
+            partial.rename(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def generator(random_generator):
+    """The seeded generator (seed 7); tests must not change its weights."""
+    return random_generator(seed=SEED)
+
+
+@pytest.fixture(scope="session")
+def stages(generator):
+    from mefgan_tf.stages import generator_stages
+
+    return generator_stages(generator)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(generator, tmp_path_factory) -> Path:
+    """The seeded generator's checkpoint folder (read it, never write into it)."""
+    from mefgan_tf.checkpoint import save_model_checkpoint
+
+    return save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", generator)
+
+
+@pytest.fixture(scope="session")
+def savedmodel(checkpoint, tmp_path_factory) -> Path:
+    """``mefgan export`` of the seeded checkpoint: a version folder ``.../mefgan/1`` (read it, never write into it)."""
+    from mefgan_tf.cli import main
+
+    def export(folder: Path) -> None:
+        assert main(["export", "--checkpoint", str(checkpoint), "--out", str(folder / "mefgan" / "1")]) == 0
+
+    return built_once(tmp_path_factory, "savedmodel", export) / "mefgan" / "1"
+
+
+@pytest.fixture(scope="session")
+def served(savedmodel):
+    """The seeded SavedModel loaded with ``tf.saved_model.load`` (once per test process)."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(savedmodel))
+
+
+def smooth_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An (over, under) pair of smooth random texture, float32 in [0, 1]."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((height // 4 + 1, width // 4 + 1, 3), dtype=np.float32), (width, height))
+    return np.clip(base * 1.8, 0, 1), base * 0.3
+
+
+@pytest.fixture(scope="session")
+def litert_model(checkpoint, tmp_path_factory) -> Callable[[str], Path]:
+    """``litert_model(quantize)``: ``mefgan export --tflite --quantize QUANTIZE`` of the seeded checkpoint,
+    made on first use; int8 calibrates on two smooth 40x56 pairs (48 px crops keep it quick)."""
+    from mefgan_tf import tflite
+    from mefgan_tf.cli import main
+    from mefgan_tf.images import to_uint8
+
+    def calibration(folder: Path) -> None:
+        import cv2
+
+        folder.mkdir()
+        for i in (1, 2):
+            over, under = smooth_pair(40, 56, seed=10 + i)
+            cv2.imwrite(str(folder / f"o{i}.png"), to_uint8(over)[..., ::-1])
+            cv2.imwrite(str(folder / f"u{i}.png"), to_uint8(under)[..., ::-1])
+
+    def export(quantize: str) -> Path:
+        def build(out: Path) -> None:
+            extra = []
+            if quantize == "int8":
+                extra = ["--calibration", str(built_once(tmp_path_factory, "calibration", calibration))]
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(tflite, "CALIBRATION_SIDE", 48)
+                assert main(["export", "--tflite", "--checkpoint", str(checkpoint), "--out", str(out),
+                             "--quantize", quantize, *extra]) == 0
+
+        return built_once(tmp_path_factory, f"mefgan_{quantize}.tflite", build)
+
+    return export
 
 
 # ---------------------------------------------------------------------------------------- serving

@@ -10,21 +10,14 @@ import h5py
 import numpy as np
 import pytest
 
-from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.export import export_saved_model
 from mefgan_tf.images import write_image
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, random_generator) -> dict[str, Path]:
-    """A good checkpoint and a good SavedModel, copied and damaged by the cases."""
-    root = tmp_path_factory.mktemp("models")
-    generator = random_generator(seed=3)
-    return {
-        "checkpoint": save_model_checkpoint(root / "run", generator),
-        "savedmodel": export_saved_model(generator, root / "export" / "1"),
-    }
+def models(checkpoint, savedmodel) -> dict[str, Path]:
+    """A good checkpoint and a good SavedModel (tests/conftest.py), copied and damaged by the cases."""
+    return {"checkpoint": checkpoint, "savedmodel": savedmodel}
 
 
 def damaged(models: dict[str, Path], tmp_path: Path, kind: str) -> tuple[Path, str]:

@@ -15,42 +15,18 @@ import pytest
 import tensorflow as tf
 
 from mefgan_tf import fusion, models
-from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
-from mefgan_tf.fusion import DETAIL_LEVELS, attention_maps, fuse_pair, load_fuser, network_input
+from mefgan_tf.fusion import FusionOptions, attention_maps, fuse_pair, network_input
 from mefgan_tf.images import read_image, to_uint8
-from mefgan_tf.pyramid import transfer_detail
-from mefgan_tf.stages import TensorFlowStages, generator_stages
+from mefgan_tf.models import load_fuser
+from mefgan_tf.pyramid import DETAIL_LEVELS, transfer_detail
+from mefgan_tf.stages import TensorFlowStages
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
 
 
-@pytest.fixture(scope="module")
-def generator(random_generator):
-    return random_generator(seed=7)
-
-
-@pytest.fixture(scope="module")
-def stages(generator):
-    return generator_stages(generator)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(generator, tmp_path_factory) -> Path:
-    return save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", generator)
-
-
-@pytest.fixture(scope="module")
-def exported(checkpoint, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "mefgan" / "1"
-    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def served(exported):
-    return tf.saved_model.load(str(exported))
+# generator, stages, checkpoint, savedmodel (`mefgan export` of the checkpoint), served: tests/conftest.py
 
 
 def pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +39,8 @@ def png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", to_uint8(image)[..., ::-1])[1].tobytes()
 
 
-def test_export_writes_a_versioned_savedmodel_with_both_signatures(exported, served):
-    assert exported.name == "1" and (exported / "saved_model.pb").is_file() and (exported / "variables").is_dir()
+def test_export_writes_a_versioned_savedmodel_with_both_signatures(savedmodel, served):
+    assert savedmodel.name == "1" and (savedmodel / "saved_model.pb").is_file() and (savedmodel / "variables").is_dir()
     assert set(served.signatures) == {FLOAT_SIGNATURE, BYTES_SIGNATURE}
     inputs = served.signatures[FLOAT_SIGNATURE].structured_input_signature[1]
     assert {k: (v.dtype, v.shape.as_list()) for k, v in inputs.items()} == {
@@ -98,7 +74,7 @@ def test_bytes_signature_turns_two_encoded_exposures_in_any_order_into_a_png_of_
 def test_bytes_signature_fuses_a_photo_larger_than_the_working_size_as_mefgan_fuse_does(served, stages):
     over, under = pair(420, 620, seed=3)  # larger than WORK_SIZE: the network at 512 x 347
     over8, under8 = (to_uint8(image).astype(np.float32) / np.float32(255) for image in (over, under))
-    expected = to_uint8(fusion.Fuser(stages, tile=None)([under8, over8]))
+    expected = to_uint8(fusion.Fuser(stages, FusionOptions(tile=None))([under8, over8]))
     result = served.signatures[BYTES_SIGNATURE](over_bytes=tf.constant([png(under)]), under_bytes=tf.constant([png(over)]))
     decoded = tf.io.decode_png(result["fused_png_bytes"].numpy()[0]).numpy()
     assert decoded.shape == (420, 620, 3)
@@ -109,12 +85,12 @@ def test_bytes_signature_fuses_a_photo_larger_than_the_working_size_as_mefgan_fu
 
 
 @pytest.mark.skipif(not SAVED_MODEL_CLI.exists(), reason="saved_model_cli not installed beside python")
-def test_saved_model_cli_runs_the_serving_signature(exported, stages, tmp_path):
+def test_saved_model_cli_runs_the_serving_signature(savedmodel, stages, tmp_path):
     over, under = pair(21, 30, seed=2)
     np.save(tmp_path / "over.npy", over[None])
     np.save(tmp_path / "under.npy", under[None])
     command = [
-        str(SAVED_MODEL_CLI), "run", "--dir", str(exported), "--tag_set", "serve",
+        str(SAVED_MODEL_CLI), "run", "--dir", str(savedmodel), "--tag_set", "serve",
         "--signature_def", FLOAT_SIGNATURE, "--inputs",
         f"over={tmp_path / 'over.npy'};under={tmp_path / 'under.npy'}", "--outdir", str(tmp_path / "out"),
     ]
@@ -123,23 +99,23 @@ def test_saved_model_cli_runs_the_serving_signature(exported, stages, tmp_path):
     np.testing.assert_allclose(fused[0], fuse_pair(stages, over, under), atol=1e-5)
 
 
-def test_load_fuser_tiles_with_a_savedmodel_like_with_the_checkpoint(exported, checkpoint):
+def test_load_fuser_tiles_with_a_savedmodel_like_with_the_checkpoint(savedmodel, checkpoint):
     over, under = pair(45, 61, seed=3)
-    from_saved = load_fuser(exported, tile=16)([under, over])
-    from_checkpoint = load_fuser(checkpoint, tile=None)([over, under])
+    from_saved = load_fuser(savedmodel, FusionOptions(tile=16))([under, over])
+    from_checkpoint = load_fuser(checkpoint, FusionOptions(tile=None))([over, under])
     np.testing.assert_allclose(from_saved, from_checkpoint, atol=1e-4)
 
 
 def test_savedmodel_runs_the_attention_rows_in_blocks_like_one_call(served, monkeypatch):
-    monkeypatch.setattr(fusion, "ATTENTION_BLOCKS", dataclasses.replace(fusion.ATTENTION_BLOCKS, inference=50))
+    monkeypatch.setattr(fusion.tiles, "ATTENTION_BLOCKS", dataclasses.replace(fusion.tiles.ATTENTION_BLOCKS, inference=50))
     x = network_input(*pair(64, 96, seed=4))  # 96 attention rows: 2 calls
     np.testing.assert_allclose(attention_maps(TensorFlowStages(served), x), served.attention_half(x).numpy(), atol=1e-5)
 
 
-def test_export_refuses_unnumbered_or_existing_version_folders(checkpoint, exported, tmp_path, capsys):
+def test_export_refuses_unnumbered_or_existing_version_folders(checkpoint, savedmodel, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "mefgan")]) == 1
     assert "numbered version folder" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(exported)]) == 1
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(savedmodel)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert not (tmp_path / "mefgan").exists()
 
@@ -238,16 +214,17 @@ def test_an_export_killed_midway_leaves_a_folder_that_the_next_export_removes(ch
     dead.wait()
     stale = tmp_path / "mefgan" / f".2.{dead.pid}-abcd1234"
     stale.mkdir(parents=True)
-    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "mefgan" / "2")]) == 0
+    # --detail-levels 0: a fifth of the tracing, and the same folder handling
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "mefgan" / "2"), "--detail-levels", "0"]) == 0
     assert sorted(p.name for p in (tmp_path / "mefgan").iterdir()) == ["2"]
 
 
-def test_the_metadata_that_serve_answers_is_the_exported_savedmodels_signature_defs(exported):
+def test_the_metadata_that_serve_answers_is_the_exported_savedmodels_signature_defs(savedmodel):
     from tensorflow.core.protobuf import saved_model_pb2
 
     from mefgan_tf.serve.protocol import metadata_body
 
-    saved = saved_model_pb2.SavedModel.FromString((exported / "saved_model.pb").read_bytes())
+    saved = saved_model_pb2.SavedModel.FromString((savedmodel / "saved_model.pb").read_bytes())
     real = saved.meta_graphs[0].signature_def
     described = metadata_body("mefgan", "1")["metadata"]["signature_def"]["signature_def"]
     assert set(described) == {FLOAT_SIGNATURE, BYTES_SIGNATURE} <= set(real)

@@ -9,12 +9,10 @@ import pytest
 import tensorflow as tf
 
 from mefgan_tf import tflite
-from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
 from mefgan_tf.errors import CommandError
-from mefgan_tf.export import FLOAT_SIGNATURE, export_saved_model
+from mefgan_tf.export import FLOAT_SIGNATURE
 from mefgan_tf.fusion import fuse_pair
-from mefgan_tf.images import to_uint8
 from mefgan_tf.stages import generator_stages
 
 # |TFLite - SavedModel| on the pairs below with the random generator (seed 7), measured max / mean:
@@ -30,50 +28,16 @@ def pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return np.clip(base * 1.8, 0, 1), base * 0.3
 
 
+# generator, checkpoint, served (the SavedModel of the same generator), litert_model: tests/conftest.py
 @pytest.fixture(scope="module")
-def generator(random_generator):
-    return random_generator(seed=7)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(generator, tmp_path_factory) -> Path:
-    return save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", generator)
-
-
-@pytest.fixture(scope="module")
-def served(generator, tmp_path_factory):
-    out = export_saved_model(generator, tmp_path_factory.mktemp("export") / "1")
-    return tf.saved_model.load(str(out)).signatures[FLOAT_SIGNATURE]
-
-
-@pytest.fixture(scope="module")
-def calibration_dir(tmp_path_factory) -> Path:
-    """Two uN/oN pairs, unlike the test pairs."""
-    folder = tmp_path_factory.mktemp("calibration")
-    for i in (1, 2):
-        over, under = pair(40, 56, seed=10 + i)
-        cv2.imwrite(str(folder / f"o{i}.png"), to_uint8(over)[..., ::-1])
-        cv2.imwrite(str(folder / f"u{i}.png"), to_uint8(under)[..., ::-1])
-    return folder
-
-
-@pytest.fixture(scope="module")
-def exported(checkpoint, calibration_dir, tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("tflite")
-    files = {}
-    for quantize in tflite.QUANTIZATIONS:
-        out = folder / f"mefgan_{quantize}.tflite"
-        extra = ["--calibration", str(calibration_dir)] if quantize == "int8" else []
-        args = ["export", "--tflite", "--checkpoint", str(checkpoint), "--out", str(out), "--quantize", quantize]
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(tflite, "CALIBRATION_SIDE", 48)  # small calibration crops keep the test quick
-            assert main(args + extra) == 0
-        files[quantize] = out
-    return files
+def exported(litert_model) -> dict[str, Path]:
+    """`mefgan export --tflite` of the checkpoint in each quantization (int8 calibrated on other pairs)."""
+    return {quantize: litert_model(quantize) for quantize in tflite.QUANTIZATIONS}
 
 
 def saved_model_fuse(served, over: np.ndarray, under: np.ndarray) -> np.ndarray:
-    return served(over=tf.constant(over[None]), under=tf.constant(under[None]))["fused"].numpy()[0]
+    call = served.signatures[FLOAT_SIGNATURE]
+    return call(over=tf.constant(over[None]), under=tf.constant(under[None]))["fused"].numpy()[0]
 
 
 @pytest.mark.slow

@@ -8,27 +8,17 @@ import numpy as np
 import pytest
 
 from mefgan_tf import models
-from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import DETAIL_LEVELS, fuse_exposures, fuse_pair, load_fuser
+from mefgan_tf.fusion import FusionOptions, fuse_pair, strategy
 from mefgan_tf.images import bytescale, read_image, read_image_raw, to_float, write_image
-from mefgan_tf.pyramid import transfer_detail
-from mefgan_tf.stages import generator_stages
+from mefgan_tf.models import load_fuser
+from mefgan_tf.pyramid import DETAIL_LEVELS, transfer_detail
 
 
+# stages, checkpoint and savedmodel (`mefgan export` of the checkpoint), of one seeded generator: tests/conftest.py
 @pytest.fixture(scope="module")
-def generator(random_generator):
-    return random_generator(seed=5)
-
-
-@pytest.fixture(scope="module")
-def model(generator, tmp_path_factory) -> str:
-    return str(save_model_checkpoint(tmp_path_factory.mktemp("model") / "run", generator))
-
-
-@pytest.fixture(scope="module")
-def stages(generator):
-    return generator_stages(generator)
+def model(checkpoint) -> str:
+    return str(checkpoint)
 
 
 def scene(height: int = 37, width: int = 53, seed: int = 0) -> np.ndarray:
@@ -106,16 +96,14 @@ def test_jpeg_grey_and_alpha_inputs_are_read_as_rgb(model, stages, tmp_path):
     paths = [tmp_path / "bright.png", tmp_path / "dark.png", tmp_path / "mid.jpg"]
     assert fuse(*paths, "-o", tmp_path / "out.png", "--model", model) == 0
     images = [read_image(p) for p in paths]
-    expected = transfer_detail(fuse_exposures(lambda o, u: fuse_pair(stages, o, u), images), images, DETAIL_LEVELS)
+    expected = transfer_detail(strategy("blend")(lambda o, u: fuse_pair(stages, o, u), images), images, DETAIL_LEVELS)
     assert np.abs(read_image(tmp_path / "out.png") - expected).max() <= 0.5 / 255 + 1e-6
 
 
-def test_a_savedmodel_from_export_can_be_the_model(model, tmp_path):
+def test_a_savedmodel_from_export_can_be_the_model(model, savedmodel, tmp_path):
     paths = write_bracket(tmp_path)
-    export_dir = tmp_path / "export" / "1"
-    assert main(["export", "--checkpoint", model, "--out", str(export_dir)]) == 0
     assert fuse(*paths, "-o", tmp_path / "ckpt.png", "--model", model) == 0
-    assert fuse(*paths, "-o", tmp_path / "saved.png", "--model", export_dir, "--tile", "16") == 0
+    assert fuse(*paths, "-o", tmp_path / "saved.png", "--model", savedmodel, "--tile", "16") == 0
     np.testing.assert_array_equal(read_image_raw(tmp_path / "ckpt.png"), read_image_raw(tmp_path / "saved.png"))
 
 
@@ -189,7 +177,7 @@ def test_original_io_fuses_the_top_left_multiple_of_8_and_stretches_the_result(m
     assert written.shape == (32, 48, 3) and written.dtype == np.uint8
     assert written.min() == 0 and written.max() == 255
     crop = [read_image(p)[:32, :48] for p in (under, over)]
-    np.testing.assert_array_equal(written, bytescale(load_fuser(model, tile=None, detail=0)(crop)))
+    np.testing.assert_array_equal(written, bytescale(load_fuser(model, FusionOptions(tile=None, detail=0))(crop)))
     # and the same as the generator on the crop (no detail transfer), within the float rounding of two code paths
     direct = bytescale(fuse_pair(stages, crop[1], crop[0]))
     assert np.abs(written.astype(int) - direct).max() <= 1 and np.mean(written == direct) > 0.99
@@ -206,7 +194,7 @@ def test_original_io_writes_a_quality_75_jpeg_like_scipy_imsave(model, tmp_path)
     assert fuse(under, over, "-o", tmp_path / "orig.jpg", "--model", model, "--original-io") == 0
     crop = [read_image(p)[:32, :48] for p in (under, over)]
     reference = tmp_path / "reference.jpg"
-    Image.fromarray(bytescale(load_fuser(model, tile=None, detail=0)(crop))).save(reference, quality=75)
+    Image.fromarray(bytescale(load_fuser(model, FusionOptions(tile=None, detail=0))(crop))).save(reference, quality=75)
     with Image.open(tmp_path / "orig.jpg") as written, Image.open(reference) as expected:
         assert written.format == "JPEG" and written.size == (48, 32)
         assert written.quantization == expected.quantization
@@ -263,8 +251,7 @@ def test_overwrite_replaces_an_existing_output(model, tmp_path):
     assert read_image_raw(tmp_path / "out.png").shape == (37, 53, 3)
 
 
-def test_grey_exposures_fuse_to_a_grey_image_and_identical_ones_are_noted(tmp_path, capsys, random_generator):
-    model = save_model_checkpoint(tmp_path / "run", random_generator(seed=2))
+def test_grey_exposures_fuse_to_a_grey_image_and_identical_ones_are_noted(model, tmp_path, capsys):
     rng = np.random.default_rng(0)
     grey = rng.random((24, 32, 1)).repeat(3, axis=-1)
     write_image(tmp_path / "dark.png", grey * 0.3)

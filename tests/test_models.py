@@ -11,11 +11,10 @@ import pytest
 from mefgan_tf import models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError, require
-from mefgan_tf.export import export_saved_model
-from mefgan_tf.fusion import load_fuser
+from mefgan_tf.fusion import FusionOptions
 from mefgan_tf.images import read_image, write_image
+from mefgan_tf.models import load_fuser
 
 
 def pair(height: int = 40, width: int = 56, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -24,17 +23,13 @@ def pair(height: int = 40, width: int = 56, seed: int = 0) -> tuple[np.ndarray, 
     return np.clip(base * 1.8, 0, 1), base * 0.3
 
 
+# generator, checkpoint, savedmodel (`mefgan export` of the checkpoint), litert_model: tests/conftest.py
 @pytest.fixture(scope="module")
-def generator(random_generator):
-    return random_generator(seed=11)
-
-
-@pytest.fixture(scope="module")
-def versions(generator, tmp_path_factory):
-    """A TensorFlow Serving base folder with versions 1 and 10 (10 is the newest), and a checkpoint."""
+def versions(savedmodel, tmp_path_factory):
+    """A TensorFlow Serving base folder with versions 1 and 10 (10 is the newest)."""
     base = tmp_path_factory.mktemp("served") / "mefgan"
-    export_saved_model(generator, base / "1")
-    shutil.copytree(base / "1", base / "10")  # the same model again, as a newer version
+    shutil.copytree(savedmodel, base / "1")
+    shutil.copytree(savedmodel, base / "10")  # the same model again, as a newer version
     return base
 
 
@@ -50,9 +45,8 @@ def test_a_versions_folder_resolves_to_its_newest_savedmodel(versions):
     assert models.resolve_model(versions) == versions / "10"
 
 
-def test_fuse_accepts_a_versions_folder_and_a_checkpoint_with_the_same_result(generator, versions, tmp_path):
+def test_fuse_accepts_a_versions_folder_and_a_checkpoint_with_the_same_result(checkpoint, versions, tmp_path):
     over, under = pair()
-    checkpoint = save_model_checkpoint(tmp_path / "run", generator)
     for i, image in enumerate((over, under)):
         write_image(tmp_path / f"{i}.png", image)
     outputs = {}
@@ -64,14 +58,10 @@ def test_fuse_accepts_a_versions_folder_and_a_checkpoint_with_the_same_result(ge
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="the 'litert' extra is not installed")
-def test_fuse_accepts_a_tflite_file(generator, tmp_path):
-    from mefgan_tf import tflite
-
-    path = tmp_path / "m.tflite"
-    tflite.export_tflite(generator, path, "none", None, ATTENTION_BLOCKS.litert)
+def test_fuse_accepts_a_tflite_file(checkpoint, litert_model):
     over, under = pair(37, 53)
-    lite = load_fuser(path, tile=16)([under, over])
-    keras = load_fuser(save_model_checkpoint(tmp_path / "run", generator), tile=None)([under, over])
+    lite = load_fuser(litert_model("none"), FusionOptions(tile=16))([under, over])
+    keras = load_fuser(checkpoint, FusionOptions(tile=None))([under, over])
     assert lite.shape == (37, 53, 3)
     np.testing.assert_allclose(lite, keras, atol=1e-4)
 
