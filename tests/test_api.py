@@ -5,16 +5,12 @@ import numpy as np
 import pytest
 
 import mefgan_tf
-from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion import FusionOptions
 from mefgan_tf.images import to_uint8
 from mefgan_tf.models import load_fuser
 
-
-@pytest.fixture(scope="module")
-def checkpoint(random_generator, tmp_path_factory):
-    return save_model_checkpoint(tmp_path_factory.mktemp("api") / "run", random_generator(seed=5))
+# checkpoint: the seeded generator's, tests/conftest.py
 
 
 @pytest.fixture(scope="module")

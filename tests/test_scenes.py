@@ -99,13 +99,6 @@ def test_exposures_are_ordered_by_mean_luminance_with_ties_in_the_given_order():
     assert sorted(["s10", "S2", "s1"], key=natural_key) == ["s1", "S2", "s10"]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, random_generator):
-    from mefgan_tf.checkpoint import save_model_checkpoint
-
-    return save_model_checkpoint(tmp_path_factory.mktemp("model") / "ckpt", random_generator(seed=3))
-
-
 def fused_scenes(root: Path, out: Path, model: Path) -> list[str]:
     main(["fuse", "--pairs", str(root), "-o", str(out), "--model", str(model), "-q"])
     return [p.stem for p in sorted(out.iterdir(), key=lambda p: natural_key(p.name))]
@@ -125,12 +118,12 @@ def patch_scenes(flag: str, root: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_fuse_evaluate_patches_and_export_calibration_accept_the_same_layouts(layout, model, tmp_path, capsys):
+def test_fuse_evaluate_patches_and_export_calibration_accept_the_same_layouts(layout, checkpoint, tmp_path, capsys):
     from mefgan_tf.tflite import calibration_pairs
 
     make, names = LAYOUTS[layout]
     root = make(tmp_path / layout)
-    assert fused_scenes(root, tmp_path / "fused", model) == names
+    assert fused_scenes(root, tmp_path / "fused", checkpoint) == names
     scored, with_gt = evaluated_scenes(root, tmp_path / "report")
     assert scored == names and all(with_gt) == (layout == "folders")
     assert patch_scenes("--brackets", root, tmp_path / "brackets.h5") == names
