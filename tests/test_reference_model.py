@@ -23,9 +23,10 @@ import pytest
 
 from mefgan_tf import metrics
 from mefgan_tf.checkpoint import load_generator
-from mefgan_tf.fusion import DETAIL_LEVELS, Fuser, fuse_pair, load_fuser
+from mefgan_tf.fusion import Fuser, FusionOptions, fuse_pair
 from mefgan_tf.images import luminance, read_image_uint8, shrink, to_float, to_uint8
-from mefgan_tf.models import load_stages
+from mefgan_tf.models import load_fuser, load_stages
+from mefgan_tf.pyramid import DETAIL_LEVELS
 from mefgan_tf.samples import exposed, sample_pair, sample_photo
 from mefgan_tf.stages import generator_stages
 
@@ -76,7 +77,7 @@ def test_shipped_generator_fuses_real_sice_pairs_above_the_measured_floors(share
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 def test_a_photo_fused_with_itself_comes_back_close_to_itself(name, detail):
     photo = sample_photo(name, max_side=256)
-    fused = to_uint8(load_fuser(REFERENCE, tile=None, detail=detail)([to_float(photo), to_float(photo)]))
+    fused = to_uint8(load_fuser(REFERENCE, FusionOptions(tile=None, detail=detail))([to_float(photo), to_float(photo)]))
     assert metrics.psnr_rgb(fused, photo) > SAME_FLOOR[detail][name]
 
 
@@ -85,7 +86,7 @@ def test_a_photo_fused_with_itself_comes_back_close_to_itself(name, detail):
 def test_a_close_pair_one_stop_apart_fuses_near_mertens(name, detail):
     photo = sample_photo(name, max_side=256)
     brighter = exposed(photo, 1.0)
-    fused = to_uint8(load_fuser(REFERENCE, tile=None, detail=detail)([to_float(photo), to_float(brighter)]))
+    fused = to_uint8(load_fuser(REFERENCE, FusionOptions(tile=None, detail=detail))([to_float(photo), to_float(brighter)]))
     assert metrics.mef_ms_ssim(brighter, photo, fused) > CLOSE_FLOOR[detail][name]
 
 
@@ -94,7 +95,7 @@ def test_grey_pairs_stay_grey_and_the_network_alone_keeps_them_near_neutral():
     spreads = []
     for low, high in ((0.1, 0.9), (0.3, 0.6), (0.5, 0.5)):
         under, over = (np.full((64, 64, 3), v, np.float32) for v in (low, high))
-        assert np.ptp(to_uint8(Fuser(stages, tile=None)([under, over])).astype(int), axis=-1).max() == 0
+        assert np.ptp(to_uint8(Fuser(stages, FusionOptions(tile=None))([under, over])).astype(int), axis=-1).max() == 0
         spreads.append(np.ptp(to_uint8(fuse_pair(stages, over, under)).astype(int), axis=-1).max())
     assert max(spreads) <= GREY_SPREAD_CEILING
 
@@ -105,7 +106,7 @@ def test_flash_attention_fuses_the_same_8_bit_image_as_row_by_row_softmax():
     for method in ("flash", "rows"):  # 4,096 attention rows: 8 query blocks, 4 key blocks
         generator = load_generator(REFERENCE, attention_chunk=512)
         generator.attention.method = method  # the row-by-row softmax: kept for this check and the benchmark
-        fused[method] = to_uint8(Fuser(generator_stages(generator), tile=None)([under, over]))
+        fused[method] = to_uint8(Fuser(generator_stages(generator), FusionOptions(tile=None))([under, over]))
     assert np.abs(fused["flash"].astype(int) - fused["rows"].astype(int)).max() <= 1
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import main
-from mefgan_tf.fusion import Fuser
+from mefgan_tf.fusion import Fuser, FusionOptions
 from mefgan_tf.images import to_float, to_uint8
 from mefgan_tf.serve.app import MemoryBudget, Share, create_app
 from mefgan_tf.serve.protocol import Limits, RequestError
@@ -201,9 +201,9 @@ def test_serving_default_row_and_columnar_formats_equal_in_process_fusion(client
 
 def test_a_tiled_server_gives_the_untiled_result(fuser, running):
     over, under = exposure_pair(40, 56, seed=7)
-    with running(create_app(Fuser(fuser.stages, tile=16), warmup=False)) as url:
+    with running(create_app(Fuser(fuser.stages, FusionOptions(tile=16)), warmup=False)) as url:
         response = httpx.post(url + PREDICT, json={"inputs": {"over": [over.tolist()], "under": [under.tolist()]}}, timeout=60)
-    np.testing.assert_allclose(np.float32(response.json()["outputs"][0]), Fuser(fuser.stages, tile=None).pair(over, under), atol=1e-5)
+    np.testing.assert_allclose(np.float32(response.json()["outputs"][0]), Fuser(fuser.stages, FusionOptions(tile=None)).pair(over, under), atol=1e-5)
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -578,7 +578,7 @@ def test_a_request_past_its_deadline_or_whose_client_left_stops_at_the_next_tile
     big = fuse_images_body(*files_of(*exposure_pair(96, 96, seed=4)))  # 36 tiles of 16: about 7 s
     small = fuse_images_body(*files_of(*exposure_pair(16, 16, seed=5)))
     timeout_s = 0.5 if how == "deadline" else 60
-    app = create_app(Fuser(slow, tile=16), queue_size=0, limits=Limits(timeout_s=timeout_s), warmup=False)
+    app = create_app(Fuser(slow, FusionOptions(tile=16)), queue_size=0, limits=Limits(timeout_s=timeout_s), warmup=False)
     with running(app) as url:
         if how == "deadline":
             assert httpx.post(url + PREDICT, json=big, timeout=60).status_code == 504
@@ -671,7 +671,7 @@ def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sig
         process.send_signal(signal.SIGTERM)
         running_request.join(60)
         assert result and result[0].status_code == 200
-        fused = dataclasses.replace(fuser, detail=2)([decoded(f) for f in files])  # as --detail-levels 2 asks
+        fused = dataclasses.replace(fuser, options=FusionOptions(detail=2))([decoded(f) for f in files])  # as --detail-levels 2 asks
         np.testing.assert_allclose(decode_png(result[0].json()["predictions"][0]), to_uint8(fused), atol=1)
         assert process.wait(timeout=30) == 0
         assert "mefgan serve: stopped (SIGTERM)" in process.stdout.read()
