@@ -162,10 +162,9 @@ def latest_in_folder(folder: Path) -> str:
 
 def check_generator_source(path: str | Path) -> None:
     """CommandError, before TensorFlow starts, for a path that cannot hold a generator: neither a
-    folder, a checkpoint prefix nor a Keras weights file (what it is instead, ``not_a_checkpoint``)."""
-    from mefgan_tf.models import named_model
-
-    path = named_model(path)
+    folder, a checkpoint prefix nor a Keras weights file (what it is instead, ``not_a_checkpoint``).
+    A model's name (``shipped``) is the caller's to resolve (``models.named_model``)."""
+    path = Path(path)
     if path.is_dir() or Path(str(path) + ".index").exists() or keras_generator_weights(path) is not None:
         return
     raise CommandError(f"{path}: {not_a_checkpoint(path)}")
@@ -230,11 +229,10 @@ def load_keras_generator(weights: Path, attention_chunk: int | None = None):
 
 def load_generator(path: str | Path, attention_chunk: int | None = None):
     """Restore the generator of a mefgan-tf run or checkpoint (folder or prefix, either backend) or
-    of a generator's Keras weight file; ``attention_chunk`` as ``build_generator``'s."""
+    of a generator's Keras weight file; ``attention_chunk`` as ``build_generator``'s. A model's name
+    (``shipped``) is the caller's to resolve (``models.named_model``)."""
     from mefgan_tf.generator import build_generator
-    from mefgan_tf.models import named_model
 
-    path = named_model(path)
     weights = keras_generator_weights(path)
     if weights is not None:
         return load_keras_generator(weights, attention_chunk)

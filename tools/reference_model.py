@@ -31,6 +31,7 @@ from mefgan_tf.checkpoint import (
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.data import open_patches, split_channels
 from mefgan_tf.losses import content_loss
+from mefgan_tf.models import named_model
 
 SCALARS = ("d_loss", "d_real", "d_fake", "g_total", "g_adversarial", "g_content", "g_mse", "g_gradient", "g_structure", "lr")
 VAL_BATCH = 19
@@ -100,7 +101,7 @@ def from_run(run: Path, out: Path, step: int | None, val: Path | None) -> None:
                "log": [e for e in event_scalars(run / "logs") if e["step"] <= batches], "epochs": []}
     if val is not None:
         if meta.get("init_generator"):
-            start = validation_content(load_generator(meta["init_generator"]), val, config)
+            start = validation_content(load_generator(named_model(meta["init_generator"])), val, config)
             history["epochs"].append({"epoch": 0.0, "step": 0, "val_content": start})
         end = validation_content(generator, val, config)
         history["epochs"].append({"epoch": round(batches / (meta["patches"] // config.batch_size), 3),

@@ -161,8 +161,9 @@ def check(args: argparse.Namespace) -> None:
         raise CommandError(f"--max-steps {args.max_steps}: must be from 1 to {MAX_STEPS:.0e}")
     if args.init_generator and args.backend == "tensorflow":  # JAX runs say what they take themselves
         from mefgan_tf.checkpoint import check_generator_source
+        from mefgan_tf.models import named_model
 
-        check_generator_source(args.init_generator)
+        check_generator_source(named_model(args.init_generator))
     overrides(args)
 
 

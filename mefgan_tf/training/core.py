@@ -34,6 +34,7 @@ from mefgan_tf.checkpoint import load_generator
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
 from mefgan_tf.losses import BalancedBatch, balanced_batch, learning_rate
+from mefgan_tf.models import named_model
 
 
 def make_optimizers(config: MEFGANConfig, g_learning_rate, d_learning_rate) -> tuple[keras.optimizers.Optimizer, ...]:
@@ -171,9 +172,10 @@ def check_finite(
 
 
 def initialize_generator(generator, path: str, scope=None) -> None:
-    """Copy the generator weights of the model ``path`` (a run folder of either backend, a checkpoint
-    or a Keras ``.weights.h5`` file) into ``generator`` (D stays fresh); ``scope``: a distribution scope."""
-    source = load_generator(path)
+    """Copy the generator weights of the model ``path`` (a run folder of either backend, a checkpoint,
+    a Keras ``.weights.h5`` file or ``shipped``) into ``generator`` (D stays fresh); ``scope``: a
+    distribution scope."""
+    source = load_generator(named_model(path))
     with scope or contextlib.nullcontext():
         for variable, value in zip(generator.weights, source.weights, strict=True):
             variable.assign(np.asarray(value))
