@@ -30,11 +30,18 @@ import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import write_bytes
+from mefgan_tf.pairings import load_scene
+from mefgan_tf.samples import SAMPLE_IMAGES, sample_pair
+from mefgan_tf.scenes import find_scenes
+
+# TensorFlow, Keras (layers, generator) and LiteRT are imported where used: a phone or server that only
+# runs a .tflite file (``LiteModel``) has LiteRT without TensorFlow, and exporting needs no interpreter.
 
 QUANTIZATIONS = ("none", "float16", "int8")
 FUSE_SIGNATURE, ATTENTION_SIGNATURE, TILE_SIGNATURE = "serving_default", "attention_half", "fuse_tile"
@@ -138,8 +145,6 @@ def lite_module_class():
 
 def centre_square(image: np.ndarray, side: int) -> np.ndarray:
     """The central square of ``image`` (uint8 RGB), area-resized to ``side`` x ``side``."""
-    import cv2
-
     height, width = image.shape[:2]
     short = min(height, width)
     top, left = (height - short) // 2, (width - short) // 2
@@ -154,13 +159,8 @@ def calibration_pairs(folder: str | os.PathLike | None = None, side: int = CALIB
     if side % 8 or side < 16:
         raise CommandError(f"calibration side {side}: must be a multiple of 8, at least 16")
     if folder is None:
-        from mefgan_tf.samples import SAMPLE_IMAGES, sample_pair
-
         raw = [sample_pair(name, ev)[::-1] for name in SAMPLE_IMAGES for ev in CALIBRATION_EVS]
     else:
-        from mefgan_tf.pairings import load_scene
-        from mefgan_tf.scenes import find_scenes
-
         scenes = [s for s in find_scenes(Path(folder), None) if s.problem is None]
         if not scenes:
             raise CommandError(f"{folder}: no usable exposure pairs for calibration")
