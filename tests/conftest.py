@@ -30,8 +30,18 @@ LONGEST_FIRST = ("test_jax_trainer.py", "test_train_cli.py", "test_export_tflite
                  "test_errors.py", "test_export.py", "test_models.py", "test_evaluate.py")
 
 
+# Fixtures that cost an export (a SavedModel is a minute of tracing, each LiteRT variant a quarter of
+# one): the tests that use them are `slow`, like every test over 20 s (`make test-fast` leaves them out).
+EXPORTS = {"savedmodel", "litert_model"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the longest files first; other files and the tests within a file keep their order."""
+    """Mark the tests that need an export slow; run the longest files first (other files and the tests
+    within a file keep their order)."""
+    for item in items:
+        if EXPORTS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 

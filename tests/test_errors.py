@@ -14,10 +14,16 @@ from mefgan_tf.cli import main
 from mefgan_tf.images import write_image
 
 
-@pytest.fixture(scope="module")
-def models(checkpoint, savedmodel) -> dict[str, Path]:
-    """A good checkpoint and a good SavedModel (tests/conftest.py), copied and damaged by the cases."""
-    return {"checkpoint": checkpoint, "savedmodel": savedmodel}
+@pytest.fixture
+def models(request) -> dict[str, Path]:
+    """The good ``checkpoint`` and ``savedmodel`` of tests/conftest.py by name, copied and damaged by the
+    cases; each fetched when a case first asks for it (only the SavedModel's cases wait for its export)."""
+
+    class Fetched(dict):
+        def __missing__(self, name: str) -> Path:
+            return self.setdefault(name, request.getfixturevalue(name))
+
+    return Fetched()
 
 
 def damaged(models: dict[str, Path], tmp_path: Path, kind: str) -> tuple[Path, str]:
@@ -56,8 +62,9 @@ def damaged(models: dict[str, Path], tmp_path: Path, kind: str) -> tuple[Path, s
 
 CHECKPOINT_DAMAGE = ["garbage checkpoint file", "truncated data", "missing data", "bad mefgan.json",
                      "mefgan.json of wrong types"]
-SAVEDMODEL_DAMAGE = ["savedmodel corrupt saved_model.pb", "savedmodel without variables",
-                     "savedmodel truncated variables"]
+SAVEDMODEL_DAMAGE = [pytest.param(case, marks=pytest.mark.slow)  # an export first
+                     for case in ("savedmodel corrupt saved_model.pb", "savedmodel without variables",
+                                  "savedmodel truncated variables")]
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
@@ -124,14 +131,37 @@ def fuse_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[list[
     if case == "unwritable output":
         (tmp_path / "file").write_text("")
         return [str(a), str(b), "-o", str(tmp_path / "file" / "f.png"), *model], "cannot write here"
+    if case == "output is a folder":
+        (tmp_path / "out").mkdir()
+        return [str(a), str(b), "-o", str(tmp_path / "out"), *model], "is a folder; -o names the fused image"
+    if case == "unknown output extension":
+        return [str(a), str(b), "-o", str(tmp_path / "f.xyz"), *model], "unknown image extension"
+    if case == "exposures of two sizes":
+        small = write_image(tmp_path / "small.png", np.full((16, 24, 3), 0.5, np.float32))
+        return [str(a), str(small), "-o", str(tmp_path / "f.png"), *model], "exposures differ in size"
+    if case == "one exposure":
+        return [str(a), "-o", str(tmp_path / "f.png"), *model], "need at least two exposures to fuse, got 1"
+    if case == "unreadable exposure":
+        (tmp_path / "broken.png").write_bytes(b"not a png")
+        return [str(a), str(tmp_path / "broken.png"), "-o", str(tmp_path / "f.png"), *model], "not a readable image"
+    if case == "missing exposure":
+        return [str(a), str(tmp_path / "nowhere.png"), "-o", str(tmp_path / "f.png"), *model], "cannot read"
+    if case == "missing model":
+        return [str(a), str(b), "-o", str(tmp_path / "f.png"), "--model", str(tmp_path / "missing")], \
+            "no such model (expected a checkpoint folder/prefix, a SavedModel folder or a .tflite file)"
+    if case == ".tflite model that is not one":
+        (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
+        return [str(a), str(b), "-o", str(tmp_path / "f.png"), "--model", str(tmp_path / "bad.tflite")], \
+            "not a .tflite model from `mefgan export --tflite`"
     model_path, message = damaged(models, tmp_path, case)
     return [str(a), str(b), "-o", str(tmp_path / "f.png"), "--model", str(model_path)], message
 
 
 FUSE_CASES = ["output is an input", "output is an input through another path", "output is an input through a link",
               "same exposure twice", "existing output", "16 bits into a jpeg", "pgm output",
-              "pairs with an unknown format", "pairs with an existing output", "unwritable output",
-              *CHECKPOINT_DAMAGE, *SAVEDMODEL_DAMAGE]
+              "pairs with an unknown format", "pairs with an existing output", "unwritable output", "output is a folder",
+              "unknown output extension", "exposures of two sizes", "one exposure", "unreadable exposure",
+              "missing exposure", "missing model", ".tflite model that is not one", *CHECKPOINT_DAMAGE, *SAVEDMODEL_DAMAGE]
 
 
 @pytest.mark.parametrize("case", FUSE_CASES)
@@ -155,12 +185,37 @@ def export_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[lis
     if case == "unwritable version folder":
         (tmp_path / "file").write_text("")
         return [*checkpoint, "--out", str(tmp_path / "file" / "1")], "cannot write here"
+    if case == "existing version folder":
+        (tmp_path / "export" / "1").mkdir(parents=True)
+        (tmp_path / "export" / "1" / "saved_model.pb").write_bytes(b"keep me")
+        return [*checkpoint, "--out", str(tmp_path / "export" / "1")], "1: already exists; choose a new version number"
+    version, lite = ["--out", str(tmp_path / "export" / "1")], ["--tflite", "--out", str(tmp_path / "m.tflite")]
+    options = {
+        "unnumbered version folder": (["--out", str(tmp_path / "mefgan")], "expects a numbered version folder"),
+        "--quantize without --tflite": ([*version, "--quantize", "int8"], "--quantize applies to LiteRT exports only; add --tflite"),
+        "--calibration without --tflite": ([*version, "--calibration", str(tmp_path)],
+                                           "--calibration applies to LiteRT exports only; add --tflite"),
+        "--calibration for float16": ([*lite, "--quantize", "float16", "--calibration", str(tmp_path)],
+                                      "--calibration is used by --quantize int8 only"),
+        "--calibration folder missing": ([*lite, "--quantize", "int8", "--calibration", str(tmp_path / "nowhere")],
+                                         "nowhere: no such folder"),
+        "--tflite --attention-chunk 0": ([*lite, "--attention-chunk", "0"], "--attention-chunk 0: must be from 1 to 1048576 rows"),
+        "--tflite --detail-levels": ([*lite, "--detail-levels", "2"], "--detail-levels applies to SavedModels"),
+        "--tflite output not .tflite": (["--tflite", "--out", str(tmp_path / "model.bin")], "must end in .tflite"),
+    }
+    if case in options:
+        argv, message = options[case]
+        return [*checkpoint, *argv], message
     model, message = damaged(models, tmp_path, case)
     return ["--checkpoint", str(model), "--out", str(tmp_path / "export" / "1")], message
 
 
 @pytest.mark.parametrize("case", ["attention chunk 0", "attention chunk -3", "existing tflite file",
-                                  "unwritable version folder", *CHECKPOINT_DAMAGE])
+                                  "unwritable version folder", "existing version folder", "unnumbered version folder",
+                                  "--quantize without --tflite", "--calibration without --tflite",
+                                  "--calibration for float16", "--calibration folder missing",
+                                  "--tflite --attention-chunk 0", "--tflite --detail-levels",
+                                  "--tflite output not .tflite", *CHECKPOINT_DAMAGE])
 def test_export_refuses_bad_input_in_one_line_and_writes_nothing(case, models, tmp_path, capsys):
     argv, message = export_case(case, tmp_path, models)
     assert_refused("export", argv, message, tmp_path, capsys)
@@ -190,7 +245,7 @@ def evaluate_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[l
 
 
 @pytest.mark.parametrize("case", ["unwritable report folder", "report folder is a file", "existing report",
-                                  "every scene skipped", "truncated data", "savedmodel corrupt saved_model.pb"])
+                                  "every scene skipped", "truncated data", SAVEDMODEL_DAMAGE[0]])
 def test_evaluate_refuses_bad_input_in_one_line_and_writes_nothing(case, models, tmp_path, capsys):
     argv, message = evaluate_case(case, tmp_path, models)
     before = snapshot(tmp_path)
@@ -365,13 +420,6 @@ def test_patches_writes_only_a_patch_file_and_never_onto_its_inputs(tmp_path, ca
     assert (scenes / "s0" / "1.png").read_bytes() == before
 
 
-def test_fuse_refuses_a_folder_as_the_output_image(tmp_path, capsys):
-    scenes = bracket_scenes(tmp_path / "scenes", count=1, side=32)
-    (tmp_path / "out").mkdir()
-    assert main(["fuse", str(scenes / "s0" / "1.png"), str(scenes / "s0" / "3.png"), "-o", str(tmp_path / "out")]) == 1
-    one_error_line(capsys, "is a folder; -o names the fused image")
-
-
 def test_patches_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk, capsys):
     scenes = bracket_scenes(tmp_path / "scenes", side=512)
     args = ["patches", "--brackets", str(scenes), "--size", "48", "--stride", "8", "--out", str(small_disk / "p.h5"), "--quiet"]
@@ -433,18 +481,6 @@ def test_numeric_options_must_be_finite(tmp_path, capsys, argv):
     with pytest.raises(SystemExit) as stopped:
         main(argv)
     assert stopped.value.code == 2 and "expected a finite number" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["patches", "--scale", "1000"], "--scale 1000: must be more than 0 and at most 4"),
-    (["demo", "--ev", "-2"], "--ev -2: must be more than 0 and at most 8 stops"),
-    (["demo", "--ev", "40"], "--ev 40: must be more than 0 and at most 8 stops"),
-])
-def test_numeric_options_out_of_range_are_one_line_before_any_work(tmp_path, capsys, argv, message):
-    out = tmp_path / ("p.h5" if argv[0] == "patches" else "demo")
-    assert main([*argv, "--out", str(out)]) == 1
-    one_error_line(capsys, message)
-    assert not out.exists()
 
 
 def test_a_patch_file_of_booleans_or_with_a_data_group_is_one_line(tmp_path, capsys):
@@ -565,6 +601,9 @@ def last_error_line(argv: list[str], capsys) -> str:
     (["patches", "--size", "99999999999999999999"], "--size 99999999999999999999: must be from 8 to 4096"),
     (["patches", "--photo-variants", "0"], "--photo-variants 0: must be from 1 to 1000"),
     (["patches", "--extra-pairs", "50"], "--extra-pairs 50.0: must be at most 10 stops"),
+    (["patches", "--scale", "1000", "--out", "p.h5"], "--scale 1000: must be more than 0 and at most 4"),
+    (["demo", "--ev", "-2", "--out", "demo"], "--ev -2: must be more than 0 and at most 8 stops"),
+    (["demo", "--ev", "40", "--out", "demo"], "--ev 40: must be more than 0 and at most 8 stops"),
     (["train", "--batch-size", "99999999999"], "--batch-size 99999999999: must be at most 65536"),
     (["train", "--seed", "-1"], "--seed -1: must be in [0, 2**32)"),
     (["train", "--max-steps", "0"], "--max-steps 0: must be from 1 to 1e+12"),
@@ -573,8 +612,8 @@ def last_error_line(argv: list[str], capsys) -> str:
     (["export", "--attention-chunk", "99999999999", "--out", "x/1"], "--attention-chunk 99999999999: must be from 1 to 1048576 rows"),
     (["evaluate", "s", "--method", "mertens", "--out", "o", "--resize-max", "99999999999"],
      "--resize-max 99999999999: must be from 22 to 65536"),
-    (["fuse", "a.png", "b.png", "-o", "f.png", "--tile", "99999999999999999999"], "expected a tile side of at most 65536 pixels"),
-    (["fuse", "a.png", "b.png", "-o", "f.png", "--detail-levels", "99999"], "expected 0 to 16 levels, got 99999"),
+    (["fuse", "a.png", "b.png", "-o", "f.png", "--tile", "99999999999999999999"], "--tile 99999999999999999999: the tile side must be a multiple of 8, from 16 to 65536"),
+    (["fuse", "a.png", "b.png", "-o", "f.png", "--detail-levels", "99999"], "--detail-levels 99999: expected 0 (the network's own fusion) to 16 levels"),
 ])
 def test_every_number_has_a_range_integers_included(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

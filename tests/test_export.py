@@ -112,14 +112,6 @@ def test_savedmodel_runs_the_attention_rows_in_blocks_like_one_call(served, monk
     np.testing.assert_allclose(attention_maps(TensorFlowStages(served), x), served.attention_half(x).numpy(), atol=1e-5)
 
 
-def test_export_refuses_unnumbered_or_existing_version_folders(checkpoint, savedmodel, tmp_path, capsys):
-    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "mefgan")]) == 1
-    assert "numbered version folder" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(savedmodel)]) == 1
-    assert "already exists" in capsys.readouterr().err
-    assert not (tmp_path / "mefgan").exists()
-
-
 def test_export_without_a_shipped_generator_says_so(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(models, "DEFAULT_MODEL", tmp_path / "checkpoints" / "reference")
     assert main(["export", "--out", str(tmp_path / "export" / "1")]) == 1

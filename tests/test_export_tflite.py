@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from mefgan_tf import tflite
-from mefgan_tf.cli import main
 from mefgan_tf.errors import CommandError
 from mefgan_tf.export import FLOAT_SIGNATURE
 from mefgan_tf.fusion import fuse_pair
@@ -75,30 +74,6 @@ def test_int8_calibrates_on_the_bundled_demo_photos_by_default(generator):
     fused, reference = model.fuse(over, under), fuse_pair(generator_stages(generator), over, under)
     assert fused.shape == (16, 16, 3)  # and the calibration fits: within int8's measured error of float32
     assert np.abs(fused - reference).max() < TOLERANCE["int8"] and np.abs(fused - reference).mean() < MEAN_TOLERANCE["int8"]
-
-
-@pytest.mark.parametrize(
-    "options, message",
-    [
-        (["--quantize", "int8"], "applies to LiteRT exports only; add --tflite"),
-        (["--calibration", "."], "applies to LiteRT exports only; add --tflite"),
-        (["--tflite", "--quantize", "float16", "--calibration", "."], "--calibration is used by --quantize int8 only"),
-        (["--tflite", "--quantize", "int8", "--calibration", "nowhere"], "no such folder"),
-        (["--tflite", "--attention-chunk", "0"], "must be from 1 to 1048576 rows"),
-        (["--tflite", "--detail-levels", "2"], "--detail-levels applies to SavedModels"),
-    ],
-)
-def test_bad_options_are_one_line_errors_before_any_work(checkpoint, tmp_path, capsys, options, message):
-    out = tmp_path / "out" / ("1" if "--tflite" not in options else "m.tflite")
-    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), *options]) == 1
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert not (tmp_path / "out").exists()
-
-
-def test_the_output_must_be_a_tflite_file(checkpoint, tmp_path, capsys):
-    assert main(["export", "--tflite", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "model.bin")]) == 1
-    assert "must end in .tflite" in capsys.readouterr().err
 
 
 def test_sizes_that_are_not_multiples_of_8_are_refused_in_one_line(exported):

@@ -38,10 +38,6 @@ def fuse(*args: str) -> int:
     return main(["fuse", "-q", *map(str, args)])
 
 
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
-
-
 def test_two_exposures_in_either_order_fuse_to_an_image_of_exactly_the_input_size(model, stages, tmp_path):
     under, over = write_bracket(tmp_path)
     assert fuse(under, over, "-o", tmp_path / "a.png", "--model", model) == 0
@@ -122,43 +118,6 @@ def test_pairs_mode_fuses_every_scene_folder_and_reports_each_one_it_cannot(mode
     assert "lonely: need at least two exposures" in err
     assert "skipping" in err and "Label" in err and "notes.txt" in err
     assert err.strip().splitlines()[-1] == "mefgan fuse: error: 1 of 3 scenes failed: lonely (reasons above)"
-
-
-@pytest.mark.parametrize(
-    "case, message",
-    [
-        ("sizes", "exposures differ in size"),
-        ("one", "need at least two exposures to fuse, got 1"),
-        ("unreadable", "not a readable image"),
-        ("missing", "cannot read"),
-        ("unwritable", "cannot write here"),
-        ("extension", "unknown image extension"),
-    ],
-)
-def test_bad_inputs_and_outputs_fail_on_one_line_without_writing_anything(model, tmp_path, capsys, case, message):
-    under, over = write_bracket(tmp_path)
-    out = tmp_path / "out.png"
-    inputs = [under, over]
-    if case == "sizes":
-        write_image(tmp_path / "small.png", scene(32, 48))
-        inputs = [under, tmp_path / "small.png"]
-    elif case == "one":
-        inputs = [under]
-    elif case == "unreadable":
-        (tmp_path / "broken.png").write_bytes(b"not a png")
-        inputs = [under, tmp_path / "broken.png"]
-    elif case == "missing":
-        inputs = [under, tmp_path / "nowhere.png"]
-    elif case == "unwritable":
-        (tmp_path / "file").write_text("")
-        out = tmp_path / "file" / "out.png"
-    elif case == "extension":
-        out = tmp_path / "out.xyz"
-    before = sorted(p.name for p in tmp_path.iterdir())
-    assert fuse(*inputs, "-o", out, "--model", model) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("mefgan fuse: error: ") and message in err[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == before and not leftovers(tmp_path)
 
 
 def test_without_a_model_the_shipped_generator_is_used_or_its_absence_explained(monkeypatch, tmp_path, capsys):

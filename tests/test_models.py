@@ -66,23 +66,6 @@ def test_fuse_accepts_a_tflite_file(checkpoint, litert_model):
     np.testing.assert_allclose(lite, keras, atol=1e-4)
 
 
-@pytest.mark.parametrize("name, message", [
-    ("missing", "no such model (expected a checkpoint folder/prefix, a SavedModel folder or a .tflite file)"),
-    ("bad.tflite", "not a .tflite model from `mefgan export --tflite`"),
-])
-def test_a_model_that_is_not_there_or_not_ours_is_a_one_line_error(tmp_path, capsys, name, message):
-    if name.endswith(".tflite"):
-        (tmp_path / name).write_bytes(b"not a flatbuffer")
-    over, under = pair(16, 16)
-    write_image(tmp_path / "a.png", over)
-    write_image(tmp_path / "b.png", under)
-    code = main(["fuse", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "f.png"),
-                 "--model", str(tmp_path / name)])
-    err = capsys.readouterr().err
-    assert code == 1 and message in err and err.count("\n") == 1
-    assert not (tmp_path / "f.png").exists()
-
-
 def test_a_missing_extra_is_named_with_the_pip_command(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
