@@ -428,6 +428,7 @@ def test_patches_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_d
     assert [p.name for p in small_disk.iterdir() if not p.name.endswith(".lock")] == []
 
 
+@pytest.mark.slow
 def test_train_without_room_for_a_checkpoint_is_one_line_and_leaves_no_partial_checkpoint(tmp_path, small_disk, capsys,
                                                                                          make_patches):
     data = make_patches(tmp_path / "p.h5", n=4, size=48)

@@ -65,6 +65,7 @@ def test_attention_and_tile_signatures_fuse_a_padded_tiled_pair_like_the_savedmo
     np.testing.assert_allclose(fuse_pair(model, over, under, tile=16), saved_model_fuse(served, over, under), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_int8_calibrates_on_the_bundled_demo_photos_by_default(generator):
     pairs = tflite.calibration_pairs(side=32)
     assert len(pairs) == 3 * len(tflite.CALIBRATION_EVS) and all(o.shape == u.shape == (32, 32, 3) for o, u in pairs)

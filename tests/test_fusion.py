@@ -366,6 +366,7 @@ def peak_rss_growth(action) -> int:
     return field("VmHWM:") - before
 
 
+@pytest.mark.slow
 def test_tiled_fusion_of_a_large_pair_keeps_peak_memory_far_below_untiled_needs(stages):
     over, under = exposure_pair(1024, 512, seed=4)
     fuse_pair(stages, over[:64, :64], under[:64, :64], tile=32)  # trace first

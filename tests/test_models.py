@@ -75,6 +75,7 @@ def test_a_missing_extra_is_named_with_the_pip_command(monkeypatch):
     assert main(["serve", "--port", "0"]) == 1
 
 
+@pytest.mark.slow
 def test_a_model_is_loaded_once_per_process_and_again_when_its_files_change(random_generator, tmp_path):
     from mefgan_tf.fusion import fuse_pair
 

@@ -58,6 +58,7 @@ def test_the_wheel_carries_the_generator_and_no_generic_top_level_package(wheel)
     assert len(weights) == 1 and zipfile.ZipFile(wheel).getinfo(weights[0]).file_size > 1_000_000
 
 
+@pytest.mark.slow
 def test_mefgan_and_the_python_api_fuse_with_the_shipped_generator_outside_the_repository(installed, tmp_path):
     work = tmp_path / "photos"
     rng = np.random.default_rng(0)

@@ -100,6 +100,7 @@ def test_grey_pairs_stay_grey_and_the_network_alone_keeps_them_near_neutral():
     assert max(spreads) <= GREY_SPREAD_CEILING
 
 
+@pytest.mark.slow
 def test_flash_attention_fuses_the_same_8_bit_image_as_row_by_row_softmax():
     under, over = (to_float(image) for image in sample_pair("astronaut", max_side=512))
     fused = {}

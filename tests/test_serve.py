@@ -648,6 +648,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 def test_the_command_serves_a_checkpoint_and_finishes_the_running_request_on_sigterm(generator, fuser, tmp_path):
     checkpoint = save_model_checkpoint(tmp_path / "run", generator)
     command = [sys.executable, "-m", "mefgan_tf.cli", "serve", "--model", str(checkpoint), "--port", "0", "--quiet",

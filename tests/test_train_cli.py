@@ -136,6 +136,7 @@ def test_sigkill_mid_run_keeps_a_valid_checkpoint_and_the_run_resumes_from_it(tm
     assert tf.train.latest_checkpoint(str(out)).endswith(f"ckpt-{batches_done + 1}")
 
 
+@pytest.mark.slow
 def test_init_generator_starts_g_from_a_checkpoint_and_is_recorded_in_the_run(tmp_path, make_patches, capsys):
     from mefgan_tf.checkpoint import load_generator
 

@@ -71,6 +71,7 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one_and_a_seed_rep
     assert (tmp_path / "b" / "logs").is_dir()
 
 
+@pytest.mark.slow
 def test_scripted_discriminator_that_calls_everything_real_gets_the_extra_d_then_g_updates_with_clipping(tmp_path, make_patches):
     config = CONFIG.replace(max_d_updates=3, max_g_updates=3)  # caps of 4 and 8: test_losses
     trainer, batches = new_trainer(make_patches(tmp_path / "p.h5", n=4, size=SIZE), config)
@@ -108,6 +109,7 @@ def test_optimizers_follow_the_recipe():
     assert float(d.learning_rate) == pytest.approx(2 * learning_rate(5, 10, trainer.config), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_the_run_keeps_the_last_good_checkpoint_and_blames_the_data(tmp_path, monkeypatch, make_patches):
     path = tmp_path / "nan.h5"
     with h5py.File(make_patches(tmp_path / "p.h5", n=8, size=SIZE)) as f:
@@ -143,6 +145,7 @@ def test_run_log_writes_every_spec_scalar_and_an_image_grid(tmp_path):
     assert tags["over | under | fused | gt"] == (3, "images")
 
 
+@pytest.mark.slow
 def test_a_measuring_pass_leaves_every_moving_statistic_unchanged_but_advances_u(tmp_path, make_patches):
     from mefgan_tf.layers import moving_statistics
 
@@ -161,6 +164,7 @@ def test_a_measuring_pass_leaves_every_moving_statistic_unchanged_but_advances_u
     assert any(not np.array_equal(np.asarray(v), b) for v, b in zip(statistics, before, strict=True))
 
 
+@pytest.mark.slow
 def test_with_frozen_statistics_g_trains_in_its_inference_form_and_no_update_moves_its_moving_statistics(
     tmp_path, make_patches
 ):
@@ -180,6 +184,7 @@ def test_with_frozen_statistics_g_trains_in_its_inference_form_and_no_update_mov
     assert all(not np.array_equal(np.asarray(v), b) for v, b in zip(trainer.generator.trainable_variables, g_before, strict=True))
 
 
+@pytest.mark.slow
 def test_with_a_mef_ssim_weight_g_minimises_mu_times_one_minus_mef_ssim_on_top_of_the_original_loss(tmp_path, make_patches):
     data = make_patches(tmp_path / "p.h5", n=2, size=SIZE)
     config = CONFIG.replace(mef_ssim_weight=40.0)
