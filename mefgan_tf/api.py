@@ -35,7 +35,8 @@ Exposure = str | os.PathLike | np.ndarray
 
 
 def load_model(model: str | os.PathLike | None = None, tile: int | str | None = "auto", progress: bool | None = False,
-               multi: str | None = None, detail: int | None = None, work_size: int | str | None = "default"):
+               multi: str | None = None, detail: int | None = None, work_size: int | str | None = "default",
+               tone_guard: bool = True):
     """A ``Fuser`` (call it with a list of exposures) for ``model``: the shipped generator (None), a
     mefgan-tf checkpoint folder, a SavedModel from ``mefgan export`` (or its folder of numbered
     versions) or a ``.tflite`` file. ``tile``: "auto" (bounded memory), None (whole image) or a side
@@ -43,8 +44,9 @@ def load_model(model: str | os.PathLike | None = None, tile: int | str | None = 
     more exposures are fused (``fusion.STRATEGIES``; None: the default, as `mefgan fuse`); ``detail``: the
     finest pyramid levels taken from the exposures (``pyramid.DETAIL_LEVELS`` when None; 0: the network's
     own fusion); ``work_size``: the long side of the copy the network fuses (``resolution.WORK_SIZE`` by
-    default; None or "full": the photos themselves). Options and model are checked before TensorFlow starts."""
-    options = FusionOptions.resolve(tile, multi, detail, work_size)
+    default; None or "full": the photos themselves); ``tone_guard``: keep the network's tone from a veil
+    (``tone``). Options and model are checked before TensorFlow starts."""
+    options = FusionOptions.resolve(tile, multi, detail, work_size, tone_guard=tone_guard)
     model_version(model)  # a missing or wrong model is told before TensorFlow starts
     set_environment()
     import_tensorflow_quietly()

@@ -24,8 +24,9 @@ from mefgan_tf.images import (
 )
 from mefgan_tf.pairings import load_scene
 from mefgan_tf.scenes import Scene
+from mefgan_tf.tone import TONE_COLUMNS
 
-OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png"]
+OUTPUTS = ["per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png", "tone.csv"]
 
 
 def _truth(seed: int, shape=(72, 96)) -> np.ndarray:
@@ -71,7 +72,7 @@ def test_evaluate_scene_folders_writes_every_report(tmp_path):
     assert all(r["status"] == "ok" and r["size"] == "96x72" for r in rows)
     assert set(metrics.METRIC_NAMES) <= set(rows[0])  # Label/ found: ground-truth metrics too
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["metrics"] == metrics.METRIC_NAMES
+    assert summary["metrics"] == metrics.METRIC_NAMES + list(TONE_COLUMNS)
     assert summary["methods"]["mertens"]["MEF_SSIM"]["n"] == 3
     values = [float(r["PSNR_I"]) for r in rows if r["method"] == "average"]
     assert summary["methods"]["average"]["PSNR_I"]["mean"] == pytest.approx(np.mean(values), rel=1e-5)
@@ -79,6 +80,23 @@ def test_evaluate_scene_folders_writes_every_report(tmp_path):
     table = (out / "summary.md").read_text()
     assert "| mertens | 3 |" in table and "Skipped: none." in table
     assert cv2.imread(str(out / "metrics.png")) is not None
+
+
+def test_the_report_gives_each_methods_tone_against_mertens_scene_by_scene(tmp_path):
+    scenes, out = _folder_scenes(tmp_path / "scenes"), tmp_path / "out"
+    assert _run(scenes, "--method", "mertens", "--method", "average", "--out", out, "--save-fused") == 0
+    rows = {(r["scene"], r["method"]): r for r in _read_csv(out / "per_image.csv")}
+    tone = _read_csv(out / "tone.csv")
+    assert sorted(r["scene"] for r in tone) == ["scene0", "scene1", "scene2"] and {r["method"] for r in tone} == {"average"}
+    for r in tone:
+        for column in TONE_COLUMNS:
+            expected = float(rows[r["scene"], "average"][column]) - float(rows[r["scene"], "mertens"][column])
+            assert float(r[f"{column}_minus_reference"]) == pytest.approx(expected, abs=1e-3)
+    blacks = [float(r["BLACK_minus_reference"]) for r in tone]
+    assert blacks == sorted(blacks, reverse=True)  # the most lifted blacks first
+    assert "Tone against mertens" in (out / "summary.md").read_text()
+    sheet = cv2.imread(str(out / "fused" / "by_veil.jpg"))
+    assert sheet is not None and sheet.shape[0] > 3 * 120  # a row per scene
 
 
 def test_mertens_beats_average_on_mef_ssim(tmp_path):

@@ -28,6 +28,7 @@ CASES = {
     "work-size-64": ("bracket", SMALL, ["--work-size", "64"]),
     "work-size-default-large": ("pair", LARGE, []),
     "work-size-full": ("pair", SMALL, ["--work-size", "full"]),
+    "no-tone-guard": ("pair", SMALL, ["--no-tone-guard"]),
     "detail-levels-0": ("pair", SMALL, ["--detail-levels", "0"]),
     "original-io": ("pair", SMALL, ["--original-io"]),
 }

@@ -47,8 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deghost", action="store_true",
                         help="take moving things from the reference frame first, as `mefgan fuse --deghost`")
     parser.add_argument("--save-fused", action="store_true",
-                        help="also keep every fused image (OUT/fused/[<pairing>/]<method>/<scene>.png) and a contact "
-                             "sheet per scene (OUT/fused/[<pairing>/]<scene>.jpg: the inputs, then each method)")
+                        help="also keep every fused image (OUT/fused/[<pairing>/]<method>/<scene>.png), a contact "
+                             "sheet per scene (OUT/fused/[<pairing>/]<scene>.jpg: the inputs, then each method) and "
+                             "one of every scene, the most lifted blacks against mertens first (by_veil.jpg)")
     parser.add_argument("-y", "--overwrite", action="store_true",
                         help="replace the report files if --out holds them already (default: refuse, naming the file)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
@@ -75,7 +76,7 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from mefgan_tf.evaluate.fused import FusedSaver
     from mefgan_tf.evaluate.methods import parse_methods
-    from mefgan_tf.evaluate.report import check_out, check_scored, write_report
+    from mefgan_tf.evaluate.report import check_out, check_scored, veil_order, write_report
     from mefgan_tf.evaluate.scoring import score_scenes
     from mefgan_tf.files import atomic_path
     from mefgan_tf.pairings import pairing_heading
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         rows = score_scenes(scenes, methods, args.resize_max, progress=not args.quiet, pairing=pairing, keep=keep,
                             align=args.align, deghost=args.deghost)
         check_scored(rows, args.scenes)
+        if keep is not None:
+            keep.write_by_veil(veil_order(rows, methods))
         options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
                    "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing,
                    "align": args.align, "deghost": args.deghost, "work_size": args.fusion[False].work_size or "full"}

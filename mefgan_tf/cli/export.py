@@ -30,9 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="attention query rows computed at once in the exported graph "
         "(default: the model config's value; with --tflite, 256)",
     )
-    add_fusion_options(parser, tile=False, multi=False,
-                       applies="for the fuse_images signature, as for `mefgan fuse` (serving_default and LiteRT "
-                               "models give the network's own fusion): ")
+    add_fusion_options(parser, tile=False, multi=False, tone=False,
+                       applies="for the fuse_images signature, as for `mefgan fuse --no-tone-guard` (serving_default "
+                               "and LiteRT models give the network's own fusion): ")
     parser.add_argument(
         "--tflite",
         action="store_true",

@@ -81,9 +81,15 @@ TILE_HELP = (
 )
 
 
+TONE_GUARD_HELP = ("where the network's fusion has lifted blacks, paler colours or a darker scene than the "
+                   "classical (Mertens) fusion of the same exposures by more than a few levels, bend its tone "
+                   "with one global curve; with the detail step only (default: on)")
+
+
 def add_fusion_options(parser: argparse.ArgumentParser, tile: bool = True, multi: bool = True,
-                       original_io: bool = False, applies: str = "") -> None:
-    """The fusion options a command takes (``--tile``, ``--multi``, ``--detail-levels``, ``--work-size``):
+                       original_io: bool = False, applies: str = "", tone: bool = True) -> None:
+    """The fusion options a command takes (``--tile``, ``--multi``, ``--detail-levels``, ``--work-size``,
+    ``--tone-guard``):
     each defined here only, left None when not given; ``fusion_options`` resolves them. ``applies``:
     what the options apply to, before each help text."""
     if tile:
@@ -96,6 +102,9 @@ def add_fusion_options(parser: argparse.ArgumentParser, tile: bool = True, multi
                         help=applies + DETAIL_HELP.format(most=MAX_LEVELS, default=DETAIL_LEVELS, original=original))
     parser.add_argument("--work-size", type=work_size, default=None, metavar="N",
                         help=applies + WORK_SIZE_HELP.format(default=WORK_SIZE))
+    if tone:
+        parser.add_argument("--tone-guard", action=argparse.BooleanOptionalAction, default=None,
+                            help=applies + TONE_GUARD_HELP)
 
 
 def fusion_options(args: argparse.Namespace, original_io: bool = False) -> FusionOptions:
@@ -104,7 +113,8 @@ def fusion_options(args: argparse.Namespace, original_io: bool = False) -> Fusio
     size = getattr(args, "work_size", None)
     return FusionOptions.resolve(tile=getattr(args, "tile", AUTO), multi=getattr(args, "multi", None),
                                  detail=getattr(args, "detail_levels", None),
-                                 work_size=DEFAULT if size is None else size, original_io=original_io)
+                                 work_size=DEFAULT if size is None else size, original_io=original_io,
+                                 tone_guard=getattr(args, "tone_guard", None))
 
 
 def add_align_options(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,10 @@ from mefgan_tf.evaluate.chart import write_chart
 from mefgan_tf.evaluate.methods import Method
 from mefgan_tf.evaluate.scoring import Row, columns
 from mefgan_tf.files import atomic_path, check_folder_target, check_new_files
+from mefgan_tf.tone import LIMITS, TONE_COLUMNS, tone_problems
+
+TONE_REFERENCE = "mertens"  # the method every other one's tone is compared with, when it is scored
+WORST_LISTED = 3  # scenes named per tone measure in summary.md
 
 
 def summarise(rows: list[Row], methods: list[Method]) -> dict:
@@ -38,7 +42,65 @@ def summarise(rows: list[Row], methods: list[Method]) -> dict:
     skipped = [{"scene": r.scene, "method": r.method, "reason": r.reason} for r in rows if r.status != "ok"]
     notes = sorted({f"scene {r.scene}: {r.reason}" for r in rows if r.status == "ok" and r.reason})
     original_io = [m.name for m in methods if m.original_io]
-    return {"metrics": names, "methods": table, "skipped": skipped, "notes": notes, "original_io": original_io}
+    return {"metrics": names, "methods": table, "skipped": skipped, "notes": notes, "original_io": original_io,
+            "tone": tone_against(rows, methods)}
+
+
+def tone_against(rows: list[Row], methods: list[Method], reference: str = TONE_REFERENCE) -> dict:
+    """Per method and scene, its tone minus ``reference``'s (black level, saturation, mean level:
+    ``tone.TONE_COLUMNS``) and what is visibly wrong (``tone.tone_problems``); empty without the reference."""
+    ok = {(r.scene, r.method): r.scores for r in rows if r.status == "ok" and "BLACK" in r.scores}
+    found: dict[str, list[dict]] = {}
+    for method in (m.name for m in methods if m.name != reference):
+        scenes = []
+        for (scene, name), scores in ok.items():
+            base = ok.get((scene, reference))
+            if name == method and base is not None:
+                deltas = {column: scores[column] - base[column] for column in TONE_COLUMNS}
+                scenes.append({"scene": scene, **deltas, "problems": tone_problems(scores, base)})
+        if scenes:
+            found[method] = sorted(scenes, key=lambda s: -s["BLACK"])
+    return {"reference": reference, "methods": found} if found else {}
+
+
+def veil_order(rows: list[Row], methods: list[Method]) -> list[str]:
+    """The scenes, the most lifted blacks against ``TONE_REFERENCE`` first (of the first other method)."""
+    tone = tone_against(rows, methods)
+    return [s["scene"] for s in next(iter(tone["methods"].values()))] if tone else []
+
+
+def tone_markdown(tone: dict) -> list[str]:
+    """summary.md's tone section: per method, the scenes past the visible limits and the worst ones."""
+    if not tone:
+        return []
+    reference = tone["reference"]
+    lines = [f"Tone against {reference} (8-bit levels; limits: blacks lifted by {LIMITS.black:g}, saturation "
+             f"lower by {LIMITS.saturation:g}, mean level darker by {LIMITS.darker:g} with no more contrast):", ""]
+    for method, scenes in tone["methods"].items():
+        flagged = [f"{s['scene']} ({', '.join(s['problems'])})" for s in scenes if s["problems"]]
+        worst = {
+            "black level": sorted(scenes, key=lambda s: -s["BLACK"])[:WORST_LISTED],
+            "saturation": sorted(scenes, key=lambda s: s["SATURATION"])[:WORST_LISTED],
+            "mean level": sorted(scenes, key=lambda s: s["LEVEL"])[:WORST_LISTED],
+        }
+        column = {"black level": "BLACK", "saturation": "SATURATION", "mean level": "LEVEL"}
+        lines.append(f"- {method}: {len(flagged)} of {len(scenes)} scene(s) past a limit"
+                     + (f": {'; '.join(flagged)}" if flagged else ""))
+        for label, listed in worst.items():
+            cells = ", ".join(f"{s['scene']} {s[column[label]]:+.1f}" for s in listed)
+            lines.append(f"  - {label}, worst: {cells}")
+    return lines + [""]
+
+
+def write_tone_csv(path: Path, tone: dict) -> None:
+    """tone.csv: per method and scene, the tone minus the reference's and the problems found."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["method", "reference", "scene", *(f"{c}_minus_reference" for c in TONE_COLUMNS), "problems"])
+        for method, scenes in tone.get("methods", {}).items():
+            for s in scenes:
+                out.writerow([method, tone["reference"], s["scene"], *(_fmt(s[c]) for c in TONE_COLUMNS),
+                              " ".join(s["problems"])])
 
 
 def _fmt(value: float) -> str:
@@ -83,7 +145,8 @@ METRIC_NOTES = (
     "QABF: Xydeas-Petrovic Q^AB/F; MSSIM: (SSIM(over, F) + SSIM(under, F)) / 2; SD, EN, SF, AG: standard deviation, "
     "entropy, spatial frequency, average gradient per colour channel, averaged (MEFB); PSNR_I/S (peak 256), CC_I/S: "
     "against ground truth on the paper's I and S channels. Higher is better for all but MEAN (the mean brightness, "
-    "best near the middle of the range)."
+    "best near the middle of the range); BLACK, SATURATION, LEVEL, CONTRAST: the 1st percentile of luma, the mean "
+    "HSV saturation, the mean and the standard deviation of luma, in 8-bit levels (the tone; see below)."
 )
 
 
@@ -98,6 +161,7 @@ def summary_markdown(summary: dict) -> str:
         cells = [f"{_num(s['mean'])} ± {_num(s['std'])}" if s["n"] else "–" for s in table.values()]
         lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± standard deviation over scenes. " + METRIC_NOTES, ""]
+    lines += tone_markdown(summary["tone"])
     if summary["original_io"]:
         lines += [f"With the original's test-time I/O ({ORIGINAL_IO_NOTE}): {', '.join(summary['original_io'])}.", ""]
     skipped = summary["skipped"]
@@ -111,7 +175,7 @@ def _num(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
-REPORT_FILES = ("per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png")
+REPORT_FILES = ("per_image.csv", "summary.csv", "summary.json", "summary.md", "metrics.png", "tone.csv")
 
 
 def check_out(out: Path, overwrite: bool) -> None:
@@ -134,6 +198,7 @@ def write_report(out: Path, rows: list[Row], methods: list[Method], options: dic
     summary = summarise(rows, methods)
     write_per_image(out / "per_image.csv", rows, summary["metrics"] or columns())
     write_summary_csv(out / "summary.csv", summary)
+    write_tone_csv(out / "tone.csv", summary["tone"])
     write_summary_json(out / "summary.json", summary, options)
     markdown = summary_markdown(summary)
     with atomic_path(out / "summary.md") as tmp:

@@ -21,6 +21,7 @@ from mefgan_tf.fusion import crop_to_multiple
 from mefgan_tf.images import decode_image_raw, encode_image_original, read_image_uint8, shrink, shrunk_size, to_float, to_uint8
 from mefgan_tf.pairings import LoadedScene, load_scene, size_text
 from mefgan_tf.scenes import EXTREME, Scene, lookup
+from mefgan_tf.tone import TONE_COLUMNS, tone_columns
 
 MAX_CROP = 8  # a fused image may be up to MAX_CROP - 1 pixels smaller than its sources
 Prepared = tuple[metrics.Sources, np.ndarray | None]  # the metrics' sources and the ground truth, if any
@@ -36,6 +37,7 @@ class Measure:
 
 MEASURES: list[Measure] = [
     Measure(tuple(metrics.METRIC_NAMES), lambda fused, sources, gt: sources.scores(fused, gt)),
+    Measure(tuple(TONE_COLUMNS), lambda fused, sources, gt: tone_columns(fused)),
 ]
 
 

@@ -15,6 +15,7 @@ from mefgan_tf.fusion.steps import (
     DetailTransfer,
     FullResolution,
     Step,
+    ToneGuard,
     WorkingResolution,
     strategy,
 )
@@ -48,13 +49,15 @@ class FusionOptions:
     in pixels; ``multi``: how three or more exposures are fused (``steps.STRATEGIES``); ``detail``: the
     finest Laplacian levels taken from the exposures (``pyramid.transfer_detail``; 0: the network's own
     fusion); ``work_size``: the long side of the copy the network fuses (``resolution``; None: the
-    photos themselves); ``upsampling``: how that copy's fusion is brought back (``resolution.UPSAMPLING``)."""
+    photos themselves); ``upsampling``: how that copy's fusion is brought back (``resolution.UPSAMPLING``);
+    ``tone_guard``: keep the network's tone from a veil (``tone``; with the detail step only)."""
 
     tile: int | str | None = AUTO
     multi: str = DEFAULT_MULTI
     detail: int = DETAIL_LEVELS
     work_size: int | None = WORK_SIZE
     upsampling: str = DEFAULT_UPSAMPLING
+    tone_guard: bool = True
 
     def __post_init__(self) -> None:
         checks = (
@@ -71,17 +74,18 @@ class FusionOptions:
     @classmethod
     def resolve(cls, tile: int | str | None = AUTO, multi: str | None = None, detail: int | None = None,
                 work_size: int | str | None = DEFAULT, upsampling: str | None = None,
-                original_io: bool = False) -> FusionOptions:
+                original_io: bool = False, tone_guard: bool | None = None) -> FusionOptions:
         """The options of what was given: ``tile`` "auto", 0 or None (whole image) or a side; ``multi``
         None for ``DEFAULT_MULTI``; ``detail`` None for ``DETAIL_LEVELS``, or 0 with the authors' test-time
         I/O (``original_io``: their pipeline has no detail transfer); ``work_size`` "default" for
-        ``WORK_SIZE``, "full" or None for the photos themselves."""
+        ``WORK_SIZE``, "full" or None for the photos themselves; ``tone_guard`` None for on."""
         return cls(
             tile=None if tile in (0, None) else tile if tile == AUTO else int(tile),
             multi=DEFAULT_MULTI if multi is None else multi,
             detail=(0 if original_io else DETAIL_LEVELS) if detail is None else detail,
             work_size=WORK_SIZE if work_size == DEFAULT else None if work_size in (FULL, None) else work_size,
             upsampling=DEFAULT_UPSAMPLING if upsampling is None else upsampling,
+            tone_guard=True if tone_guard is None else tone_guard,
         )
 
     def resolution(self) -> FullResolution:
@@ -91,9 +95,11 @@ class FusionOptions:
         return WorkingResolution(self.work_size, self.upsampling)
 
     def steps(self) -> list[Step]:
-        """The steps of a fusion with these options, in order: resolution, strategy, detail (if any)."""
+        """The steps of a fusion with these options, in order: resolution, strategy, then with the detail
+        step the detail and the tone guard (if on); the network alone (no detail) keeps its own tone."""
         resolution = self.resolution()
-        return [resolution, strategy(self.multi)] + ([DetailTransfer(self.detail, resolution)] if self.detail else [])
+        finish = [DetailTransfer(self.detail, resolution)] + ([ToneGuard()] if self.tone_guard else [])
+        return [resolution, strategy(self.multi)] + (finish if self.detail else [])
 
 
 DEFAULT_OPTIONS = FusionOptions()  # what `mefgan fuse` does when given no option

@@ -37,6 +37,7 @@ from mefgan_tf.pyramid import (
 )
 from mefgan_tf.resolution import downscale, levels_for, padded_shape, residual, work_dims
 from mefgan_tf.scenes import exposure_order, middle, over_under
+from mefgan_tf.tone import tone_guard
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,25 @@ class WorkingResolution(FullResolution):
         if self.work(height, width) is None:
             return super().low(fused, height, width, levels)
         return residual(fused, height, width, levels, self.upsampling)
+
+
+# ------------------------------------------------------------------------------------------ tone
+@dataclass(frozen=True)
+class ToneGuard:
+    """The finished fusion bent by one global curve, in place, where its tone is worse than the
+    classical fusion's by more than a margin: lifted blacks, a darker scene with no more contrast,
+    paler colours (``tone``); measured on previews, so it costs little more than one pass."""
+
+    def plan(self, sizes: Sizes) -> Plan:
+        return Plan(0, TONE_BYTES_PER_PIXEL * sizes.height * sizes.width, 0.0)
+
+    def __call__(self, fused: np.ndarray, images: Sequence[np.ndarray], progress: FusionProgress | None) -> np.ndarray:
+        check_stop(progress, "the tone")
+        curve = tone_guard(fused, images)
+        return fused if curve.identity else curve(fused, in_place=True)
+
+
+TONE_BYTES_PER_PIXEL = 16  # the chroma step's grey image and its three-channel form, float32
 
 
 # ---------------------------------------------------------------------------------------- detail

@@ -1,0 +1,119 @@
+"""The tone measures and the tone guard (``mefgan_tf.tone``): a fusion keeps its tone unless it is
+visibly worse than the classical fusion's (lifted blacks, paler colours, darker with no more contrast),
+and then one global curve brings it back within the margins."""
+import numpy as np
+import pytest
+
+from mefgan_tf.baselines import mertens
+from mefgan_tf.fusion import FusionOptions, fuse_images
+from mefgan_tf.fusion.steps import ToneGuard
+from mefgan_tf.samples import sample_pair, sample_photo
+from mefgan_tf.tone import (
+    LIMITS,
+    MARGINS,
+    ToneCurve,
+    guard_curve,
+    tone_columns,
+    tone_guard,
+    tone_problems,
+    tone_stats,
+)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return sample_photo("coffee", 256).astype(np.float32) / 255.0
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    return image @ np.float32([0.299, 0.587, 0.114])
+
+
+def veiled(image: np.ndarray, veil: float = 0.3) -> np.ndarray:
+    return (image * (1 - veil) + veil).astype(np.float32)
+
+
+def paler(image: np.ndarray, keep: float = 0.5) -> np.ndarray:
+    grey = luma(image)[..., None]
+    return (grey + keep * (image - grey)).astype(np.float32)
+
+
+def test_tone_stats_are_8_bit_black_level_saturation_mean_and_contrast_of_luma():
+    grey = np.full((10, 10, 3), 0.5, np.float32)
+    grey[0, 0] = 0.0
+    stats = tone_stats(grey)
+    assert stats.black == pytest.approx(0.0 + 0.99 * 128, abs=0.5)  # 1st percentile of 100 pixels, one black
+    assert stats.saturation == 0.0
+    assert stats.mean == pytest.approx(128 * 99 / 100, abs=0.01)
+    red = np.zeros((4, 4, 3), np.float32)
+    red[..., 0] = 1.0
+    assert tone_stats(red).saturation == 255.0
+    assert set(tone_columns(red)) == {"BLACK", "SATURATION", "LEVEL", "CONTRAST"}
+
+
+def test_the_curve_moves_the_black_point_and_keeps_white_white():
+    curve = ToneCurve(black=0.3, black_to=0.05)
+    out = curve(np.float32([[[0.3, 0.3, 0.3], [1.0, 1.0, 1.0], [0.65, 0.65, 0.65]]]))
+    np.testing.assert_allclose(out[0, :, 0], [0.05, 1.0, 0.525], atol=1e-6)
+    assert ToneCurve().identity and not curve.identity
+
+
+def test_a_fusion_as_good_as_the_reference_is_left_unchanged(photo):
+    assert guard_curve(photo, photo).identity
+    darker_but_more_contrast = np.clip((photo - 0.5) * 1.6 + 0.35, 0, 1).astype(np.float32)
+    assert guard_curve(darker_but_more_contrast, photo).chroma == 1.0
+    assert guard_curve(darker_but_more_contrast, photo).gamma == 1.0
+
+
+def test_lifted_blacks_come_down_to_the_reference_plus_the_margin(photo):
+    fusion = veiled(photo)
+    assert "veil" in tone_problems(tone_columns(fusion), tone_columns(photo))  # and paler: a veil fades colours
+    fixed = guard_curve(fusion, photo)(fusion)
+    assert tone_stats(fixed).black == pytest.approx(tone_stats(photo).black + MARGINS.black, abs=1.0)
+    assert tone_problems(tone_columns(fixed), tone_columns(photo)) == []
+
+
+def test_paler_colours_get_their_saturation_back_to_the_margin(photo):
+    fusion = paler(photo)
+    assert "paler" in tone_problems(tone_columns(fusion), tone_columns(photo))
+    curve = guard_curve(fusion, photo)
+    assert curve.chroma > 1.5
+    assert tone_stats(curve(fusion)).saturation == pytest.approx(tone_stats(photo).saturation - MARGINS.saturation, abs=0.5)
+
+
+def test_a_darker_fusion_with_no_more_contrast_is_lifted_to_the_margin(photo):
+    fusion = (photo * 0.6).astype(np.float32)
+    assert "darker" in tone_problems(tone_columns(fusion), tone_columns(photo))
+    curve = guard_curve(fusion, photo)
+    assert curve.gamma < 1.0
+    assert tone_stats(curve(fusion)).mean == pytest.approx(tone_stats(photo).mean - MARGINS.darker, abs=0.5)
+
+
+def test_grey_stays_grey_and_the_same_photo_twice_comes_back_unchanged(photo):
+    grey = np.repeat(luma(photo)[..., None], 3, axis=2)
+    curve = guard_curve(veiled(grey), grey)
+    assert not curve.identity
+    out = curve(veiled(grey))
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    assert tone_guard(photo, [photo, photo]).identity
+
+
+def test_the_limits_are_wider_than_the_margins_the_guard_keeps():
+    assert LIMITS.black > MARGINS.black and LIMITS.saturation > MARGINS.saturation and LIMITS.darker > MARGINS.darker
+
+
+def veiling_pair(over: np.ndarray, under: np.ndarray, shape=None) -> np.ndarray:
+    """A pair 'model' with a veil: the mean of the pair, lifted."""
+    return veiled((over + under) / 2, 0.35)
+
+
+def test_the_fusion_runs_the_guard_before_the_detail_and_only_with_the_detail():
+    under, over = (x.astype(np.float32) / 255.0 for x in sample_pair("astronaut", max_side=192))
+    reference = tone_stats(mertens([under, over]))
+    guarded = fuse_images(veiling_pair, [under, over], FusionOptions.resolve(tile=None))
+    unguarded = fuse_images(veiling_pair, [under, over], FusionOptions.resolve(tile=None, tone_guard=False))
+    assert tone_stats(unguarded).black > reference.black + LIMITS.black
+    assert tone_stats(guarded).black <= reference.black + LIMITS.black
+    assert any(isinstance(step, ToneGuard) for step in FusionOptions().steps())
+    assert not any(isinstance(step, ToneGuard) for step in FusionOptions.resolve(detail=0).steps())
+    assert not any(isinstance(step, ToneGuard) for step in FusionOptions.resolve(tone_guard=False).steps())
