@@ -8,6 +8,7 @@ import contextlib
 import glob
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from mefgan_tf import __version__
 from mefgan_tf.config import MEFGANConfig
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import atomic_dir, atomic_path
+from mefgan_tf.images import InputNote, is_image
+
+# TensorFlow (with its protobuf) and the networks (Keras) are imported where a checkpoint is read or
+# written: checking a run folder or a model's path must not start TensorFlow or fix Keras's backend.
 
 CHECKPOINT_NAME = "ckpt"
 METADATA_FILE = "mefgan.json"
@@ -142,10 +147,6 @@ def resolve_checkpoint(path: str | Path) -> str:
 def latest_in_folder(folder: Path) -> str:
     """The checkpoint that the folder's ``checkpoint`` file names, or, when that one is missing (or
     there is no such file), its highest step, with a note; CommandError when it holds none."""
-    import warnings
-
-    from mefgan_tf.images import InputNote
-
     named = check_state_file(folder / "checkpoint")
     if named is not None and Path(named + ".index").exists():
         return named
@@ -172,8 +173,6 @@ def check_generator_source(path: str | Path) -> None:
 
 def not_a_checkpoint(path: Path) -> str:
     """Why ``path``, which is neither a checkpoint folder nor a prefix, is not one, in a few words."""
-    from mefgan_tf.images import is_image
-
     expected = "expected a run folder, a checkpoint prefix such as run/ckpt-5, or a Keras .weights.h5 file"
     if path.suffix.lower() == ".tflite":
         return f"a LiteRT model holds no trainable weights; give the checkpoint it was exported from ({expected})"
