@@ -38,6 +38,7 @@ def test_loading_a_folder_without_checkpoint_is_a_clear_error(tmp_path):
         load_generator(tmp_path)
 
 
+@pytest.mark.slow
 def test_keras_weight_files_become_a_checkpoint_with_the_same_outputs(tmp_path):
     generator, discriminator = build_generator(), build_discriminator()
     generator.save_weights(tmp_path / "g.weights.h5")

@@ -46,6 +46,7 @@ def test_console_script_entry_point_runs():
     assert result.returncode == 0 and result.stdout.startswith("mefgan-tf ")
 
 
+@pytest.mark.slow
 def test_a_user_error_is_one_line_on_stderr_without_tensorflow_chatter(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mefgan_tf.cli", "fuse", str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg"), "-o", str(tmp_path / "f.png")],

@@ -42,6 +42,7 @@ def test_a_mefgan_json_written_before_the_split_loads_without_a_warning(tmp_path
     assert config.to_dict() == {**expected, **added}  # keys added since take the original's value
 
 
+@pytest.mark.slow
 def test_the_shipped_generator_and_a_checkpoint_with_an_old_mefgan_json_load(tmp_path, random_generator):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -82,6 +83,7 @@ def test_the_networks_keras_config_holds_the_network_only_and_old_ones_still_loa
         assert Discriminator.from_config({"name": "discriminator", "config": old["config"]}).network_config == NetworkConfig()
 
 
+@pytest.mark.slow
 def test_a_command_shows_the_warning_of_an_unknown_saved_key_as_one_line(tmp_path, random_generator, capsys):
     from mefgan_tf.cli import main
     from mefgan_tf.images import write_image

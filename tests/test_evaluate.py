@@ -182,6 +182,7 @@ def test_ground_truth_folder_option_and_resize_max(tmp_path):
     assert all(r["MEF_SSIM"] == "" for r in rows)  # too small for three scales: NaN, left blank
 
 
+@pytest.mark.slow
 def test_model_method_fuses_with_load_fuser(tmp_path, monkeypatch):
     seen = []
 
@@ -240,6 +241,7 @@ def test_original_io_scores_the_bytescaled_jpeg_against_cropped_sources(tmp_path
     assert "With the original's test-time I/O" in (out / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_model_original_io_scores_exactly_what_fuse_original_io_writes(tmp_path, random_generator):
     from mefgan_tf.checkpoint import save_model_checkpoint
 
@@ -296,6 +298,7 @@ def test_folder_without_scenes_is_an_error(tmp_path, capsys):
     assert "no scenes found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_authors_results_against_mertens_and_average_on_shared_pairs(tmp_path, shared_data):
     root = shared_data("original_mefgan")
     out = tmp_path / "out"
@@ -346,6 +349,7 @@ def _frames(scene):
     return [read_image_uint8(p).astype(np.float64) for p in sorted(scene.iterdir())]
 
 
+@pytest.mark.slow
 def test_each_pairing_fuses_its_own_exposures_and_is_reported_apart(tmp_path):
     scenes, out = _bracket_scenes(tmp_path / "scenes"), tmp_path / "out"
     argv = ["--method", "average", "--out", out, "--save-fused"]

@@ -202,6 +202,7 @@ def test_bytes_signature_refuses_images_below_8_pixels(served):
         served.signatures[BYTES_SIGNATURE](over_bytes=tf.constant([tiny]), under_bytes=tf.constant([tiny]))
 
 
+@pytest.mark.slow
 def test_an_export_killed_midway_leaves_a_folder_that_the_next_export_removes(checkpoint, tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -61,6 +61,7 @@ def test_shipped_generator_scores_above_the_measured_floors(fused_sample):
     assert metrics.psnr_i(fused, photo) > 17.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair, mef_ssim, qabf, level", [(1, 0.98, 0.77, 125.0), (2, 0.965, 0.77, 105.0)])
 def test_shipped_generator_fuses_real_sice_pairs_above_the_measured_floors(shared_data, pair, mef_ssim, qabf, level):
     folder = shared_data("original_mefgan", "test_imgs")

@@ -105,6 +105,7 @@ def test_detail_levels_0_and_full_size_give_the_network_on_the_photos_themselves
     np.testing.assert_allclose(Fuser(stages, FusionOptions(tile=None, work_size=None))([under, over]), exact, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_at_the_working_size_the_shipped_network_keeps_its_tone_and_score_on_a_photos_exposures():
     from mefgan_tf.metrics import Sources
     from mefgan_tf.models import load_stages
