@@ -27,9 +27,9 @@ from mefgan_tf.files import check_regular
 from mefgan_tf.fusion import DEFAULT_OPTIONS, Fuser, FusionOptions
 from mefgan_tf.images import is_image
 from mefgan_tf.stages import Stages, TensorFlowStages, generator_stages
+from mefgan_tf.tflite import LiteModel
 
-# TensorFlow and the LiteRT runner (``tflite``) are imported where a model of theirs is loaded: choosing
-# and checking a model must not start TensorFlow, and ``tflite`` imports this module for its names.
+# TensorFlow is imported where a SavedModel is loaded: choosing and checking a model must not start it.
 
 # The generator shipped inside the package (a checkpoint folder; checkpoints/reference in the repository).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "shipped_generator"
@@ -117,8 +117,6 @@ def load_saved_model(model: Path):
 def load_tflite(model: Path):
     """The ``tflite.LiteModel`` of a ``.tflite`` file; CommandError if it is not one of ours."""
     require("ai_edge_litert", f"{model}: running a .tflite model")
-    from mefgan_tf.tflite import LiteModel
-
     if not model.is_file():
         raise CommandError(f"{model}: not a file (a .tflite model is one file)")
     try:
