@@ -197,10 +197,11 @@ def savedmodel(checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def served(savedmodel):
-    """The seeded SavedModel loaded with ``tf.saved_model.load`` (once per test process)."""
-    import tensorflow as tf
+    """The seeded SavedModel loaded with ``tf.saved_model.load``: the object that ``mefgan fuse --model``
+    and ``load_fuser`` use in this process (``models.LOADED``), so that they do not load it again."""
+    from mefgan_tf.models import load_stages
 
-    return tf.saved_model.load(str(savedmodel))
+    return load_stages(savedmodel).module
 
 
 def smooth_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
