@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mefgan_tf import tflite
+from mefgan_tf.checkpoint import load_generator
 from mefgan_tf.cli.types import add_fusion_options, fusion_options
+from mefgan_tf.config import ATTENTION_BLOCKS
 from mefgan_tf.errors import CommandError
+from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE, check_version_folder, export_saved_model
+from mefgan_tf.files import check_file_target, check_folder_target
+from mefgan_tf.models import resolve_model
+
+# TensorFlow starts in ``export`` and ``tflite`` when a model is written, after ``check``: nothing here imports it.
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def check_options(args: argparse.Namespace) -> None:
     """CommandError for option values and combinations that do not go together (before any model is loaded)."""
-    from mefgan_tf.tflite import check_chunk
-
     if args.attention_chunk is not None:
-        check_chunk(args.attention_chunk)
+        tflite.check_chunk(args.attention_chunk)
     if not args.tflite:
         args.fusion = fusion_options(args)
         if args.quantize is not None or args.calibration is not None:
@@ -86,12 +92,6 @@ check = check_options  # called before TensorFlow starts
 
 
 def run_tflite(args: argparse.Namespace) -> int:
-    from mefgan_tf import tflite
-    from mefgan_tf.checkpoint import load_generator
-    from mefgan_tf.config import ATTENTION_BLOCKS
-    from mefgan_tf.files import check_file_target
-    from mefgan_tf.models import resolve_model
-
     out = Path(args.out)
     tflite.check_tflite_path(out)
     check_file_target(out, args.overwrite)
@@ -105,11 +105,6 @@ def run_tflite(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mefgan_tf.checkpoint import load_generator
-    from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE, check_version_folder, export_saved_model
-    from mefgan_tf.files import check_folder_target
-    from mefgan_tf.models import resolve_model
-
     if args.tflite:
         return run_tflite(args)
     out = Path(args.out)

@@ -5,18 +5,22 @@ import argparse
 
 from mefgan_tf.cli.types import add_fusion_options, finite_float, fusion_options, port_number
 from mefgan_tf.errors import CommandError, require
+from mefgan_tf.serve.app import DEFAULT_QUEUE
+from mefgan_tf.serve.protocol import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_MAX_BODY_MB,
+    DEFAULT_MAX_MEGAPIXELS,
+    DEFAULT_MAX_REQUEST_MEGAPIXELS,
+    DEFAULT_TIMEOUT_S,
+    Limits,
+)
+from mefgan_tf.serve.server import DEFAULT_HOST, DEFAULT_PORT, serve_forever
+
+# FastAPI and uvicorn are imported when the server starts (``serve``): they are an optional extra.
 
 
 def limit_options() -> tuple[tuple[str, float | None, str, str], ...]:
     """The server's limits: option, default, metavar and help (each a finite number, range-checked by ``check``)."""
-    from mefgan_tf.serve.protocol import (
-        DEFAULT_BODY_TIMEOUT_S,
-        DEFAULT_MAX_BODY_MB,
-        DEFAULT_MAX_MEGAPIXELS,
-        DEFAULT_MAX_REQUEST_MEGAPIXELS,
-        DEFAULT_TIMEOUT_S,
-    )
-
     return (
         ("--max-body-mb", DEFAULT_MAX_BODY_MB, "MB", "largest request body; larger ones get 413"),
         ("--max-megapixels", DEFAULT_MAX_MEGAPIXELS, "MP",
@@ -34,9 +38,6 @@ def limit_options() -> tuple[tuple[str, float | None, str, str], ...]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from mefgan_tf.serve.app import DEFAULT_QUEUE
-    from mefgan_tf.serve.server import DEFAULT_HOST, DEFAULT_PORT
-
     parser.add_argument(
         "--model", metavar="PATH",
         help="mefgan-tf checkpoint folder/prefix, SavedModel folder from `mefgan export`, or a folder of "
@@ -79,8 +80,6 @@ def check(args: argparse.Namespace):
 
 def limits_of(args: argparse.Namespace):
     """The ``Limits`` of the options; CommandError naming an option out of its range."""
-    from mefgan_tf.serve.protocol import Limits
-
     for name, (low, high) in RANGES.items():
         value = getattr(args, name)
         if value is not None and not low <= value <= high:
@@ -93,8 +92,6 @@ def limits_of(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn"):
         require(module, "mefgan serve")
-    from mefgan_tf.serve.server import serve_forever
-
     serve_forever(args.model, args.host, args.port, args.fusion, args.queue, limits_of(args), args.quiet, args.align,
                   args.deghost)
     return 0
