@@ -13,12 +13,21 @@ from mefgan_tf.fusion import FusionOptions, fuse_pair, strategy
 from mefgan_tf.images import bytescale, read_image, read_image_raw, to_float, write_image
 from mefgan_tf.models import load_fuser
 from mefgan_tf.pyramid import DETAIL_LEVELS, transfer_detail
+from mefgan_tf.tone import tone_guard
 
 
 # stages, checkpoint and savedmodel (`mefgan export` of the checkpoint), of one seeded generator: tests/conftest.py
 @pytest.fixture(scope="module")
 def model(checkpoint) -> str:
     return str(checkpoint)
+
+
+def finished(network: np.ndarray, frames: list[np.ndarray], levels: int) -> np.ndarray:
+    """What `mefgan fuse` makes of the network's fusion: the exposures' detail, then the tone guard's curve."""
+    if not levels:
+        return network
+    detailed = transfer_detail(network, frames, levels)
+    return tone_guard(detailed, frames)(detailed)
 
 
 def scene(height: int = 37, width: int = 53, seed: int = 0) -> np.ndarray:
@@ -46,7 +55,7 @@ def test_two_exposures_in_either_order_fuse_to_an_image_of_exactly_the_input_siz
     assert a.shape == (37, 53, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     network = fuse_pair(stages, read_image(over), read_image(under))
-    expected = transfer_detail(network, [read_image(under), read_image(over)], DETAIL_LEVELS)
+    expected = finished(network, [read_image(under), read_image(over)], DETAIL_LEVELS)
     assert np.abs(to_float(a) - expected).max() <= 0.5 / 255 + 1e-6
 
 
@@ -56,7 +65,7 @@ def test_detail_levels_choose_how_much_detail_comes_from_the_exposures(model, st
     network = fuse_pair(stages, frames[1], frames[0])
     for levels in (0, 2):
         assert fuse(under, over, "-o", tmp_path / f"{levels}.png", "--model", model, "--detail-levels", levels) == 0
-        expected = transfer_detail(network, frames, levels)
+        expected = finished(network, frames, levels)
         assert np.abs(read_image(tmp_path / f"{levels}.png") - expected).max() <= 0.5 / 255 + 1e-6
     assert fuse(under, over, "-o", tmp_path / "bad.png", "--model", model, "--detail-levels", "-1") == 1
     assert "--detail-levels -1: expected 0 (the network's own fusion) to 16 levels" in capsys.readouterr().err
@@ -91,7 +100,7 @@ def test_jpeg_grey_and_alpha_inputs_are_read_as_rgb(model, stages, tmp_path):
     paths = [tmp_path / "bright.png", tmp_path / "dark.png", tmp_path / "mid.jpg"]
     assert fuse(*paths, "-o", tmp_path / "out.png", "--model", model) == 0
     images = [read_image(p) for p in paths]
-    expected = transfer_detail(strategy("blend")(lambda o, u: fuse_pair(stages, o, u), images), images, DETAIL_LEVELS)
+    expected = finished(strategy("blend")(lambda o, u: fuse_pair(stages, o, u), images), images, DETAIL_LEVELS)
     assert np.abs(read_image(tmp_path / "out.png") - expected).max() <= 0.5 / 255 + 1e-6
 
 

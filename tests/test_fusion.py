@@ -39,6 +39,7 @@ from mefgan_tf.models import load_fuser
 from mefgan_tf.pyramid import DETAIL_COST, DETAIL_LEVELS, blend_memory, transfer_detail
 from mefgan_tf.scenes import exposure_order
 from mefgan_tf.stages import generator_stages
+from mefgan_tf.tone import tone_guard
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +190,12 @@ def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages_then_tra
     fuser = load_fuser(checkpoint, FusionOptions(tile=16, detail=0))
     np.testing.assert_allclose(fuser([under, over]), network, atol=1e-4)
     np.testing.assert_allclose(fuser([over, under]), network, atol=1e-4)
-    detailed = load_fuser(checkpoint, FusionOptions(tile=16))([under, over])
+    detailed = load_fuser(checkpoint, FusionOptions(tile=16, tone_guard=False))([under, over])
     assert DETAIL_LEVELS > 0 and np.abs(detailed - network).max() > 0.05
-    np.testing.assert_allclose(detailed, transfer_detail(network, [under, over], DETAIL_LEVELS), atol=1e-4)
+    expected = transfer_detail(network, [under, over], DETAIL_LEVELS)
+    np.testing.assert_allclose(detailed, expected, atol=1e-4)
+    guarded = load_fuser(checkpoint, FusionOptions(tile=16))([under, over])  # then the tone guard's curve, if any
+    np.testing.assert_allclose(guarded, tone_guard(expected, [under, over])(expected), atol=1e-3)
 
 
 class BlurringFuser(Fuser):
