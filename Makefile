@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo patches train export serve bench browser-deps clean
+.PHONY: install test test-fast demo patches train export serve bench browser-deps clean
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ $(STAMP): $(BASE_STAMP)
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
+
+# The suite without the tests marked slow (training runs, JAX, LiteRT variants; each over 20 s): for while you work.
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m 'not slow' $(PYTEST_ARGS) tests
 
 demo: $(BASE_STAMP)
 	$(BIN)/mefgan demo --out demo --overwrite
