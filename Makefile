@@ -17,7 +17,7 @@ install: $(STAMP)
 # The base install (what `make demo` needs), then the test and JAX extras on top (what `make test` needs).
 $(BASE_STAMP): setup.py pyproject.toml mefgan_tf/VERSION
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77"
 	$(BIN)/pip install --quiet -e .
 	touch $(BASE_STAMP)
 
