@@ -14,7 +14,7 @@ import pytest
 from mefgan_tf import fusion, models
 from mefgan_tf.checkpoint import save_model_checkpoint
 from mefgan_tf.cli import build_parser
-from mefgan_tf.cli.types import fusion_options
+from mefgan_tf.cli.types import fusion_options, multi_help
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion import (
     DEFAULT_MULTI,
@@ -257,6 +257,8 @@ def test_the_fusion_core_imports_neither_tensorflow_nor_a_model_loader():
 class BrightestPair(Strategy):
     """A test strategy: only the two brightest exposures, the brighter one first."""
 
+    summary = "only the two brightest"
+
     def order(self, count: int) -> list[int]:
         return [count - 1, count - 2]
 
@@ -271,8 +273,10 @@ def test_a_new_strategy_is_one_class_and_one_registry_line(monkeypatch):
             return (over + under) / 2
 
     images = [np.full((16, 16, 3), v, np.float32) for v in (0.3, 0.9, 0.1, 0.6)]
-    fused = Averaging(None, FusionOptions(multi="brightest-pair", detail=0))(images)
+    fused = Averaging(None, fusion_options(build_parser("fuse").parse_args(
+        ["fuse", "a.png", "b.png", "-o", "f.png", "--multi", "brightest-pair", "--detail-levels", "0"])))(images)
     assert calls == [(0.9, 0.6)]
+    assert "'brightest-pair': only the two brightest" in multi_help()
     np.testing.assert_allclose(fused, 0.75, atol=1e-3)  # grey exposures: the luma of the fusion
 
 

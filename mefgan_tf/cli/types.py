@@ -58,11 +58,8 @@ def work_size(text: str) -> int | str:
 
 
 MULTI_HELP = (
-    "how three or more exposures are fused, by a model that fuses pairs: folded in by exposure from the darkest up, "
-    "from the middle one outwards or from the brightest down; only the darkest with the brightest; or 'blend': each "
-    "frame fused with the middle one, the fusions blended, each where the frame it brought is well exposed "
-    "(Mertens's weights) (one of {names}; default: {default}, the best on MEF-SSIM against all frames of the "
-    "held-out scenes, ahead of Mertens, and the least washed out)"
+    "how three or more exposures are fused, by a model that fuses pairs: {ways} (default: {default}, the best on "
+    "MEF-SSIM against all frames of the held-out scenes, ahead of Mertens, and the least washed out)"
 )
 DETAIL_HELP = (
     "finest Laplacian-pyramid levels of the fused image taken from the exposures, each from where it is well "
@@ -86,6 +83,12 @@ TONE_GUARD_HELP = ("where the network's fusion has lifted blacks, paler colours 
                    "with one global curve; with the detail step only (default: on)")
 
 
+def multi_help() -> str:
+    """``--multi``'s help: each strategy's name and summary (``fusion.STRATEGIES``)."""
+    ways = "; ".join(f"'{name}': {way.summary}" for name, way in STRATEGIES.items())
+    return MULTI_HELP.format(ways=ways, default=DEFAULT_MULTI)
+
+
 def add_fusion_options(parser: argparse.ArgumentParser, tile: bool = True, multi: bool = True,
                        original_io: bool = False, applies: str = "", tone: bool = True) -> None:
     """The fusion options a command takes (``--tile``, ``--multi``, ``--detail-levels``, ``--work-size``,
@@ -96,7 +99,7 @@ def add_fusion_options(parser: argparse.ArgumentParser, tile: bool = True, multi
         parser.add_argument("--tile", type=tile_side, default=AUTO, metavar="SIZE", help=applies + TILE_HELP)
     if multi:
         parser.add_argument("--multi", default=None, metavar="WAY",
-                            help=applies + MULTI_HELP.format(names=", ".join(STRATEGIES), default=DEFAULT_MULTI))
+                            help=applies + multi_help())
     original = "; 0 with --original-io, as the authors fuse" if original_io else ""
     parser.add_argument("--detail-levels", type=level_count, default=None, metavar="N",
                         help=applies + DETAIL_HELP.format(most=MAX_LEVELS, default=DETAIL_LEVELS, original=original))

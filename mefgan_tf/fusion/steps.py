@@ -18,7 +18,7 @@ import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -70,7 +70,10 @@ def check_exposures(images: Sequence[np.ndarray], names: Sequence[str] | None = 
 class Strategy:
     """How a pair model fuses ``count`` exposures ordered darkest first: a fold of them in ``order``
     (ranks, 0 darkest), each new one fused with the fusion so far. Subclasses give ``order`` and may
-    replace ``combine`` (and ``memory``, what ``combine`` holds beyond the pair fusions)."""
+    replace ``combine`` (and ``memory``, what ``combine`` holds beyond the pair fusions). ``summary``:
+    what it does, in the help of ``--multi``."""
+
+    summary: ClassVar[str]
 
     def order(self, count: int) -> list[int]:
         raise NotImplementedError
@@ -103,12 +106,16 @@ class Strategy:
 class DarkestFirst(Strategy):
     """Folded in from the darkest up (the paper's way)."""
 
+    summary = "folded in by exposure from the darkest up"
+
     def order(self, count: int) -> list[int]:
         return list(range(count))
 
 
 class BrightestFirst(Strategy):
     """Folded in from the brightest down."""
+
+    summary = "folded in from the brightest down"
 
     def order(self, count: int) -> list[int]:
         return list(range(count - 1, -1, -1))
@@ -117,12 +124,16 @@ class BrightestFirst(Strategy):
 class Extremes(Strategy):
     """Only the darkest with the brightest."""
 
+    summary = "only the darkest with the brightest"
+
     def order(self, count: int) -> list[int]:
         return [0, count - 1] if count > 1 else [0]
 
 
 class MiddleOut(Strategy):
     """Folded in from the middle one outwards: then alternately the next darker and the next brighter."""
+
+    summary = "folded in from the middle one outwards"
 
     def order(self, count: int) -> list[int]:
         m = middle(count)
@@ -135,6 +146,9 @@ class Blend(MiddleOut):
     Laplacian pyramid, each weighted where the frame it brought is well exposed (Mertens's weights).
     Each fusion is of two source frames, so none inherits another's drift in tone, as a fold does;
     the fusions are made one at a time into the pyramid, so only one is held."""
+
+    summary = ("each frame fused with the middle one, the fusions blended, each where the frame it brought is well "
+               "exposed (Mertens's weights)")
 
     def memory(self, sizes: Sizes) -> int:
         fusions = self.pairs(sizes.frames)
