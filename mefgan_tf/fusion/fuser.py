@@ -30,10 +30,10 @@ def fuse_images(pair: Callable[..., np.ndarray], images: Sequence[np.ndarray], o
     residual; the exposures give every finer level. Otherwise the network fuses the photos themselves
     and the exposures give ``options.detail`` levels (0: the network's own fusion). An app that runs a
     LiteRT file does the same: this function is its reference. ``progress`` is checked for a stop
-    before the detail step and advanced by it."""
-    resolution, strategy, *detail = options.steps()
+    before each finishing step (detail, tone) and advanced by it."""
+    resolution, strategy, *finish = options.steps()
     fused = strategy(*resolution(pair, images))
-    for step in detail:
+    for step in finish:
         fused = step(fused, images, progress)
     return fused
 

@@ -7,10 +7,11 @@
   input (the rules of ``scenes``);
 * the resolution the network fuses at (``FullResolution``, ``WorkingResolution``: a photo larger
   than the working size is fused as a downscaled copy, its fusion giving only the coarse levels);
-* the detail transfer (``DetailTransfer``): the exposures' own fine detail onto the fusion (``pyramid``).
+* the detail transfer (``DetailTransfer``): the exposures' own fine detail onto the fusion (``pyramid``),
+  then the tone guard (``ToneGuard``, ``tone``).
 
 A new strategy is a ``Strategy`` subclass and one line of ``STRATEGIES``; ``Fuser`` adds up the plans
-of the steps ``fusion_steps`` gives.
+of the steps ``FusionOptions.steps`` gives.
 """
 from __future__ import annotations
 
