@@ -28,7 +28,8 @@ SEARCH_STEPS = 12  # bisection steps of the gamma and the chroma gain (2^-12 of 
 @dataclass(frozen=True)
 class ToneStats:
     """An image's global tone in 8-bit levels: ``black`` (the 1st percentile of luma), ``saturation``
-    (the mean of HSV S), ``mean`` (mean luma) and ``contrast`` (the luma's standard deviation)."""
+    (the mean of HSV S), ``mean`` (mean luma) and ``contrast`` (the tonal range: the 99th minus the 1st
+    percentile of luma; a darker fusion that spans a wider range is deeper, not too dark)."""
 
     black: float
     saturation: float
@@ -41,8 +42,8 @@ def tone_stats(image: np.ndarray) -> ToneStats:
     u8 = image if image.dtype == np.uint8 else (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     luma = cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY).astype(np.float32)
     saturation = cv2.cvtColor(u8, cv2.COLOR_RGB2HSV)[..., 1]
-    return ToneStats(float(np.percentile(luma, BLACK_PERCENTILE)), float(saturation.mean()),
-                     float(luma.mean()), float(luma.std()))
+    black, white = np.percentile(luma, [BLACK_PERCENTILE, 100.0 - BLACK_PERCENTILE])
+    return ToneStats(float(black), float(saturation.mean()), float(luma.mean()), float(white - black))
 
 
 @dataclass(frozen=True)

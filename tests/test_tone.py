@@ -38,7 +38,7 @@ def paler(image: np.ndarray, keep: float = 0.5) -> np.ndarray:
     return (grey + keep * (image - grey)).astype(np.float32)
 
 
-def test_tone_stats_are_8_bit_black_level_saturation_mean_and_contrast_of_luma():
+def test_tone_stats_are_8_bit_black_level_saturation_mean_and_tonal_range_of_luma():
     grey = np.full((10, 10, 3), 0.5, np.float32)
     grey[0, 0] = 0.0
     stats = tone_stats(grey)
@@ -49,6 +49,8 @@ def test_tone_stats_are_8_bit_black_level_saturation_mean_and_contrast_of_luma()
     red[..., 0] = 1.0
     assert tone_stats(red).saturation == 255.0
     assert set(tone_columns(red)) == {"BLACK", "SATURATION", "LEVEL", "CONTRAST"}
+    ramp = np.repeat(np.linspace(0, 1, 256, dtype=np.float32)[None, :, None], 3, axis=2)
+    assert tone_stats(ramp).contrast == pytest.approx(0.98 * 255, abs=0.5)  # the 99th minus the 1st percentile
 
 
 def test_the_curve_moves_the_black_point_and_keeps_white_white():

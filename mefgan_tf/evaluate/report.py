@@ -146,7 +146,8 @@ METRIC_NOTES = (
     "entropy, spatial frequency, average gradient per colour channel, averaged (MEFB); PSNR_I/S (peak 256), CC_I/S: "
     "against ground truth on the paper's I and S channels. Higher is better for all but MEAN (the mean brightness, "
     "best near the middle of the range); BLACK, SATURATION, LEVEL, CONTRAST: the 1st percentile of luma, the mean "
-    "HSV saturation, the mean and the standard deviation of luma, in 8-bit levels (the tone; see below)."
+    "HSV saturation, the mean of luma and its tonal range (99th minus 1st percentile), in 8-bit levels (the tone; "
+    "see below)."
 )
 
 
