@@ -50,3 +50,31 @@ def test_the_model_card_is_a_card():
                     "## Limitations"):
         assert section in text
     assert (REPO / "checkpoints" / "reference" / "README.md").read_text(encoding="utf-8") == text
+
+
+PACKAGE_ROOTS = {"": REPO / "mefgan_tf", "data_prep/": REPO / "data_prep"}  # data_prep installs as mefgan_tf.data_prep
+
+
+def layout_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Layout\n(.*?)(?=^## )", text, re.M | re.S)
+    assert match, "README.md has no '## Layout' section"
+    return match.group(1)
+
+
+def package_modules() -> list[str]:
+    """Every module of the package, as its path under mefgan_tf/ (``fusion/tiles.py``)."""
+    modules = []
+    for prefix, root in PACKAGE_ROOTS.items():
+        if root.is_dir():
+            modules += [prefix + p.relative_to(root).as_posix() for p in root.rglob("*.py")
+                        if "__pycache__" not in p.parts]
+    return sorted(modules)
+
+
+def test_the_readme_layout_names_every_module_and_no_other():
+    section = layout_section()
+    named = set(re.findall(r"(?<![\w/.])((?:\w+/)*\w+\.py)\b", section))
+    modules = set(package_modules())
+    assert not modules - named, f"modules missing from README's layout: {sorted(modules - named)}"
+    assert not named - modules, f"README's layout names modules that do not exist: {sorted(named - modules)}"
