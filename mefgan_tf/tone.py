@@ -22,6 +22,7 @@ from mefgan_tf.resolution import downscale, work_dims
 PREVIEW_SIZE = 512  # long side of the previews the guard measures (the default working size)
 BLACK_PERCENTILE = 1.0  # the black level: this percentile of the luma
 LUMA = np.float32([0.299, 0.587, 0.114])  # BT.601, as cv2.COLOR_RGB2GRAY
+MAX_LIFT = 0.2  # the gamma lifting a dark fusion goes no lower than 0.8: more flattens its highlights
 SEARCH_STEPS = 12  # bisection steps of the gamma and the chroma gain (2^-12 of their range: well under a level)
 
 
@@ -119,7 +120,8 @@ def _bisect(measure: Callable[[float], float], low: float, high: float, target: 
 def guard_curve(fusion: np.ndarray, reference: np.ndarray, margins: ToneMargins = MARGINS) -> ToneCurve:
     """The curve that brings ``fusion``'s tone within ``margins`` of ``reference``'s (two previews of
     one size): its black point down to the reference's plus the margin; then, if it is darker by more
-    than the margin with no more contrast, a gamma that lifts its mean to that bound; then, if its
+    than the margin with no more contrast, a gamma that lifts its mean to that bound (at most
+    ``MAX_LIFT``: a fusion much darker than Mertens's comes only part of the way); then, if its
     colours are paler by more than the margin, a chroma gain up to that bound. Identity if none applies."""
     ours, ref = tone_stats(fusion), tone_stats(reference)
     curve = ToneCurve()
@@ -129,7 +131,7 @@ def guard_curve(fusion: np.ndarray, reference: np.ndarray, margins: ToneMargins 
     if ours.mean < ref.mean - margins.darker and ours.contrast <= ref.contrast:
         def brighter(lift: float) -> float:
             return tone_stats(_with(curve, gamma=1.0 - lift)(fusion)).mean
-        curve = _with(curve, gamma=1.0 - _bisect(brighter, 0.0, 0.75, ref.mean - margins.darker))
+        curve = _with(curve, gamma=1.0 - _bisect(brighter, 0.0, MAX_LIFT, ref.mean - margins.darker))
         ours = tone_stats(curve(fusion))
     if ours.saturation < ref.saturation - margins.saturation:
         def richer(gain: float) -> float:

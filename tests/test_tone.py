@@ -11,6 +11,7 @@ from mefgan_tf.samples import sample_pair, sample_photo
 from mefgan_tf.tone import (
     LIMITS,
     MARGINS,
+    MAX_LIFT,
     ToneCurve,
     guard_curve,
     tone_columns,
@@ -83,12 +84,14 @@ def test_paler_colours_get_their_saturation_back_to_the_margin(photo):
     assert tone_stats(curve(fusion)).saturation == pytest.approx(tone_stats(photo).saturation - MARGINS.saturation, abs=0.5)
 
 
-def test_a_darker_fusion_with_no_more_contrast_is_lifted_to_the_margin(photo):
-    fusion = (photo * 0.6).astype(np.float32)
+def test_a_darker_fusion_with_no_more_contrast_is_lifted_to_the_margin_by_a_gentle_gamma(photo):
+    fusion = np.power(photo, 1.6).astype(np.float32)
     assert "darker" in tone_problems(tone_columns(fusion), tone_columns(photo))
     curve = guard_curve(fusion, photo)
-    assert curve.gamma < 1.0
+    assert 1.0 - MAX_LIFT < curve.gamma < 1.0
     assert tone_stats(curve(fusion)).mean == pytest.approx(tone_stats(photo).mean - MARGINS.darker, abs=0.5)
+    much_darker = np.power(photo, 3.0).astype(np.float32)  # comes only part of the way: a gamma under 0.8 flattens
+    assert guard_curve(much_darker, photo).gamma == pytest.approx(1.0 - MAX_LIFT, abs=1e-3)
 
 
 def test_grey_stays_grey_and_the_same_photo_twice_comes_back_unchanged(photo):
