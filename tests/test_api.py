@@ -31,6 +31,7 @@ def test_the_package_exports_the_api_without_loading_tensorflow_on_import():
         mefgan_tf.nothing  # noqa: B018
 
 
+@pytest.mark.slow
 def test_paths_and_arrays_of_every_dtype_fuse_alike(checkpoint, scene, tmp_path):
     dark, bright = scene
     model = mefgan_tf.load_model(checkpoint, tile=None)

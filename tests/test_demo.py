@@ -40,6 +40,7 @@ def test_exposure_scales_linear_light_by_two_to_the_ev():
     assert exposed(grey, 3.0)[0, 0, 0] == 255  # clipped at white
 
 
+@pytest.mark.slow
 def test_demo_writes_the_pair_its_fusion_and_a_side_by_side_comparison(model, tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--model", str(model), "--max-side", "64"]) == 0

@@ -316,6 +316,7 @@ def test_authors_results_against_mertens_and_average_on_shared_pairs(tmp_path, s
     assert summary["authors"]["EN"]["mean"] > summary["average"]["EN"]["mean"]
 
 
+@pytest.mark.slow
 def test_an_undefined_multi_scale_mef_ssim_is_explained_without_a_numpy_warning_and_overwrite_replaces_the_report(tmp_path):
     import warnings
 

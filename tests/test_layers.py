@@ -207,6 +207,7 @@ print(json.dumps({"backend": keras.backend.backend(), "diff": float(np.abs(np.as
 """
 
 
+@pytest.mark.slow
 def test_flash_attention_runs_exactly_under_the_jax_backend():
     import json
     import os

@@ -171,6 +171,7 @@ def test_mef_ssim_loss_on_small_patches_uses_the_scales_that_fit_with_renormalis
         losses.mef_ssim_per_example(*as_batch(*astronaut_patches(10)))
 
 
+@pytest.mark.slow
 def test_gradient_steps_on_the_structure_loss_raise_the_measured_mef_ssim():
     from mefgan_tf.metrics import mef_ms_ssim
 

@@ -74,6 +74,7 @@ def test_shipped_generator_fuses_real_sice_pairs_above_the_measured_floors(share
     assert metrics.mean_level(fused) > level
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detail", [0, DETAIL_LEVELS])
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 def test_a_photo_fused_with_itself_comes_back_close_to_itself(name, detail):
