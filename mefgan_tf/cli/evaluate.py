@@ -8,6 +8,9 @@ from mefgan_tf.cli.types import add_fusion_options, fusion_options
 from mefgan_tf.errors import CommandError
 from mefgan_tf.scenes import PAIRINGS
 
+# The scorer and its metrics (scikit-image, the model loader) are imported inside check() and run(),
+# deliberately: every `mefgan` call builds every command's parser, and these would slow them all.
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenes", type=Path, metavar="SCENES_DIR",
