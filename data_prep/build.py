@@ -156,14 +156,26 @@ def exclude_scenes(scenes: list[SourceScene], patterns: list[str]) -> list[Sourc
     return kept
 
 
-def split_scenes(count: int, fraction: float, seed: int) -> set[int]:
-    """Indices of the scenes held out for validation: a seeded random choice of whole scenes."""
+def validation_count(count: int, fraction: float) -> int:
+    """How many of ``count`` usable scenes are held out: ``fraction`` of them, at least one, never all."""
+    if fraction <= 0 or count < 2:
+        return 0
+    return min(max(1, round(fraction * count)), count - 1)
+
+
+def scene_order(count: int, fraction: float, seed: int) -> list[int]:
+    """The order scenes are read in: with a validation split, a seeded permutation whose first usable
+    scenes are held out (so a scene that turns out unusable hands its place to the next one)."""
     if fraction <= 0:
-        return set()
+        return list(range(count))
     if count < 2:
         raise CommandError(f"--val-fraction {fraction}: needs at least 2 scenes, found {count}")
-    n_val = min(max(1, round(fraction * count)), count - 1)
-    return {int(i) for i in np.random.default_rng(seed).permutation(count)[:n_val]}
+    return [int(i) for i in np.random.default_rng(seed).permutation(count)]
+
+
+def split_scenes(count: int, fraction: float, seed: int) -> set[int]:
+    """Indices of the scenes held out for validation when every scene is usable."""
+    return set(scene_order(count, fraction, seed)[:validation_count(count, fraction)])
 
 
 def val_path(out: Path) -> Path:
@@ -235,12 +247,14 @@ def add_scene(scene: SourceScene, loaded: Loaded, writer: PatchWriter, options: 
     return len(writer) - before
 
 
-def process(scenes: list[SourceScene], held_out: set[int], writers: dict[str, PatchWriter],
-            loading: LoadOptions, options: PatchOptions, summary: Summary) -> None:
-    """Load, cut and write every scene, with a progress bar; bad scenes are skipped or fatal."""
-    with tqdm(scenes, desc="scenes", unit="scene", file=sys.stderr, disable=options.quiet or None, leave=False) as bar:
-        for index, scene in enumerate(bar):
-            split = "val" if index in held_out else "train"
+def process(scenes: list[SourceScene], order: list[int], writers: dict[str, PatchWriter], loading: LoadOptions,
+            options: PatchOptions, summary: Summary) -> None:
+    """Load, cut and write every scene in ``order``, with a progress bar; bad scenes are skipped or
+    fatal. The validation file takes the first usable scenes, as many as the fraction of the scenes
+    not skipped so far asks for."""
+    with tqdm(order, desc="scenes", unit="scene", file=sys.stderr, disable=options.quiet or None, leave=False) as bar:
+        for index in bar:
+            scene = scenes[index]
             try:
                 loaded = scene.load(loading)
             except SkippedScene as err:
@@ -251,6 +265,9 @@ def process(scenes: list[SourceScene], held_out: set[int], writers: dict[str, Pa
                 skip(scene, f"{scene.name}: {width}x{height} after --scale {options.scale} is smaller than "
                      f"--size {options.size}", options, summary, bar)
                 continue
+            usable = len(scenes) - len(summary.skipped)
+            held_out = "val" in writers and summary.scenes["val"] < validation_count(usable, options.val_fraction)
+            split = "val" if held_out else "train"
             summary.patches[split] += add_scene(scene, loaded, writers[split], options)
             summary.scenes[split] += 1
 
@@ -271,8 +288,8 @@ def build(options: PatchOptions) -> Summary:
     if options.sample:
         print("mefgan patches: no source given: building the sample set from scikit-image's bundled photos "
               f"into {options.out}")
-    held_out = split_scenes(len(scenes), options.val_fraction, options.seed)
-    paths = {"train": out} | ({"val": val_path(out)} if held_out else {})
+    order = scene_order(len(scenes), options.val_fraction, options.seed)
+    paths = {"train": out} | ({"val": val_path(out)} if validation_count(len(scenes), options.val_fraction) else {})
     summary = Summary(options=options)
     attrs = file_attrs(options, sources, loading)
     with contextlib.ExitStack() as stack:
@@ -281,10 +298,13 @@ def build(options: PatchOptions) -> Summary:
         for split, path in paths.items():
             tmp = stack.enter_context(atomic_path(path))
             writers[split] = stack.enter_context(PatchWriter(tmp, options.size, {**attrs, "split": split}, path))
-        process(scenes, held_out, writers, loading, options, summary)
+        process(scenes, order, writers, loading, options, summary)
         if summary.patches["train"] == 0:
             raise CommandError(f"no training patches from {len(scenes)} scene(s) ({len(summary.skipped)} skipped): "
                                f"nothing written to {out}")
+        if "val" in paths and summary.patches["val"] == 0:
+            raise CommandError(f"--val-fraction {options.val_fraction}: no usable scene left for validation "
+                               f"({len(summary.skipped)} of {len(scenes)} skipped): nothing written to {out}")
     if stale_val is not None:  # only once the new training file is in place
         stale_val.unlink(missing_ok=True)
         summary.removed.append(stale_val)

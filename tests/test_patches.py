@@ -190,6 +190,34 @@ def test_a_folder_where_the_validation_file_goes_is_refused_before_anything_is_w
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p_val.h5", "sice"]
 
 
+def test_unusable_scenes_hand_their_validation_place_to_the_next_usable_scene(tmp_path, capsys):
+    for i in range(6):
+        make_sice_scene(tmp_path / "sice", str(i), seed=40 + i)
+    split = ("--val-fraction", "0.5", "--seed", "3")
+    build(parse("--sice", str(tmp_path / "sice"), "--out", str(tmp_path / "all.h5"), *split))
+    first = set(patches_of(tmp_path / "all_val.h5")[1])  # every scene usable: the seeded choice of 3 of 6
+    assert len(first) == 3
+    for name in sorted(first)[:2]:  # two held-out scenes become unreadable
+        (tmp_path / "sice" / name.rsplit("/", 1)[1] / "1.png").write_bytes(b"not a png")
+    summary = build(parse("--sice", str(tmp_path / "sice"), "--out", str(tmp_path / "p.h5"), *split))
+    train, val = set(patches_of(tmp_path / "p.h5")[1]), set(patches_of(tmp_path / "p_val.h5")[1])
+    assert summary.scenes == {"train": 2, "val": 2} and len(summary.skipped) == 2  # half of the 4 usable ones
+    assert train.isdisjoint(val) and not (train | val) & set(sorted(first)[:2]) and sorted(first)[2] in val
+    assert capsys.readouterr().err.count("warning: skipped") == 2
+
+
+@pytest.mark.parametrize("seed", ["0", "1", "2"])
+def test_a_split_left_with_one_usable_scene_writes_nothing(tmp_path, seed):
+    for i in range(3):
+        make_sice_scene(tmp_path / "sice", str(i), seed=50 + i)
+    for name in ("0", "2"):
+        (tmp_path / "sice" / name / "1.png").write_bytes(b"not a png")
+    with pytest.raises(CommandError, match=r"(no training patches|no usable scene left for validation).*nothing written"):
+        build(parse("--sice", str(tmp_path / "sice"), "--out", str(tmp_path / "p.h5"), "--val-fraction", "0.5",
+                    "--seed", seed))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sice"]
+
+
 def test_val_fraction_with_a_single_scene_is_an_error(tmp_path):
     make_sice_scene(tmp_path / "sice", "1", seed=1)
     with pytest.raises(CommandError, match="at least 2 scenes"):
