@@ -56,9 +56,6 @@ SIGNATURES: dict[str, tuple[TensorSpecs, TensorSpecs]] = {
         {"fused_png_bytes": ("string", (-1,))},
     ),
 }
-# Detail levels beyond ``--detail-levels`` that ``fuse_images`` can take at the working size: one per
-# halving from the photo to the working copy (10: a photo 1,024 times the working size).
-MAX_EXTRA_LEVELS = 10
 METADATA_FOLDER = "assets.extra"  # extra files TensorFlow Serving ignores
 EXIF_SEARCH_BYTES = 65536  # a JPEG's EXIF block (APP1) starts within its first 64 KiB
 EXIF_MAX_ENTRIES = 64  # IFD0 entries searched for the orientation tag
@@ -218,7 +215,7 @@ def serving_class():
                 levels = tf.minimum(self.detail_levels + graph_extra_levels(height, width, work_h, work_w),
                                     graph_pyramid_levels(height, width))
                 return graph_detail_onto(lambda count: graph_residual(fused, height, width, count), [first, second],
-                                         levels, self.detail_levels + MAX_EXTRA_LEVELS)
+                                         levels)
 
             return tf.cond(tf.maximum(height, width) > self.work_size, working, exact)
 

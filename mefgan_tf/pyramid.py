@@ -196,19 +196,13 @@ LAPLACIAN_KERNEL = np.float32([[0, 1, 0], [1, -4, 1], [0, 1, 0]])  # cv2.Laplaci
 
 def graph_transfer_detail(fused, frames, levels: int):
     """``transfer_detail`` as TensorFlow ops, for the SavedModel's graph: ``fused`` and each of
-    ``frames`` [H, W, 3] float32 tensors of any size; ``levels`` is fixed, its cap at the pyramid's
-    depth is taken at run time. Agrees with the OpenCV version within float rounding (a fraction of
-    an 8-bit level where no image weighs a pixel)."""
+    ``frames`` [H, W, 3] float32 tensors of any size; ``levels`` is capped at the pyramid's depth at
+    run time. Agrees with the OpenCV version within float rounding (a fraction of an 8-bit level
+    where no image weighs a pixel)."""
     import tensorflow as tf
 
-    def low(count: int):
-        image = fused
-        for _ in range(count):
-            image = graph_down(image)
-        return image
-
     depth = graph_pyramid_levels(tf.shape(fused)[0], tf.shape(fused)[1])
-    return graph_detail_onto(low, frames, tf.minimum(levels, depth), levels)
+    return graph_detail_onto(lambda count: graph_downs(fused, count), frames, tf.minimum(levels, depth))
 
 
 def graph_pyramid_levels(height, width):
@@ -219,29 +213,53 @@ def graph_pyramid_levels(height, width):
     return tf.maximum(1, tf.reduce_sum(tf.cast(side >= 2 ** tf.range(1, 31), tf.int32)) - 1)
 
 
-def graph_detail_onto(low, frames, levels, max_levels: int):
-    """``detail_onto`` as TensorFlow ops: ``levels`` (a traced int32, 0 to ``max_levels``) finest levels
-    of the ``frames`` onto the residual ``low(count)`` gives for ``count`` levels (``low(0)``: the fusion)."""
+def _any_size(image):
+    """The shape invariant of a loop over pyramid levels: any height and width, ``image``'s channels."""
     import tensorflow as tf
 
-    def transfer(count: int):
-        if count == 0:
-            return tf.identity(low(0))
-        weights = [graph_weight(frame) for frame in frames]
-        total = tf.add_n(weights)
-        bands = [0.0] * count
-        for frame, w in zip(frames, weights):
-            share, image = (w / total)[..., None], frame
-            for level in range(count):
-                smaller = graph_down(image)
-                bands[level] += (image - _graph_up(smaller, tf.shape(image))) * share
-                image, share = smaller, graph_down(share)
-        image = low(count)
-        for band in reversed(bands):
-            image = _graph_up(image, tf.shape(band)) + band
-        return tf.clip_by_value(image, 0.0, 1.0)
+    return tf.TensorShape([None, None, image.shape[-1]])
 
-    return tf.switch_case(levels, [lambda count=count: transfer(count) for count in range(max_levels + 1)])
+
+def graph_downs(image, count):
+    """``count`` (a traced int32) ``graph_down``s of [H, W, C] ``image``: one loop in the graph, whatever the count."""
+    import tensorflow as tf
+
+    _, image = tf.while_loop(lambda i, _: i < count, lambda i, x: (i + 1, graph_down(x)), (tf.constant(0), image),
+                             shape_invariants=(tf.TensorShape([]), _any_size(image)))
+    return image
+
+
+def graph_detail_onto(low, frames, levels):
+    """``detail_onto`` as TensorFlow ops: the ``levels`` (a traced int32) finest levels of the ``frames``
+    onto the residual that ``low(levels)`` gives (``low(0)``: the fusion itself). The pyramids are two
+    loops (build and collapse), so the graph's size does not grow with the levels."""
+    import tensorflow as tf
+
+    weights = [graph_weight(frame) for frame in frames]
+    total = tf.add_n(weights)
+    shares = [(w / total)[..., None] for w in weights]
+
+    def blend_level(level, images, shares, bands):
+        band, smaller_images, smaller_shares = 0.0, [], []
+        for image, share in zip(images, shares):
+            smaller = graph_down(image)
+            band += (image - _graph_up(smaller, tf.shape(image))) * share
+            smaller_images.append(smaller)
+            smaller_shares.append(graph_down(share))
+        return level + 1, smaller_images, smaller_shares, bands.write(level, band)
+
+    bands = tf.TensorArray(tf.float32, size=levels, infer_shape=False, element_shape=tf.TensorShape([None, None, 3]))
+    invariants = (tf.TensorShape([]), [_any_size(f) for f in frames], [_any_size(s) for s in shares], tf.TensorShape(None))
+    *_, bands = tf.while_loop(lambda level, *_: level < levels, blend_level, (tf.constant(0), list(frames), shares, bands),
+                              shape_invariants=invariants)
+
+    def add_level(level, image):
+        band = bands.read(level)
+        return level - 1, _graph_up(image, tf.shape(band)) + band
+
+    _, image = tf.while_loop(lambda level, _: level >= 0, add_level, (levels - 1, low(levels)),
+                             shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, 3])))
+    return tf.cond(levels > 0, lambda: tf.clip_by_value(image, 0.0, 1.0), lambda: image)
 
 
 def _graph_filtered(x, kernel: np.ndarray):

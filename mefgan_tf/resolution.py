@@ -19,7 +19,7 @@ import math
 import cv2
 import numpy as np
 
-from mefgan_tf.pyramid import gaussian_pyramid, graph_down, pyramid_levels, residual_size
+from mefgan_tf.pyramid import gaussian_pyramid, graph_downs, pyramid_levels, residual_size
 
 # Long side, in pixels, of the copy the network fuses (``--work-size``). Chosen by a sweep on the
 # held-out scenes and SICE pairs at full size (docs/performance.md): at 512 a 12 MP pair costs the
@@ -152,12 +152,9 @@ def graph_extra_levels(height, width, work_height, work_width):
     return tf.maximum(0, tf.cast(tf.math.floor(log2 + 1e-9), tf.int32))
 
 
-def graph_residual(fused, height, width, levels: int):
-    """``residual`` (the default, "bilinear") of a traced fused working copy [h, w, 3], for a fixed
+def graph_residual(fused, height, width, levels):
+    """``residual`` (the default, "bilinear") of a traced fused working copy [h, w, 3], for a traced
     count of ``levels``."""
     import tensorflow as tf
 
-    image = tf.image.resize(fused, tf.stack([height, width]), method="bilinear")
-    for _ in range(levels):
-        image = graph_down(image)
-    return image
+    return graph_downs(tf.image.resize(fused, tf.stack([height, width]), method="bilinear"), levels)

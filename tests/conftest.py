@@ -30,8 +30,8 @@ LONGEST_FIRST = ("test_jax_trainer.py", "test_train_cli.py", "test_export_tflite
                  "test_errors.py", "test_export.py", "test_models.py", "test_evaluate.py")
 
 
-# Fixtures that cost an export (a SavedModel is a minute of tracing, each LiteRT variant a quarter of
-# one): the tests that use them are `slow`, like every test over 20 s (`make test-fast` leaves them out).
+# Fixtures that cost an export (a SavedModel is 25 s of tracing, each LiteRT variant about as much):
+# the tests that use them are `slow`, like every test over 20 s (`make test-fast` leaves them out).
 EXPORTS = {"savedmodel", "litert_model"}
 
 
@@ -146,7 +146,7 @@ SEED = 7
 def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
     """``name`` in the run's temporary folder, made by ``build(path)`` once for the whole run: the
     test processes of `pytest -n` share the folder above their own, and the first to ask builds while
-    the others wait (a SavedModel export is a minute of tracing). Built under a temporary name and
+    the others wait (a SavedModel export is 25 s of tracing). Built under a temporary name and
     renamed, so that a path that exists is complete."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
