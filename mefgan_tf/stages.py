@@ -105,25 +105,28 @@ def stages_class():
             super().__init__(name="mefgan")
             self.generator = generator
 
-        @tf.function(input_signature=[x_spec])
+        # Traced without AutoGraph: the network's loops are graph ops already (Keras ``ops``), and
+        # AutoGraph's rewriting of every call is 2 s of each process's start on 2 cores.
+
+        @tf.function(input_signature=[x_spec], autograph=False)
         def attention_half(self, x):
             return self.generator.attention_features_half(x, training=False)
 
-        @tf.function(input_signature=[x_spec, half_spec])
+        @tf.function(input_signature=[x_spec, half_spec], autograph=False)
         def fuse_tile(self, x, half):
             return self.generator.fuse_full_resolution(x, upsample_nearest(half), training=False)
 
-        @tf.function(input_signature=[x_spec])
+        @tf.function(input_signature=[x_spec], autograph=False)
         def attention_parts(self, x):
             encoded = self.generator.attention_encode(x, training=False)
             f, g, h = self.generator.attention.project(encoded, training=False)
             return {"encoded": encoded, "f": f, "g": g, "h": h}
 
-        @tf.function(input_signature=[query_spec, key_spec, value_spec])
+        @tf.function(input_signature=[query_spec, key_spec, value_spec], autograph=False)
         def attention_rows(self, g, f, h):
             return self.generator.attention.attend(g, f, h)
 
-        @tf.function(input_signature=[encoded_spec, output_spec])
+        @tf.function(input_signature=[encoded_spec, output_spec], autograph=False)
         def attention_finish(self, encoded, o):
             return self.generator.attention_decode(self.generator.attention.combine(o, encoded), training=False)
 
