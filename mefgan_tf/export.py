@@ -219,12 +219,12 @@ def serving_class():
 
             return tf.cond(tf.maximum(height, width) > self.work_size, working, exact)
 
-        @tf.function(input_signature=specs(FLOAT_SIGNATURE))
+        @tf.function(input_signature=specs(FLOAT_SIGNATURE), autograph=False)
         def serve(self, over, under):
             with tf.control_dependencies([check_pair(over, under, SIZE_MULTIPLE)]):
                 return {"fused": self.fuse_any_size(tf.identity(over), tf.identity(under))}
 
-        @tf.function(input_signature=specs(BYTES_SIGNATURE))
+        @tf.function(input_signature=specs(BYTES_SIGNATURE), autograph=False)
         def serve_bytes(self, over_bytes, under_bytes):
             def fuse_one(pair):
                 first, second = (apply_orientation(decode(data), exif_orientation(data)) for data in pair)

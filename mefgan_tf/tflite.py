@@ -124,16 +124,16 @@ def lite_module_class():
             g = self.generator
             return g.merge(g.local_features(x), upsample2(half))
 
-        @tf.function(input_signature=[spec(CHANNELS, "over"), spec(CHANNELS, "under")])
+        @tf.function(input_signature=[spec(CHANNELS, "over"), spec(CHANNELS, "under")], autograph=False)
         def fuse(self, over, under):
             x = tf.concat([over, under], axis=-1)
             return {"fused": self.fused(x, attention_half(self.generator, x, self.chunk))}
 
-        @tf.function(input_signature=[spec(INPUT_CHANNELS, "x")])
+        @tf.function(input_signature=[spec(INPUT_CHANNELS, "x")], autograph=False)
         def attention(self, x):
             return {"attention_half": attention_half(self.generator, x, self.chunk)}
 
-        @tf.function(input_signature=[spec(INPUT_CHANNELS, "x"), spec(HALF_CHANNELS, "attention_half")])
+        @tf.function(input_signature=[spec(INPUT_CHANNELS, "x"), spec(HALF_CHANNELS, "attention_half")], autograph=False)
         def fuse_tile(self, x, attention_half):
             return {"fused": self.fused(x, attention_half)}
 
