@@ -62,18 +62,20 @@ trainer.d.model.save_weights(folder / "d1.weights.h5")
 
 from mefgan_tf.training.jax_backend import JaxStore
 trainer.set_position(1)
-JaxStore(trainer, folder / "run").save(1)
-resumed = JaxTrainer(config, batches_per_epoch=4)  # fresh weights, then the checkpoint's
-store = JaxStore(resumed, folder / "run")
-store.restore_latest()
-saved, loaded = trainer.arrays(), resumed.arrays()
+store = JaxStore(trainer, folder / "run")
+store.save(1)
+saved = {k: np.array(v) for k, v in trainer.arrays().items()}
+trainer.train_batch(batch, 1)  # each update's second call runs what its first one compiled
+report["compilations"] = [trainer._d_update._cache_size(), trainer._g_update._cache_size()]
+trained = trainer.arrays()
+report["batch_changed"] = sum(not np.array_equal(saved[k], trained[k]) for k in saved)
+store.restore_latest()  # every array back to the checkpoint's
+loaded = trainer.arrays()
 report["resumed"] = {
-    "latest": Path(store.latest).name, "steps_done": resumed.steps_done, "step": resumed.step,
+    "latest": Path(store.latest).name, "steps_done": trainer.steps_done, "step": trainer.step,
     "same": sorted(saved) == sorted(loaded) and all(np.array_equal(saved[k], loaded[k]) for k in saved),
     "arrays": len(saved),
 }
-trainer.train_batch(batch, 1)  # each update's second call runs what its first one compiled
-report["compilations"] = [trainer._d_update._cache_size(), trainer._g_update._cache_size()]
 
 from mefgan_tf.cli import main
 report["commands"] = {}
@@ -171,6 +173,7 @@ def test_one_tensorflow_batch_and_one_jax_batch_from_the_same_weights_agree(jax_
     resumed = out["resumed"]  # a checkpoint holds every array: weights, state, both optimizers, counters
     assert resumed == {"latest": "ckpt-1.npz", "steps_done": 1, "step": 2, "same": True, "arrays": resumed["arrays"]}
     assert resumed["arrays"] > 2 * (len(trainer.generator.weights) + len(trainer.discriminator.weights))
+    assert out["batch_changed"] > resumed["arrays"] // 2  # the restore had most arrays to put back
     assert out["compilations"] == [1, 1]
     terms = jax_result["adversarial"] + 500 * jax_result["content"] + 30 * jax_result["structure"]
     assert jax_result["g_loss"] == pytest.approx(terms, rel=1e-4)
