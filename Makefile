@@ -15,14 +15,17 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 install: $(STAMP)
 
 # The base install (what `make demo` needs), then the test and JAX extras on top (what `make test` needs).
+# An editable install of a mapped package (data_prep/ installs as mefgan_tf.data_prep) makes setuptools
+# print an information-only banner ("Editable installation."); it concerns no file here, so it is filtered.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e
 $(BASE_STAMP): setup.py pyproject.toml mefgan_tf/VERSION
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip "setuptools>=77"
-	$(BIN)/pip install --quiet -e .
+	$(EDITABLE) .
 	touch $(BASE_STAMP)
 
 $(STAMP): $(BASE_STAMP)
-	$(BIN)/pip install --quiet -e ".[test,jax]"
+	$(EDITABLE) ".[test,jax]"
 	touch $(STAMP)
 
 test: install

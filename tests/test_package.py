@@ -33,6 +33,7 @@ def wheel(tmp_path_factory) -> Path:
         ".git", ".venv", "build", "dist", "data", "checkpoints", "*.egg-info", "__pycache__", ".pytest_cache"))
     done = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", folder, source, cwd=folder)
     assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "!!" not in done.stderr  # no setuptools banner (license, layout)
     return next(folder.glob("mefgan_tf-*.whl"))
 
 
@@ -40,10 +41,7 @@ def wheel(tmp_path_factory) -> Path:
 def installed(wheel, tmp_path_factory) -> Path:
     """A new virtual environment with the wheel installed; its dependencies come from this one's
     site-packages through a .pth file (installing TensorFlow again would take minutes)."""
-    venv = tmp_path_factory.mktemp("venv") / "env"
-    assert run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=venv.parent).returncode == 0
-    purelib = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
-    (purelib / "project_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    venv = new_venv(tmp_path_factory.mktemp("venv"))
     done = run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--no-deps", "--no-index", "-q",
                wheel, cwd=venv.parent)
     assert done.returncode == 0, done.stderr
@@ -56,6 +54,29 @@ def test_the_wheel_carries_the_generator_and_no_generic_top_level_package(wheel)
     assert "mefgan_tf/shipped_generator/checkpoint" in names and "mefgan_tf/data_prep/build.py" in names
     weights = [n for n in names if n.startswith("mefgan_tf/shipped_generator/ckpt-") and n.endswith(".data-00000-of-00001")]
     assert len(weights) == 1 and zipfile.ZipFile(wheel).getinfo(weights[0]).file_size > 1_000_000
+
+
+def new_venv(folder: Path) -> Path:
+    """A virtual environment without pip whose dependencies come from this one's site-packages (a .pth file)."""
+    venv = folder / "env"
+    assert run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=folder).returncode == 0
+    purelib = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    (purelib / "project_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return venv
+
+
+def test_the_makefile_s_editable_install_prints_nothing_and_imports_data_prep_from_its_folder(tmp_path):
+    makefile = (ROOT / "Makefile").read_text()
+    (environment,) = [line.split(":=", 1)[1].split("$(BIN)")[0].strip() for line in makefile.splitlines()
+                      if line.startswith("EDITABLE :=")]
+    name, value = environment.split("=", 1)
+    venv = new_venv(tmp_path)
+    done = run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--no-deps", "--no-index",
+               "--no-build-isolation", "--quiet", "-e", ROOT, cwd=tmp_path, env={**os.environ, name: value.strip('"')})
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if not line.startswith("WARNING: Location")] == []
+    where = run(venv / "bin" / "python", "-c", "import mefgan_tf.data_prep.build as b; print(b.__file__)", cwd=tmp_path)
+    assert Path(where.stdout.strip()) == ROOT / "data_prep" / "build.py", where.stderr
 
 
 @pytest.mark.slow
