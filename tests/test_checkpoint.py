@@ -12,6 +12,7 @@ from mefgan_tf.errors import CommandError
 from mefgan_tf.generator import build_generator
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_every_variable_and_restores_the_generator_exactly(tmp_path):
     generator, discriminator = build_generator(MEFGANConfig(attention_chunk=64)), build_discriminator()
     out = save_model_checkpoint(tmp_path / "run", generator, discriminator, step=42)

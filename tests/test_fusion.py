@@ -183,6 +183,7 @@ def test_fewer_than_two_or_differently_sized_exposures_are_refused():
         fuse_exposures(lambda o, u: o, [np.zeros((8, 8, 3), np.float32), np.zeros((8, 16, 3), np.float32)])
 
 
+@pytest.mark.slow
 def test_load_fuser_fuses_a_list_in_any_order_like_the_generator_stages_then_transfers_the_detail(generator, stages, tmp_path):
     checkpoint = save_model_checkpoint(tmp_path / "model", generator)
     over, under = exposure_pair(37, 53, seed=2)

@@ -104,6 +104,7 @@ def test_conv_unit_initialisers_follow_the_original():
     assert layer.bn.momentum == 0.99 and layer.bn.epsilon == 1e-3
 
 
+@pytest.mark.slow
 def test_chunked_attention_equals_full_softmax():
     rng = np.random.default_rng(4)
     q = rng.normal(size=(2, 1000, 8)).astype(np.float32)

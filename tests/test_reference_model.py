@@ -83,6 +83,7 @@ def test_a_photo_fused_with_itself_comes_back_close_to_itself(name, detail):
     assert metrics.psnr_rgb(fused, photo) > SAME_FLOOR[detail][name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detail", [0, DETAIL_LEVELS])
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 def test_a_close_pair_one_stop_apart_fuses_near_mertens(name, detail):

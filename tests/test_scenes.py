@@ -117,6 +117,7 @@ def patch_scenes(flag: str, root: Path, out: Path) -> list[str]:
         return [name.split("/", 1)[1] for name in f["scenes"].asstr()[:]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_fuse_evaluate_patches_and_export_calibration_accept_the_same_layouts(layout, checkpoint, tmp_path, capsys):
     from mefgan_tf.tflite import calibration_pairs

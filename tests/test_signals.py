@@ -55,6 +55,7 @@ def test_a_signal_held_while_a_checkpoint_is_written_stops_after_it():
     assert finished
 
 
+@pytest.mark.slow
 def test_fuse_and_export_stop_with_exit_130_and_write_nothing_when_the_interrupt_is_swallowed(monkeypatch, tmp_path, capsys):
     rng = np.random.default_rng(0)
     pair = [write_image(tmp_path / f"{name}.png", rng.random((16, 16, 3))) for name in ("a", "b")]

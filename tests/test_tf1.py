@@ -72,6 +72,7 @@ def tf1_tensors(models, random_tf1_weights, seed=11):
     return tensors
 
 
+@pytest.mark.slow
 def test_import_tf1_puts_every_tensor_in_the_right_variable(tmp_path, models, random_tf1_weights):
     tensors = tf1_tensors(models, random_tf1_weights)
     write_tf1_checkpoint(tmp_path / "orig" / "model.ckpt", tensors)
@@ -94,6 +95,7 @@ def test_import_tf1_puts_every_tensor_in_the_right_variable(tmp_path, models, ra
     np.testing.assert_allclose(discriminator(patches).numpy(), ref.discriminator(patches, tensors), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_import_tf1_names_missing_and_misshaped_variables(tmp_path, models, capsys, random_tf1_weights):
     tensors = tf1_tensors(models, random_tf1_weights)
     del tensors["Generator/Merge_net/conv1/b/u"]
