@@ -1,6 +1,7 @@
 """`mefgan export --tflite`: a LiteRT model of the generator, float32, float16 and int8, against the SavedModel."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -121,3 +122,22 @@ def test_a_plain_interpreter_without_signature_runner_runs_the_whole_generator(e
         assert np.abs(fused - saved_model_fuse(served, over, under)).max() < TOLERANCE[quantize], quantize
         runner = tflite.LiteModel(exported[quantize])  # the signatures still find their subgraphs
         np.testing.assert_allclose(runner.fuse(over, under), fused, atol=1e-6)
+
+
+def test_a_lite_model_runs_on_every_core_the_process_may_use_unless_told(monkeypatch):
+    from ai_edge_litert import interpreter as litert
+
+    made = []
+
+    class Recording:
+        def __init__(self, **kwargs):
+            made.append(kwargs["num_threads"])
+
+        def get_signature_runner(self, key):
+            return key
+
+    monkeypatch.setattr(litert, "Interpreter", Recording)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})  # as under `taskset -c 0-2`
+    tflite.LiteModel(b"model")
+    tflite.LiteModel(b"model", num_threads=1)
+    assert made == [3, 1]
