@@ -204,41 +204,19 @@ def served(savedmodel):
     return load_stages(savedmodel).module
 
 
-def smooth_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """An (over, under) pair of smooth random texture, float32 in [0, 1]."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    base = cv2.resize(rng.random((height // 4 + 1, width // 4 + 1, 3), dtype=np.float32), (width, height))
-    return np.clip(base * 1.8, 0, 1), base * 0.3
-
-
 @pytest.fixture(scope="session")
 def litert_model(checkpoint, tmp_path_factory) -> Callable[[str], Path]:
     """``litert_model(quantize)``: ``mefgan export --tflite --quantize QUANTIZE`` of the seeded checkpoint,
-    made on first use; int8 calibrates on two smooth 40x56 pairs (48 px crops keep it quick)."""
+    made on first use; int8 calibrates on its default pairs, the bundled demo photos (48 px crops keep it quick)."""
     from mefgan_tf import tflite
     from mefgan_tf.cli import main
-    from mefgan_tf.images import to_uint8
-
-    def calibration(folder: Path) -> None:
-        import cv2
-
-        folder.mkdir()
-        for i in (1, 2):
-            over, under = smooth_pair(40, 56, seed=10 + i)
-            cv2.imwrite(str(folder / f"o{i}.png"), to_uint8(over)[..., ::-1])
-            cv2.imwrite(str(folder / f"u{i}.png"), to_uint8(under)[..., ::-1])
 
     def export(quantize: str) -> Path:
         def build(out: Path) -> None:
-            extra = []
-            if quantize == "int8":
-                extra = ["--calibration", str(built_once(tmp_path_factory, "calibration", calibration))]
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(tflite, "CALIBRATION_SIDE", 48)
                 assert main(["export", "--tflite", "--checkpoint", str(checkpoint), "--out", str(out),
-                             "--quantize", quantize, *extra]) == 0
+                             "--quantize", quantize]) == 0
 
         return built_once(tmp_path_factory, f"mefgan_{quantize}.tflite", build)
 
