@@ -141,3 +141,20 @@ def test_a_lite_model_runs_on_every_core_the_process_may_use_unless_told(monkeyp
     tflite.LiteModel(b"model")
     tflite.LiteModel(b"model", num_threads=1)
     assert made == [3, 1]
+
+
+def test_calibration_folder_s_pairs_are_what_int8_calibrates_on(checkpoint, tmp_path, monkeypatch):
+    from mefgan_tf.cli import main
+
+    for i in (1, 2):
+        over, under = pair(40, 56, seed=10 + i)
+        cv2.imwrite(str(tmp_path / f"o{i}.png"), (over * 255).round().astype(np.uint8)[..., ::-1])
+        cv2.imwrite(str(tmp_path / f"u{i}.png"), (under * 255).round().astype(np.uint8)[..., ::-1])
+    used = []
+    monkeypatch.setattr(tflite, "convert_generator", lambda generator, quantize, pairs, chunk: used.append(pairs) or b"x")
+    out = tmp_path / "out" / "m.tflite"
+    assert main(["export", "--tflite", "--checkpoint", str(checkpoint), "--out", str(out), "--quantize", "int8",
+                 "--calibration", str(tmp_path)]) == 0
+    (pairs,) = used
+    expected = tflite.calibration_pairs(tmp_path)
+    assert len(pairs) == 2 and all(np.array_equal(a, b) for got, want in zip(pairs, expected) for a, b in zip(got, want))
