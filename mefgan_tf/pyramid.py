@@ -30,15 +30,16 @@ WEIGHT_FLOOR = 1e-8
 # there and on SICE); 0 gives the network's own fusion.
 DETAIL_LEVELS = 4
 CHANNEL_MEAN = np.full((3, 3), 1 / 3, np.float32)  # cv2.transform: every channel becomes the mean of R, G, B
+WEIGHT_ROWS = 256  # rows of ``exposure_weight``'s per-pixel terms taken at a time
 # Peak bytes per pixel that ``pyramid_blend`` holds beside its inputs: one fusion, its pyramids, the
 # blended pyramid and one weight map per fusion (measured at 6 MP: 103, 127 and 151 B/px for 2, 4 and
 # 6 fusions; planned with headroom).
 BLEND_BYTES_PER_FUSION, BLEND_BYTES_BASE = 16, 96
 # Peak bytes per pixel that ``detail_onto`` holds beside its inputs, its output included, with a weight
-# map per exposure (measured at 6 MP: 52, 63 and 79 B/px for 2, 4 and 6 exposures, at 4 to 8 levels;
+# map per exposure (measured at 6 MP: 39, 47 and 55 B/px for 2, 4 and 6 exposures, at 4 to 8 levels;
 # planned with headroom); its time in network pixels of a fusion's progress (measured at 12 MP: about
 # 1/80 of a pixel the network fuses).
-DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 10, 48, 0.0125
+DETAIL_BYTES_PER_FRAME, DETAIL_BYTES_BASE, DETAIL_COST = 6, 36, 0.0125
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,23 @@ def exposure_weight(image: np.ndarray, weights: MertensWeights = MERTENS) -> np.
 
     OpenCV's per-pixel functions throughout (threaded, vectorised): this is part of every fusion's
     hot path. The deviation from the channel mean is taken before squaring, so that near-grey pixels
-    get their small saturation exactly (no cancellation against the floor ``WEIGHT_FLOOR``)."""
+    get their small saturation exactly (no cancellation against the floor ``WEIGHT_FLOOR``). The
+    per-pixel terms are taken ``WEIGHT_ROWS`` rows at a time, so that their three-channel temporaries
+    stay small at any size (whole, they were 48 bytes a pixel: most of a large fusion's peak)."""
     rgb = np.asarray(image, np.float32)
     contrast = np.abs(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_32F))
-    deviation = cv2.subtract(rgb, cv2.transform(rgb, CHANNEL_MEAN))
-    saturation = cv2.sqrt(cv2.transform(cv2.multiply(deviation, deviation), CHANNEL_MEAN[:1]))
-    centred = cv2.subtract(rgb, (0.5, 0.5, 0.5, 0.0))
+    weight = raised(contrast, weights.contrast)
     spread = np.full((1, 3), -0.5 / weights.sigma**2, np.float32)
-    exposedness = cv2.exp(cv2.transform(cv2.multiply(centred, centred), spread))
-    return cv2.multiply(cv2.multiply(raised(contrast, weights.contrast), raised(saturation, weights.saturation)),
-                        raised(exposedness, weights.exposedness))
+    for top in range(0, rgb.shape[0], WEIGHT_ROWS):
+        rows = slice(top, top + WEIGHT_ROWS)
+        part = rgb[rows]
+        deviation = cv2.subtract(part, cv2.transform(part, CHANNEL_MEAN))
+        saturation = cv2.sqrt(cv2.transform(cv2.multiply(deviation, deviation), CHANNEL_MEAN[:1]))
+        centred = cv2.subtract(part, (0.5, 0.5, 0.5, 0.0))
+        exposedness = cv2.exp(cv2.transform(cv2.multiply(centred, centred), spread))
+        weight[rows] = cv2.multiply(cv2.multiply(weight[rows], raised(saturation, weights.saturation)),
+                                    raised(exposedness, weights.exposedness))
+    return weight
 
 
 def blend_memory(height: int, width: int, fusions: int) -> int:
@@ -117,26 +125,28 @@ def collapse(pyramid: Sequence[np.ndarray]) -> np.ndarray:
     return image
 
 
-def normalised_weights(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """``weights`` (each [H, W]) floored by ``WEIGHT_FLOOR`` and scaled to sum to 1 at every pixel."""
-    floored = [cv2.add(np.asarray(w, np.float32), WEIGHT_FLOOR) for w in weights]
+def normalised_weights(weights: Sequence[np.ndarray], in_place: bool = False) -> list[np.ndarray]:
+    """``weights`` (each [H, W]) floored by ``WEIGHT_FLOOR`` and scaled to sum to 1 at every pixel;
+    ``in_place``: float32 weights are overwritten rather than copied (4 bytes a pixel less per image)."""
+    floored = [np.asarray(w, np.float32) for w in weights]
+    floored = [cv2.add(w, WEIGHT_FLOOR, dst=w if in_place else None) for w in floored]
     total = functools.reduce(cv2.add, floored)
     return [cv2.divide(w, total, dst=w) for w in floored]
 
 
 def blended_bands(images: Iterable[np.ndarray], weights: Sequence[np.ndarray], levels: int,
-                  bands: int | None = None) -> list[np.ndarray]:
+                  bands: int | None = None, in_place: bool = False) -> list[np.ndarray]:
     """Mertens's blended Laplacian pyramid of ``images`` (taken one at a time, so an iterator holds
     only one) under ``weights``: each level is the sum of the images' bands times their weights'
-    Gaussian level (weights normalised here). ``bands``: only that many finest levels (default all,
-    the blended low-pass residual last).
+    Gaussian level (weights normalised here; ``in_place``: in the caller's arrays, which it then
+    gives up). ``bands``: only that many finest levels (default all, the blended low-pass residual last).
 
     One pass per level and image, in OpenCV's threaded kernels and in place: each image's Gaussian
     level is made, its band weighed and added into the blended band, and dropped, so that beside the
     blended bands (4/3 of an image) only the weights and about two images' worth of one level are held."""
     kept = levels + 1 if bands is None else bands
     blended: list[np.ndarray | None] = [None] * kept
-    for image, share in zip(images, normalised_weights(weights), strict=True):
+    for image, share in zip(images, normalised_weights(weights, in_place), strict=True):
         image = np.asarray(image, np.float32)
         for level in range(kept):
             smaller = cv2.pyrDown(image) if level < levels else None
@@ -182,7 +192,7 @@ def detail_onto(residual: np.ndarray, frames: Sequence[np.ndarray], levels: int)
     """The image whose ``levels`` finest Laplacian levels are the ``frames``' own, blended with
     Mertens's weights, and whose low-pass residual is ``residual`` (of ``residual_size``): the core of
     ``transfer_detail``, which the working resolution (``resolution``) feeds with a residual of its own."""
-    blended = blended_bands(frames, [exposure_weight(frame) for frame in frames], levels, levels)
+    blended = blended_bands(frames, [exposure_weight(frame) for frame in frames], levels, levels, in_place=True)
     image = np.asarray(residual, np.float32)
     while blended:
         band = blended.pop()

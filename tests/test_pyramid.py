@@ -32,6 +32,20 @@ def test_exposure_weight_is_mertens_contrast_times_saturation_times_well_exposed
     assert exposure_weight(np.full((8, 8, 3), 0.5, np.float32)).max() == 0  # flat and grey: no weight
 
 
+def test_exposure_weight_of_a_large_image_holds_little_beside_it_and_equals_the_weight_of_its_parts():
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    image = cv2.resize(rng.random((96, 128, 3), dtype=np.float32), (2048, 1536))  # 6 strips of 256 rows
+    tracemalloc.start()
+    weight = exposure_weight(image)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= 16 * image.shape[0] * image.shape[1]  # whole-image temporaries were 48 bytes a pixel
+    inner = exposure_weight(image[300:500])  # a row's weight needs only its own pixels and its neighbours
+    np.testing.assert_array_equal(weight[301:499], inner[1:-1])
+
+
 def test_pyramid_blend_of_one_image_or_of_identical_images_is_the_image():
     image, other = _scene(0), _scene(1)
     weights = [np.ones(image.shape[:2]), np.zeros(image.shape[:2])]
