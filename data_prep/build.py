@@ -163,11 +163,12 @@ def validation_count(count: int, fraction: float) -> int:
     return min(max(1, round(fraction * count)), count - 1)
 
 
-def scene_order(count: int, fraction: float, seed: int) -> list[int]:
-    """The order scenes are read in: with a validation split, a seeded permutation whose first usable
-    scenes are held out (so a scene that turns out unusable hands its place to the next one)."""
+def held_out_order(count: int, fraction: float, seed: int) -> list[int]:
+    """The candidates for validation, in the order they are taken: a seeded permutation of the scenes
+    (none without a split). The first usable ones are held out, so a scene that turns out unusable
+    hands its place to the next one."""
     if fraction <= 0:
-        return list(range(count))
+        return []
     if count < 2:
         raise CommandError(f"--val-fraction {fraction}: needs at least 2 scenes, found {count}")
     return [int(i) for i in np.random.default_rng(seed).permutation(count)]
@@ -175,7 +176,7 @@ def scene_order(count: int, fraction: float, seed: int) -> list[int]:
 
 def split_scenes(count: int, fraction: float, seed: int) -> set[int]:
     """Indices of the scenes held out for validation when every scene is usable."""
-    return set(scene_order(count, fraction, seed)[:validation_count(count, fraction)])
+    return set(held_out_order(count, fraction, seed)[:validation_count(count, fraction)])
 
 
 def val_path(out: Path) -> Path:
@@ -247,29 +248,45 @@ def add_scene(scene: SourceScene, loaded: Loaded, writer: PatchWriter, options: 
     return len(writer) - before
 
 
-def process(scenes: list[SourceScene], order: list[int], writers: dict[str, PatchWriter], loading: LoadOptions,
+def load_usable(scene: SourceScene, loading: LoadOptions, options: PatchOptions, summary: Summary,
+                bar: tqdm) -> Loaded | None:
+    """The scene loaded, or None where it is skipped (unreadable, or smaller than a patch)."""
+    try:
+        loaded = scene.load(loading)
+    except SkippedScene as err:
+        skip(scene, str(err), options, summary, bar)
+        return None
+    height, width = loaded.stacks[0].shape[:2]
+    if min(height, width) < options.size:
+        skip(scene, f"{scene.name}: {width}x{height} after --scale {options.scale} is smaller than "
+             f"--size {options.size}", options, summary, bar)
+        return None
+    return loaded
+
+
+def process(scenes: list[SourceScene], candidates: list[int], writers: dict[str, PatchWriter], loading: LoadOptions,
             options: PatchOptions, summary: Summary) -> None:
-    """Load, cut and write every scene in ``order``, with a progress bar; bad scenes are skipped or
-    fatal. The validation file takes the first usable scenes, as many as the fraction of the scenes
-    not skipped so far asks for."""
-    with tqdm(order, desc="scenes", unit="scene", file=sys.stderr, disable=options.quiet or None, leave=False) as bar:
-        for index in bar:
-            scene = scenes[index]
-            try:
-                loaded = scene.load(loading)
-            except SkippedScene as err:
-                skip(scene, str(err), options, summary, bar)
-                continue
-            height, width = loaded.stacks[0].shape[:2]
-            if min(height, width) < options.size:
-                skip(scene, f"{scene.name}: {width}x{height} after --scale {options.scale} is smaller than "
-                     f"--size {options.size}", options, summary, bar)
-                continue
-            usable = len(scenes) - len(summary.skipped)
-            held_out = "val" in writers and summary.scenes["val"] < validation_count(usable, options.val_fraction)
-            split = "val" if held_out else "train"
-            summary.patches[split] += add_scene(scene, loaded, writers[split], options)
-            summary.scenes[split] += 1
+    """Load, cut and write every scene, with a progress bar; bad scenes are skipped or fatal. First
+    the validation file: the first usable ``candidates``, as many as the fraction of the scenes not
+    skipped so far asks for; then every other scene, in the given order, into the training file."""
+    done: set[int] = set()
+    with tqdm(total=len(scenes), desc="scenes", unit="scene", file=sys.stderr, disable=options.quiet or None,
+              leave=False) as bar:
+        def write(index: int, split: str) -> None:
+            done.add(index)
+            loaded = load_usable(scenes[index], loading, options, summary, bar)
+            if loaded is not None:
+                summary.patches[split] += add_scene(scenes[index], loaded, writers[split], options)
+                summary.scenes[split] += 1
+            bar.update()
+
+        for index in candidates:
+            if summary.scenes["val"] >= validation_count(len(scenes) - len(summary.skipped), options.val_fraction):
+                break
+            write(index, "val")
+        for index in range(len(scenes)):
+            if index not in done:
+                write(index, "train")
 
 
 def build(options: PatchOptions) -> Summary:
@@ -288,7 +305,7 @@ def build(options: PatchOptions) -> Summary:
     if options.sample:
         print("mefgan patches: no source given: building the sample set from scikit-image's bundled photos "
               f"into {options.out}")
-    order = scene_order(len(scenes), options.val_fraction, options.seed)
+    candidates = held_out_order(len(scenes), options.val_fraction, options.seed)
     paths = {"train": out} | ({"val": val_path(out)} if validation_count(len(scenes), options.val_fraction) else {})
     summary = Summary(options=options)
     attrs = file_attrs(options, sources, loading)
@@ -298,7 +315,7 @@ def build(options: PatchOptions) -> Summary:
         for split, path in paths.items():
             tmp = stack.enter_context(atomic_path(path))
             writers[split] = stack.enter_context(PatchWriter(tmp, options.size, {**attrs, "split": split}, path))
-        process(scenes, order, writers, loading, options, summary)
+        process(scenes, candidates, writers, loading, options, summary)
         if summary.patches["train"] == 0:
             raise CommandError(f"no training patches from {len(scenes)} scene(s) ({len(summary.skipped)} skipped): "
                                f"nothing written to {out}")

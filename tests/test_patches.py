@@ -162,6 +162,7 @@ def test_val_fraction_holds_out_whole_scenes_into_a_second_file(tmp_path):
     train, val = patches_of(out), patches_of(tmp_path / "train_val.h5")
     assert len(train[0]) == 18 and len(val[0]) == 12
     assert set(train[1]).isdisjoint(val[1]) and len(set(train[1]) | set(val[1])) == 5
+    assert train[1] == sorted(train[1])  # the training scenes in the order they were found
     with h5py.File(tmp_path / "train_val.h5", "r") as f:
         assert f.attrs["split"] == "val"
     again = tmp_path / "again.h5"
