@@ -161,22 +161,23 @@ class LoadedModels:
 LOADED = LoadedModels()
 
 
-def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = None) -> Stages:
+def load_stages(path: str | os.PathLike | None = None, attention_chunk: int | None = None, once: bool = False) -> Stages:
     """The inference stages of a run or checkpoint (folder or prefix), a SavedModel from ``mefgan
     export`` (or a folder of its numbered versions) or a ``.tflite`` file (their attention was fixed
     at export; ``attention_chunk`` applies to runs and checkpoints). TensorFlow models come from
-    ``LOADED`` when their files have not changed since they were loaded."""
+    ``LOADED`` when their files have not changed since they were loaded. ``once``: for one fusion
+    (a checkpoint's network then runs untraced: ``stages.generator_stages``)."""
     model = resolve_model(path)
     if is_tflite(model):
         return load_tflite(model)
     try:
-        key = (str(model), attention_chunk, model_files(model))
+        key = (str(model), attention_chunk, once, model_files(model))
     except OSError:  # gone or unreadable: the load names the problem
-        return load_tensorflow_stages(model, attention_chunk)
-    return LOADED.get(key, lambda: load_tensorflow_stages(model, attention_chunk))
+        return load_tensorflow_stages(model, attention_chunk, once)
+    return LOADED.get(key, lambda: load_tensorflow_stages(model, attention_chunk, once))
 
 
-def load_tensorflow_stages(model: Path, attention_chunk: int | None) -> Stages:
+def load_tensorflow_stages(model: Path, attention_chunk: int | None, once: bool = False) -> Stages:
     """The stages of a SavedModel or a checkpoint, loaded from their files."""
     if is_saved_model(model):
         loaded = load_saved_model(model)
@@ -184,12 +185,13 @@ def load_tensorflow_stages(model: Path, attention_chunk: int | None) -> Stages:
             raise CommandError(f"{model}: SavedModel was not written by `mefgan export` (no fusion stages)")
         return TensorFlowStages(loaded)
     chunk = ATTENTION_BLOCKS.inference if attention_chunk is None else attention_chunk
-    return generator_stages(load_generator(model, attention_chunk=chunk))
+    return generator_stages(load_generator(model, attention_chunk=chunk), traced=not once)
 
 
 def load_fuser(path: str | os.PathLike | None = None, options: FusionOptions = DEFAULT_OPTIONS,
-               progress: bool | None = False) -> Fuser:
+               progress: bool | None = False, once: bool = False) -> Fuser:
     """A callable fusing a list of RGB float32 [0, 1] exposures (any order, one size) into one image:
     the model at ``path`` (``load_stages``; default: the shipped generator) fusing as ``options`` say
-    (``FusionOptions.resolve``); ``progress``: a progress bar (None: on a terminal only)."""
-    return Fuser(load_stages(path), options, progress)
+    (``FusionOptions.resolve``); ``progress``: a progress bar (None: on a terminal only); ``once``:
+    for one fusion (``load_stages``)."""
+    return Fuser(load_stages(path, once=once), options, progress)

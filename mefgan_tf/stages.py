@@ -67,9 +67,25 @@ class TensorFlowStages:
         return self.module.attention_finish(encoded, o).numpy()
 
 
-def generator_stages(generator) -> TensorFlowStages:
-    """The ``Stages`` of a Keras generator (its inference stages traced as ``tf.function``s)."""
-    return TensorFlowStages(stages_class()(generator))
+def generator_stages(generator, traced: bool = True) -> TensorFlowStages:
+    """The ``Stages`` of a Keras generator: its inference stages traced as ``tf.function``s, or run
+    eagerly (``traced=False``: for one fusion, which then saves the second that tracing costs on a
+    CPU, while each call takes a little longer)."""
+    module = stages_class()(generator)
+    return TensorFlowStages(module if traced else Untraced(module))
+
+
+class Untraced:
+    """A ``GeneratorStages`` whose functions run eagerly: the Python functions its ``tf.function``s trace."""
+
+    def __init__(self, module) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str):
+        import tensorflow as tf
+
+        function = getattr(type(self.module), name).python_function
+        return lambda *args: function(self.module, *(tf.convert_to_tensor(arg) for arg in args))
 
 
 @functools.cache

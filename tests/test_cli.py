@@ -77,3 +77,28 @@ def test_importing_the_library_changes_no_environment_and_help_needs_no_tensorfl
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "None None"  # the library sets nothing ...
     assert lines[-1] == "False False"  # ... and no command's --help loads TensorFlow or Keras
+
+
+@pytest.mark.slow
+def test_the_console_script_ends_with_the_commands_code_and_output_after_tensorflow_ran(tmp_path):
+    from mefgan_tf.images import write_image
+    from mefgan_tf.samples import exposed, sample_photo
+
+    photo = sample_photo("astronaut")[::8, ::8]
+    paths = [tmp_path / "dark.png", tmp_path / "bright.png"]
+    for path, ev in zip(paths, (-2.0, 2.0)):
+        write_image(path, exposed(photo, ev))
+
+    def fuse(*options: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "mefgan_tf.cli", "fuse", *map(str, paths), *options]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    fused = fuse("-o", str(tmp_path / "fused.png"))
+    assert fused.returncode == 0, fused.stderr
+    assert fused.stdout == f"fused 2 exposures into {tmp_path / 'fused.png'}\n"
+    assert (tmp_path / "fused.png").stat().st_size > 1000
+    failed = fuse("--model", str(tmp_path / "missing"), "-o", str(tmp_path / "other.png"))
+    assert failed.returncode == 1 and failed.stdout == ""
+    (line,) = [line for line in failed.stderr.splitlines() if not line.startswith("note:")]
+    assert line.startswith(f"mefgan fuse: error: {tmp_path / 'missing'}")
+    assert not (tmp_path / "other.png").exists()

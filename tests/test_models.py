@@ -92,3 +92,17 @@ def test_a_model_is_loaded_once_per_process_and_again_when_its_files_change(rand
     assert np.abs(fuse_pair(again, over, under) - before).max() > 0.01
     models.LOADED.clear()
     assert models.load_stages(run) is not again
+
+
+def test_a_model_loaded_for_one_fusion_runs_untraced_and_fuses_the_same_image(checkpoint):
+    from mefgan_tf.fusion import fuse_pair
+    from mefgan_tf.stages import Untraced
+
+    over, under = pair(48, 64)
+    once = models.load_stages(checkpoint, once=True)
+    traced = models.load_stages(checkpoint)
+    assert isinstance(once.module, Untraced) and not isinstance(traced.module, Untraced)
+    assert models.load_stages(checkpoint, once=True) is once
+    assert not traced.module.fuse_tile.experimental_get_tracing_count()
+    np.testing.assert_allclose(fuse_pair(once, over, under), fuse_pair(traced, over, under), atol=2e-5)
+    assert traced.module.fuse_tile.experimental_get_tracing_count() == 1

@@ -10,6 +10,7 @@ point: importing the library changes nothing.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import errno
 import importlib
@@ -17,14 +18,21 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 from mefgan_tf import __version__
-from mefgan_tf.environment import import_tensorflow_quietly, set_environment
+from mefgan_tf.environment import (
+    finish_tensorflow_import,
+    import_tensorflow_quietly,
+    set_environment,
+    start_tensorflow_import,
+)
 from mefgan_tf.errors import CommandError
 from mefgan_tf.signals import check_interrupted, handled, interrupts_noticed
 
@@ -32,17 +40,20 @@ from mefgan_tf.signals import check_interrupted, handled, interrupts_noticed
 @dataclass(frozen=True)
 class Command:
     """A subcommand: the module of this package holding its ``configure``/``run``, its one-line help,
-    and whether it runs TensorFlow (whose start-up chatter is then hidden)."""
+    whether it runs TensorFlow (whose start-up chatter is then hidden), and whether TensorFlow starts
+    in the background while it reads its inputs (its ``run`` then calls ``import_tensorflow_quietly``
+    before the model is loaded)."""
 
     module: str
     help: str
     tensorflow: bool = True
+    import_while_reading: bool = False
 
 
 COMMANDS: dict[str, Command] = {
     "patches": Command("patches", "cut an HDF5 file of training patches from SICE, brackets or photos", tensorflow=False),
     "train": Command("train", "train the GAN (original recipe, resumable, multi-GPU/worker, TensorFlow or JAX)"),
-    "fuse": Command("fuse", "fuse exposures at full resolution with a trained generator"),
+    "fuse": Command("fuse", "fuse exposures at full resolution with a trained generator", import_while_reading=True),
     "export": Command("export", "write a SavedModel of the generator for TensorFlow Serving"),
     "serve": Command("serve", "serve fusion over TensorFlow Serving's REST API, with a web page"),
     "evaluate": Command("evaluate", "score fusion methods with the paper's and MEFB's metrics"),
@@ -111,8 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.environ["KERAS_BACKEND"] = "jax"  # before Keras is first imported (`mefgan train --backend jax`)
                 if importlib.util.find_spec("tensorflow") is not None:  # Keras imports it anyway, where installed
                     import_tensorflow_quietly()
+            elif COMMANDS[args.command].import_while_reading:
+                start_tensorflow_import()
             elif COMMANDS[args.command].tensorflow:
-                import_tensorflow_quietly()
+                import_tensorflow_quietly(skip_optional=True)
             code = int(module.run(args) or 0)
             check_interrupted()
         sys.stdout.flush()
@@ -131,6 +144,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:  # a bug of ours: the traceback helps whoever fixes it
         traceback.print_exc()
         return error(args.command, "internal error (a bug in mefgan-tf: please report it with the lines above)")
+    finally:
+        with contextlib.suppress(Exception):  # a command that failed before it needed TensorFlow
+            finish_tensorflow_import()
+
+
+def console() -> NoReturn:
+    """The `mefgan` console script: exits with ``main``'s code. After a command that ran TensorFlow
+    (and left no thread running) the exit handlers run, the output is flushed and the process ends
+    without the interpreter's teardown: TensorFlow's C++ destructors alone take a second on a CPU."""
+    code = main()
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if "tensorflow" not in sys.modules or others:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what ``sys.exit`` would run: temporary folders removed, logs flushed
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def error(command: str, message: str, code: int = 1) -> int:

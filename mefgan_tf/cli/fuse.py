@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mefgan_tf.cli.types import add_align_options, add_fusion_options, fusion_options
+from mefgan_tf.environment import import_tensorflow_quietly
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import check_folder_target, check_new_files, check_outside
 from mefgan_tf.fusion_io import (
@@ -30,7 +31,8 @@ from mefgan_tf.fusion_io import (
 from mefgan_tf.models import load_fuser
 from mefgan_tf.scenes import find_scenes, layout_notes
 
-# TensorFlow starts in ``models.load_fuser``, after ``check``: nothing here imports it.
+# TensorFlow starts in the background after ``check`` (``cli.Command.import_while_reading``) while the
+# inputs are read and aligned; ``import_tensorflow_quietly`` waits for it before the model loads.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.usage = "mefgan fuse IMAGE IMAGE [IMAGE ...] -o OUT | mefgan fuse --pairs DIR -o OUTDIR"
@@ -118,6 +120,7 @@ def run_pairs(args: argparse.Namespace) -> int:
     outputs = [out_dir / f"{scene.name}.{ext}" for scene in scenes]
     check_new_files(outputs, args.overwrite)
     progress = progress_setting(args)
+    import_tensorflow_quietly()
     fuser = load_fuser(args.model, args.fusion, progress)
     failed = []
     hidden = None if progress is None else not progress
@@ -149,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(out, args.overwrite)
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
     images = prepare_exposures(images, paths, args.align, args.deghost)
-    fuser = load_fuser(args.model, args.fusion, progress_setting(args))
+    import_tensorflow_quietly()
+    fuser = load_fuser(args.model, args.fusion, progress_setting(args), once=True)
     write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
     print(f"fused {len(paths)} exposures into {out}")
     return 0
