@@ -188,11 +188,21 @@ def transfer_detail(fused: np.ndarray, frames: Sequence[np.ndarray], levels: int
     return detail_onto(gaussian_pyramid(np.asarray(fused, np.float32), levels)[-1], frames, levels)
 
 
-def detail_onto(residual: np.ndarray, frames: Sequence[np.ndarray], levels: int) -> np.ndarray:
+def detail_bands(frames: Sequence[np.ndarray], levels: int) -> list[np.ndarray]:
+    """The ``levels`` finest Laplacian levels of the ``frames``, blended with Mertens's weights: all that
+    ``detail_onto`` takes from the exposures. It needs no fusion, so a caller may make it first."""
+    return blended_bands(frames, [exposure_weight(frame) for frame in frames], levels, levels, in_place=True)
+
+
+def detail_onto(residual: np.ndarray, frames: Sequence[np.ndarray], levels: int,
+                bands: list[np.ndarray] | None = None) -> np.ndarray:
     """The image whose ``levels`` finest Laplacian levels are the ``frames``' own, blended with
     Mertens's weights, and whose low-pass residual is ``residual`` (of ``residual_size``): the core of
-    ``transfer_detail``, which the working resolution (``resolution``) feeds with a residual of its own."""
-    blended = blended_bands(frames, [exposure_weight(frame) for frame in frames], levels, levels, in_place=True)
+    ``transfer_detail``, which the working resolution (``resolution``) feeds with a residual of its own.
+    ``bands``: ``detail_bands(frames, levels)`` made beforehand; they are used up (added into)."""
+    if bands is not None and len(bands) != levels:
+        raise ValueError(f"{len(bands)} detail bands for {levels} levels (bands are used once)")
+    blended = detail_bands(frames, levels) if bands is None else bands
     image = np.asarray(residual, np.float32)
     while blended:
         band = blended.pop()

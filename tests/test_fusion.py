@@ -23,6 +23,7 @@ from mefgan_tf.fusion import (
     FusionOptions,
     Strategy,
     attention_maps,
+    exposure_bands,
     auto_tile,
     crop_to_multiple,
     fuse_pair,
@@ -204,6 +205,17 @@ class BlurringFuser(Fuser):
 
     def pair(self, over, under, progress=None, shape=None):
         return cv2.GaussianBlur(over, (0, 0), 1.5)
+
+
+@pytest.mark.parametrize("work_size", [None, 64])
+def test_exposure_bands_made_before_the_model_give_the_same_fusion_and_are_used_once(work_size):
+    over, under = exposure_pair(96, 128, seed=3)
+    fuser = BlurringFuser(None, FusionOptions(tile=None, work_size=work_size))
+    bands = exposure_bands([over, under], fuser.options)
+    np.testing.assert_array_equal(fuser([over, under], bands=bands), fuser([over, under]))
+    with pytest.raises(ValueError, match="used once"):
+        fuser([over, under], bands=bands)
+    assert exposure_bands([over, under], FusionOptions(detail=0)) is None
 
 
 def test_the_detail_of_a_photo_given_twice_is_its_own_whatever_the_network_softened():

@@ -17,6 +17,7 @@ from mefgan_tf.cli.types import add_align_options, add_fusion_options, fusion_op
 from mefgan_tf.environment import import_tensorflow_quietly
 from mefgan_tf.errors import CommandError
 from mefgan_tf.files import check_folder_target, check_new_files, check_outside
+from mefgan_tf.fusion import exposure_bands
 from mefgan_tf.fusion_io import (
     check_inputs_and_output,
     check_output_extension,
@@ -152,8 +153,9 @@ def run(args: argparse.Namespace) -> int:
     check_writable(out, args.overwrite)
     images, depth = read_exposures_original(paths) if args.original_io else read_exposures(paths)
     images = prepare_exposures(images, paths, args.align, args.deghost)
+    bands = exposure_bands(images, args.fusion)  # while TensorFlow starts
     import_tensorflow_quietly()
     fuser = load_fuser(args.model, args.fusion, progress_setting(args), once=True)
-    write_fused(out, fuser(images), depth, args.bit_depth, args.original_io)
+    write_fused(out, fuser(images, bands=bands), depth, args.bit_depth, args.original_io)
     print(f"fused {len(paths)} exposures into {out}")
     return 0

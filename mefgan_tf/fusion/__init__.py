@@ -14,7 +14,7 @@ model loader.
 """
 from __future__ import annotations
 
-from mefgan_tf.fusion.fuser import Fuser, fuse_images
+from mefgan_tf.fusion.fuser import Fuser, exposure_bands, fuse_images
 from mefgan_tf.fusion.options import DEFAULT_OPTIONS, FusionOptions, tile_problem
 from mefgan_tf.fusion.plan import Plan, auto_tile, check_memory, memory_needed
 from mefgan_tf.fusion.progress import FusionCancelled, FusionProgress
@@ -33,6 +33,6 @@ from mefgan_tf.fusion.tiles import (
 __all__ = [
     "DEFAULT_MULTI", "DEFAULT_OPTIONS", "MULTI", "SIZE_MULTIPLE", "STRATEGIES", "FusionCancelled", "FusionOptions", "FusionProgress",
     "Fuser", "Plan", "Strategy", "attention_maps", "auto_tile", "check_exposures", "check_memory", "crop_to_multiple",
-    "full_resolution", "fuse_images", "fuse_pair", "memory_needed", "network_input", "pad_to_multiple", "strategy",
+    "exposure_bands", "full_resolution", "fuse_images", "fuse_pair", "memory_needed", "network_input", "pad_to_multiple", "strategy",
     "tile_grid", "tile_problem",
 ]

@@ -19,7 +19,7 @@ from mefgan_tf.stages import Stages
 
 
 def fuse_images(pair: Callable[..., np.ndarray], images: Sequence[np.ndarray], options: FusionOptions = DEFAULT_OPTIONS,
-                progress: FusionProgress | None = None) -> np.ndarray:
+                progress: FusionProgress | None = None, bands: list[np.ndarray] | None = None) -> np.ndarray:
     """The fusion of ``images`` (RGB float32 [0, 1], one size, any order) that every way of fusing gives
     (`mefgan fuse`, `serve`, `evaluate`, the API), with any pair model: ``pair(over, under, shape=None)``
     fuses two images of one size and returns that size; where ``shape`` is given, the pair is a
@@ -30,12 +30,21 @@ def fuse_images(pair: Callable[..., np.ndarray], images: Sequence[np.ndarray], o
     residual; the exposures give every finer level. Otherwise the network fuses the photos themselves
     and the exposures give ``options.detail`` levels (0: the network's own fusion). An app that runs a
     LiteRT file does the same: this function is its reference. ``progress`` is checked for a stop
-    before each finishing step (detail, tone) and advanced by it."""
-    resolution, strategy, *finish = options.steps()
+    before each finishing step (detail, tone) and advanced by it. ``bands``: ``exposure_bands(images,
+    options)`` made beforehand (while the model loaded), used up here."""
+    resolution, strategy, *finish = options.steps(bands)
     fused = strategy(*resolution(pair, images))
     for step in finish:
         fused = step(fused, images, progress)
     return fused
+
+
+def exposure_bands(images: Sequence[np.ndarray], options: FusionOptions = DEFAULT_OPTIONS) -> list[np.ndarray] | None:
+    """What a fusion of ``images`` takes from the exposures alone, the detail step's bands
+    (``steps.DetailTransfer.exposure_bands``; None without detail levels): made without a model, so
+    `mefgan fuse` makes them while TensorFlow starts, then gives them to ``Fuser`` (used once)."""
+    step = options.detail_step()
+    return None if step is None else step.exposure_bands(images)
 
 
 @dataclass
@@ -71,19 +80,21 @@ class Fuser:
         """No bar, only the ``stop`` check for ``pair`` (None without ``stop``)."""
         return None if stop is None else FusionProgress(0, False, stop=stop)
 
-    def __call__(self, images: Sequence[np.ndarray], stop: threading.Event | None = None) -> np.ndarray:
+    def __call__(self, images: Sequence[np.ndarray], stop: threading.Event | None = None,
+                 bands: list[np.ndarray] | None = None) -> np.ndarray:
         """The fusion of ``images`` (``fuse_images``); grey exposures (all of them) give a grey image,
-        their fusion's luma. ``stop``, once set, cancels it at the next step (``FusionCancelled``)."""
+        their fusion's luma. ``stop``, once set, cancels it at the next step (``FusionCancelled``).
+        ``bands``: ``exposure_bands(images, self.options)`` made beforehand (used up)."""
         check_exposures(images)
         sizes = self.sizes(images)
         plan = self.plan(sizes)
         check_memory(*sizes.network, self.tile_for(*sizes.network), extra=plan.memory)
         if self.progress is False and stop is None:
-            fused = fuse_images(self.pair, images, self.options)
+            fused = fuse_images(self.pair, images, self.options, bands=bands)
         else:
             progress = FusionProgress(plan.work, self.progress, stop=stop)
             try:
-                fused = fuse_images(functools.partial(self.pair, progress=progress), images, self.options, progress)
+                fused = fuse_images(functools.partial(self.pair, progress=progress), images, self.options, progress, bands)
             finally:
                 progress.close()
         return to_grey(fused) if all(is_grey(image) for image in images) else fused

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mefgan_tf.errors import CommandError
 from mefgan_tf.fusion.steps import (
     DEFAULT_MULTI,
@@ -94,11 +96,16 @@ class FusionOptions:
             return FullResolution()
         return WorkingResolution(self.work_size, self.upsampling)
 
-    def steps(self) -> list[Step]:
+    def detail_step(self, bands: list[np.ndarray] | None = None) -> DetailTransfer | None:
+        """The detail step (None without detail levels); ``bands``: its exposure bands made beforehand."""
+        return DetailTransfer(self.detail, self.resolution(), bands) if self.detail else None
+
+    def steps(self, bands: list[np.ndarray] | None = None) -> list[Step]:
         """The steps of a fusion with these options, in order: resolution, strategy, then with the detail
-        step the detail and the tone guard (if on); the network alone (no detail) keeps its own tone."""
+        step the detail and the tone guard (if on); the network alone (no detail) keeps its own tone.
+        ``bands``: the detail step's exposure bands, made beforehand (``DetailTransfer.exposure_bands``)."""
         resolution = self.resolution()
-        finish = [DetailTransfer(self.detail, resolution)] + ([ToneGuard()] if self.tone_guard else [])
+        finish = [DetailTransfer(self.detail, resolution, bands)] + ([ToneGuard()] if self.tone_guard else [])
         return [resolution, strategy(self.multi)] + (finish if self.detail else [])
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -30,6 +30,7 @@ from mefgan_tf.fusion.tiles import FusePair, pair_work
 from mefgan_tf.pyramid import (
     DETAIL_COST,
     blend_memory,
+    detail_bands,
     detail_memory,
     detail_onto,
     exposure_weight,
@@ -261,15 +262,24 @@ class DetailTransfer:
 
     levels: int
     resolution: FullResolution
+    bands: list[np.ndarray] | None = field(default=None, compare=False, repr=False)  # ``bands`` made beforehand
 
     def plan(self, sizes: Sizes) -> Plan:
         return Plan(0, detail_memory(sizes.height, sizes.width, sizes.frames, self.levels),
                     DETAIL_COST * sizes.height * sizes.width)
 
+    def levels_of(self, images: Sequence[np.ndarray]) -> int:
+        return self.resolution.levels(*images[0].shape[:2], self.levels)
+
+    def exposure_bands(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """What this step takes from the exposures (``pyramid.detail_bands``): no model needed, so a
+        caller may make it while the model loads, and give it to ``fuse_images`` (used once)."""
+        return detail_bands(images, self.levels_of(images))
+
     def __call__(self, fused: np.ndarray, images: Sequence[np.ndarray], progress: FusionProgress | None) -> np.ndarray:
         check_stop(progress, "the detail")
         height, width = images[0].shape[:2]
-        levels = self.resolution.levels(height, width, self.levels)
-        detailed = detail_onto(self.resolution.low(fused, height, width, levels), images, levels)
+        levels = self.levels_of(images)
+        detailed = detail_onto(self.resolution.low(fused, height, width, levels), images, levels, self.bands)
         advance(progress, DETAIL_COST * height * width, "detail")
         return detailed
