@@ -23,9 +23,9 @@ from mefgan_tf.fusion import (
     FusionOptions,
     Strategy,
     attention_maps,
-    exposure_bands,
     auto_tile,
     crop_to_multiple,
+    exposure_bands,
     fuse_pair,
     network_input,
     pad_to_multiple,
@@ -216,6 +216,17 @@ def test_exposure_bands_made_before_the_model_give_the_same_fusion_and_are_used_
     with pytest.raises(ValueError, match="used once"):
         fuser([over, under], bands=bands)
     assert exposure_bands([over, under], FusionOptions(detail=0)) is None
+
+
+def test_no_exposure_bands_are_made_beforehand_where_the_detail_step_goes_in_strips(monkeypatch):
+    from mefgan_tf import pyramid
+
+    over, under = exposure_pair(96, 128, seed=3)
+    fuser = BlurringFuser(None, FusionOptions(tile=None))
+    whole = fuser([over, under])
+    monkeypatch.setattr(pyramid, "DETAIL_STRIP_PIXELS", 96 * 128 // 3)
+    assert exposure_bands([over, under], fuser.options) is None
+    np.testing.assert_allclose(fuser([over, under], bands=None), whole, rtol=0, atol=1e-6)
 
 
 def test_the_detail_of_a_photo_given_twice_is_its_own_whatever_the_network_softened():

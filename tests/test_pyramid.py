@@ -1,9 +1,13 @@
 """Laplacian pyramids: Mertens's weights and blending, and the exposures' detail on a fusion."""
 from __future__ import annotations
 
+import tracemalloc
+
 import cv2
 import numpy as np
+import pytest
 
+from mefgan_tf import pyramid
 from mefgan_tf.pyramid import collapse, exposure_weight, laplacian_pyramid, pyramid_blend, pyramid_levels, transfer_detail
 
 
@@ -140,3 +144,43 @@ def test_the_graph_transfer_agrees_with_opencv_s_at_any_size_and_caps_the_levels
 def _big_scene(height: int, width: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return cv2.GaussianBlur(rng.random((height, width, 3)).astype(np.float32), (0, 0), 1) * 0.8 + 0.1
+
+
+def detail_case(height: int, width: int, levels: int, frames: int = 3) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A random low-pass residual and ``frames`` textured frames of one size."""
+    rng = np.random.default_rng(height + levels)
+    images = [rng.random((height, width, 3), dtype=np.float32) for _ in range(frames)]
+    images = [0.5 * cv2.GaussianBlur(image, (0, 0), 2.0) + 0.5 * image for image in images]
+    return rng.random((*pyramid.residual_size(height, width, levels), 3), dtype=np.float32), images
+
+
+def traced_peak(function) -> int:
+    """Bytes ``function()`` allocated at its peak beyond what it started with (NumPy's and OpenCV's arrays)."""
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        function()
+        return tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(("height", "width", "levels"), [(700, 90, 5), (1000, 70, 6), (333, 50, 3)])
+def test_a_large_photo_takes_the_detail_step_in_strips_with_the_same_image(monkeypatch, height, width, levels):
+    residual, frames = detail_case(height, width, levels)
+    whole = pyramid.detail_onto(residual, frames, levels)
+    monkeypatch.setattr(pyramid, "DETAIL_STRIP_PIXELS", height * width // 3)
+    rows = pyramid.detail_strip_rows(height, width, levels)
+    assert rows < height and rows % 2**levels == 0
+    np.testing.assert_allclose(pyramid.detail_onto(residual, frames, levels), whole, rtol=0, atol=1e-6)
+
+
+def test_the_detail_step_in_strips_holds_one_strip_beside_its_output(monkeypatch):
+    height, width, levels = 2400, 64, 4
+    residual, frames = detail_case(height, width, levels, frames=2)
+    whole = traced_peak(lambda: pyramid.detail_onto(residual, frames, levels))
+    monkeypatch.setattr(pyramid, "DETAIL_STRIP_PIXELS", height * width // 6)
+    strips = traced_peak(lambda: pyramid.detail_onto(residual, frames, levels))
+    planned = pyramid.detail_memory(height, width, 2, levels)
+    assert strips <= planned <= 2 * strips
+    assert strips < 0.6 * whole

@@ -33,6 +33,7 @@ from mefgan_tf.pyramid import (
     detail_bands,
     detail_memory,
     detail_onto,
+    detail_strip_rows,
     exposure_weight,
     gaussian_pyramid,
     pyramid_blend,
@@ -271,10 +272,13 @@ class DetailTransfer:
     def levels_of(self, images: Sequence[np.ndarray]) -> int:
         return self.resolution.levels(*images[0].shape[:2], self.levels)
 
-    def exposure_bands(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def exposure_bands(self, images: Sequence[np.ndarray]) -> list[np.ndarray] | None:
         """What this step takes from the exposures (``pyramid.detail_bands``): no model needed, so a
-        caller may make it while the model loads, and give it to ``fuse_images`` (used once)."""
-        return detail_bands(images, self.levels_of(images))
+        caller may make it while the model loads, and give it to ``fuse_images`` (used once). None
+        where the step goes in strips (``pyramid.detail_onto``): their bands are made one at a time."""
+        height, width = images[0].shape[:2]
+        levels = self.levels_of(images)
+        return detail_bands(images, levels) if detail_strip_rows(height, width, levels) >= height else None
 
     def __call__(self, fused: np.ndarray, images: Sequence[np.ndarray], progress: FusionProgress | None) -> np.ndarray:
         check_stop(progress, "the detail")
