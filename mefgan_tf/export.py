@@ -12,8 +12,9 @@ The SavedModel has two signatures:
   by mean luminance inside the graph, as ``mefgan fuse`` does (``scenes.over_under``'s rule in
   TensorFlow: the brighter one is "over"), so web clients may send the two exposures in any
   order, and the exposures' fine detail is transferred as ``mefgan fuse`` does it
-  (``pyramid.graph_transfer_detail``, the levels fixed at export). The ``_bytes`` suffixes make the
-  REST API carry the values as ``{"b64": ...}``.
+  (``pyramid.graph_transfer_detail``, the levels fixed at export), then its tone guarded
+  (``tone.graph_tone_guard``; ``--no-tone-guard`` at export leaves it out). The ``_bytes``
+  suffixes make the REST API carry the values as ``{"b64": ...}``.
 
 Inputs are checked inside the graph with the CLI's rules (rank 4, 3 channels, sides of at least
 8 pixels, the two of one shape, values in [0, 1] without NaN): a bad request fails with an
@@ -39,6 +40,7 @@ from mefgan_tf.images import LUMA_WEIGHTS
 from mefgan_tf.pyramid import graph_detail_onto, graph_pyramid_levels, graph_transfer_detail
 from mefgan_tf.resolution import graph_extra_levels, graph_padded_shape, graph_residual, graph_work_dims
 from mefgan_tf.stages import stages_class
+from mefgan_tf.tone import graph_tone_guard
 
 FLOAT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "fuse_images"
@@ -175,10 +177,11 @@ def serving_class():
         return tf.cond(mean_luma(first) >= mean_luma(second), lambda: (first, second), lambda: (second, first))
 
     class ServingModule(stages_class()):
-        def __init__(self, generator, detail: int, work_size: int | None) -> None:
+        def __init__(self, generator, detail: int, work_size: int | None, tone_guard: bool = True) -> None:
             super().__init__(generator)
             self.detail_levels = detail
             self.work_size = work_size
+            self.tone_guard = tone_guard
             # The backing tf.Variables, tracked directly (as keras.export.ExportArchive does):
             # without this, TF1-style loaders (TensorFlow Serving, saved_model_cli) cannot find them.
             self.tf_variables = [v.value for v in generator.weights]
@@ -193,7 +196,15 @@ def serving_class():
 
         def fuse_exposures(self, first, second):
             """``fusion.fuse_images`` of two [H, W, 3] exposures: at the working size where the photo is
-            larger (the size and the levels fixed at export), else the network on the photos."""
+            larger (the size and the levels fixed at export), else the network on the photos; then,
+            with detail levels, the tone guard (``tone.graph_tone_guard``) unless it was turned off."""
+            fused = self.detailed(first, second)
+            if self.detail_levels and self.tone_guard:
+                return graph_tone_guard(fused, [first, second])
+            return fused
+
+        def detailed(self, first, second):
+            """The fusion of two [H, W, 3] exposures with the exposures' detail, before the tone guard."""
             height, width = tf.shape(first)[0], tf.shape(first)[1]
 
             def exact():
@@ -264,7 +275,7 @@ def export_saved_model(generator, out: str | Path, source: str = "", options: Fu
     check_room(out, 2 * weights + SAVED_GRAPH_BYTES, "a SavedModel")
     try:
         with atomic_dir(out) as tmp:
-            module = serving_class()(generator, options.detail, options.work_size)
+            module = serving_class()(generator, options.detail, options.work_size, options.tone_guard)
             signatures = {FLOAT_SIGNATURE: module.serve, BYTES_SIGNATURE: module.serve_bytes}
             tf.saved_model.save(module, str(tmp), signatures=signatures)
             (tmp / METADATA_FOLDER).mkdir()

@@ -179,3 +179,199 @@ def tone_problems(ours: dict[str, float], reference: dict[str, float], limits: T
     if reference["LEVEL"] - ours["LEVEL"] > limits.darker and ours["CONTRAST"] <= reference["CONTRAST"]:
         found.append("darker")
     return found
+
+
+# ------------------------------------------------------------------------------------------- graph
+# The tone guard as TensorFlow ops, for the SavedModel's ``fuse_images``: the same previews (area
+# downscaling), OpenCV's Mertens fusion of the exposures' previews, the same 8-bit measures (OpenCV's
+# integer luma and HSV saturation), the same search and the same curve. They import TensorFlow when
+# called, so that the NumPy fusion never loads it.
+GRAY_15 = (9798, 19235, 3735)  # OpenCV's 8-bit RGB -> grey: (9798 R + 19235 G + 3735 B + 2^14) >> 15
+SATURATION_TABLE = np.rint((255 << 12) / np.maximum(np.arange(256), 1)).astype(np.int32)  # OpenCV's HSV S
+SATURATION_TABLE[0] = 0
+OPENCV_MERTENS_GREY = np.float32([0.114, 0.587, 0.299])  # OpenCV's grey of the BGR images it is handed, as RGB
+GAUSS_5 = np.outer(*2 * [np.float32([1, 4, 6, 4, 1]) / 16])
+LAPLACIAN_3 = np.float32([[0, 1, 0], [1, -4, 1], [0, 1, 0]])
+
+
+def _reflected(x, pad: int, axis: int):
+    """``x`` padded by ``pad`` on both sides of ``axis`` as OpenCV's BORDER_REFLECT_101 does, at any
+    length (one pixel included, where TensorFlow's REFLECT padding fails)."""
+    import tensorflow as tf
+
+    length = tf.shape(x)[axis]
+    index = tf.abs(tf.range(-pad, length + pad))
+    period = tf.maximum(2 * (length - 1), 1)
+    index = tf.math.floormod(index, period)
+    index = tf.where(index >= length, period - index, index)
+    return tf.gather(x, tf.where(length > 1, index, tf.zeros_like(index)), axis=axis)
+
+
+def _filtered(x, kernel: np.ndarray):
+    """Each channel of [H, W, C] ``x`` filtered by ``kernel``, borders reflected (``_reflected``)."""
+    import tensorflow as tf
+
+    pad = kernel.shape[0] // 2
+    planes = _reflected(_reflected(tf.transpose(x, [2, 0, 1])[..., None], pad, 1), pad, 2)
+    return tf.transpose(tf.nn.conv2d(planes, tf.constant(kernel[:, :, None, None]), 1, "VALID")[..., 0], [1, 2, 0])
+
+
+def _down(x):
+    """OpenCV's ``pyrDown`` of [H, W, C] ``x``, at any size."""
+    return _filtered(x, GAUSS_5)[::2, ::2]
+
+
+def _up(x, shape):
+    """OpenCV's ``pyrUp`` of [h, w, C] ``x`` to ``shape``'s sides, at any size."""
+    import tensorflow as tf
+
+    rows = tf.reshape(tf.stack([x, tf.zeros_like(x)], 1), [2 * tf.shape(x)[0], tf.shape(x)[1], -1])
+    both = tf.reshape(tf.stack([rows, tf.zeros_like(rows)], 2), [tf.shape(rows)[0], 2 * tf.shape(rows)[1], -1])
+    return _filtered(both, 4 * GAUSS_5)[: shape[0], : shape[1]]
+
+
+def graph_mertens(images):
+    """``baselines.mertens`` (OpenCV's MergeMertens: contrast x saturation, no well-exposedness, a
+    pyramid down to one pixel) of [H, W, 3] float tensors, clipped to [0, 1]."""
+    import tensorflow as tf
+
+    weights = []
+    for image in images:
+        grey = tf.tensordot(image, tf.constant(OPENCV_MERTENS_GREY), 1)[..., None]
+        contrast = tf.abs(_filtered(grey, LAPLACIAN_3))[..., 0]
+        spread = tf.sqrt(tf.reduce_sum(tf.square(image - tf.reduce_mean(image, -1, keepdims=True)), -1))
+        weights.append(contrast * spread + 1e-12)
+    total = tf.add_n(weights)
+    side = tf.cast(tf.minimum(tf.shape(images[0])[0], tf.shape(images[0])[1]), tf.float32)
+    levels = tf.cast(tf.math.log(side) / tf.math.log(2.0), tf.int32)
+
+    def level_step(level, images, shares, blended):
+        smaller = [_down(image) for image in images]
+        band = tf.add_n([(image - _up(small, tf.shape(image))) * share[..., None]
+                         for image, small, share in zip(images, smaller, shares)])
+        return level + 1, smaller, [_down(share[..., None])[..., 0] for share in shares], blended.write(level, band)
+
+    blended = tf.TensorArray(tf.float32, size=levels + 1, infer_shape=False, element_shape=tf.TensorShape([None, None, 3]))
+    any_size = tf.TensorShape([None, None, 3])
+    _, low, shares, blended = tf.while_loop(
+        lambda level, *_: level < levels, level_step, (tf.constant(0), list(images), [w / total for w in weights], blended),
+        shape_invariants=(tf.TensorShape([]), [any_size] * len(images), [tf.TensorShape([None, None])] * len(images),
+                          tf.TensorShape(None)))
+    image = tf.add_n([small * share[..., None] for small, share in zip(low, shares)])
+
+    def collapse(level, image):
+        band = blended.read(level)
+        return level - 1, _up(image, tf.shape(band)) + band
+
+    _, image = tf.while_loop(lambda level, _: level >= 0, collapse, (levels - 1, image),
+                             shape_invariants=(tf.TensorShape([]), any_size))
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def graph_tone_stats(image):
+    """``tone_stats`` of a [H, W, 3] float tensor: (black, saturation, mean, contrast), float64 scalars."""
+    import tensorflow as tf
+
+    u8 = tf.cast(tf.clip_by_value(image, 0.0, 1.0) * 255.0 + 0.5, tf.int32)
+    r, g, b = tf.unstack(u8, axis=-1)
+    shift = tf.bitwise.right_shift
+    luma = shift(GRAY_15[0] * r + GRAY_15[1] * g + GRAY_15[2] * b + (1 << 14), 15)
+    value, low = tf.reduce_max(u8, -1), tf.reduce_min(u8, -1)
+    saturation = shift((value - low) * tf.gather(tf.constant(SATURATION_TABLE), value) + (1 << 11), 12)
+    counts = tf.cumsum(tf.math.bincount(tf.reshape(luma, [-1]), minlength=256, maxlength=256, dtype=tf.int64))
+    count = tf.size(luma, tf.int64)
+
+    def percentile(share: float):
+        position = tf.cast(count - 1, tf.float64) * share / 100.0
+        below = tf.floor(position)
+        ranks = tf.stack([tf.cast(below, tf.int64), tf.minimum(tf.cast(below, tf.int64) + 1, count - 1)])
+        lower, upper = tf.unstack(tf.cast(tf.searchsorted(counts, ranks, side="right"), tf.float64))
+        return lower + (upper - lower) * (position - below)
+
+    def mean(values):
+        return tf.reduce_mean(tf.cast(values, tf.float64))
+
+    black, white = percentile(BLACK_PERCENTILE), percentile(100.0 - BLACK_PERCENTILE)
+    return black, mean(saturation), mean(luma), white - black
+
+
+def graph_curve(image, black, black_to, gamma, chroma):
+    """``ToneCurve(black, black_to, gamma, chroma)(image)`` of a [H, W, 3] float32 tensor (float64 parameters)."""
+    import tensorflow as tf
+
+    gain = (1.0 - black_to) / (1.0 - black)
+    offset = tf.cast(black_to - black * gain, tf.float32)
+    gain, chroma32 = tf.cast(gain, tf.float32), tf.cast(chroma, tf.float32)
+
+    def colour(x):
+        return chroma32 * x + (1.0 - chroma32) * tf.tensordot(x, tf.constant(LUMA), 1)[..., None]
+
+    def affine():  # black point and chroma as one map, as ``ToneCurve`` composes them
+        return tf.clip_by_value(colour(image * gain + offset), 0.0, 1.0)
+
+    def with_gamma():
+        lifted = tf.pow(tf.clip_by_value(image * gain + offset, 0.0, 1.0), tf.cast(gamma, tf.float32))
+        return tf.clip_by_value(colour(lifted), 0.0, 1.0)
+
+    return tf.cond(tf.equal(gamma, 1.0), affine, with_gamma)
+
+
+def _graph_bisect(measure, low: float, high: float, target):
+    """``_bisect`` of a traced ``measure``."""
+    import tensorflow as tf
+
+    def step(count, low, high):
+        middle = (low + high) / 2
+        below = measure(middle) < target
+        return count + 1, tf.where(below, middle, low), tf.where(below, high, middle)
+
+    start = (tf.constant(0), tf.constant(low, tf.float64), tf.constant(high, tf.float64))
+    return tf.while_loop(lambda count, *_: count < SEARCH_STEPS, step, start)[2]  # one loop: a small graph
+
+
+def graph_guard_curve(fusion, reference, margins: ToneMargins = MARGINS):
+    """``guard_curve`` of two traced previews: (black, black_to, gamma, chroma), float64 scalars."""
+    import tensorflow as tf
+
+    one, zero = tf.constant(1.0, tf.float64), tf.constant(0.0, tf.float64)
+    ref_black, ref_saturation, ref_mean, ref_contrast = graph_tone_stats(reference)
+    black, _, mean, contrast = graph_tone_stats(fusion)
+    veiled = black > ref_black + margins.black
+    black, black_to = tf.where(veiled, black / 255.0, zero), tf.where(veiled, (ref_black + margins.black) / 255.0, zero)
+
+    def stats(gamma, chroma):
+        return graph_tone_stats(graph_curve(fusion, black, black_to, gamma, chroma))
+
+    _, saturation, mean, contrast = tf.cond(veiled, lambda: stats(one, one), lambda: graph_tone_stats(fusion))
+    target = ref_mean - margins.darker
+    gamma = tf.cond(tf.logical_and(mean < target, contrast <= ref_contrast),
+                    lambda: 1.0 - _graph_bisect(lambda lift: stats(1.0 - lift, one)[2], 0.0, MAX_LIFT, target),
+                    lambda: one)
+    saturation = tf.cond(tf.equal(gamma, 1.0), lambda: saturation, lambda: stats(gamma, one)[1])
+    target = ref_saturation - margins.saturation
+    chroma = tf.cond(saturation < target,
+                     lambda: _graph_bisect(lambda gain: stats(gamma, gain)[1], 1.0, 4.0, target), lambda: one)
+    return black, black_to, gamma, chroma
+
+
+def graph_preview(image, size: int = PREVIEW_SIZE):
+    """``preview`` of a traced [H, W, 3] image."""
+    import tensorflow as tf
+
+    from mefgan_tf.resolution import graph_work_dims
+
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    return tf.cond(tf.maximum(height, width) > size,
+                   lambda: tf.image.resize(image, tf.stack(graph_work_dims(height, width, size)), method="area"),
+                   lambda: image)
+
+
+def graph_tone_guard(fusion, images, margins: ToneMargins = MARGINS, size: int = PREVIEW_SIZE):
+    """The finished ``fusion`` [H, W, 3] of ``images`` with the tone guard's curve applied (``tone_guard``)."""
+    import tensorflow as tf
+
+    black, black_to, gamma, chroma = graph_guard_curve(graph_preview(fusion, size),
+                                                       graph_mertens([graph_preview(x, size) for x in images]), margins)
+    identity = tf.reduce_all(tf.stack([tf.equal(black, 0.0), tf.equal(black_to, 0.0), tf.equal(gamma, 1.0),
+                                       tf.equal(chroma, 1.0)]))
+    return tf.cond(identity, lambda: fusion, lambda: graph_curve(fusion, black, black_to, gamma, chroma))

@@ -201,6 +201,7 @@ def export_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[lis
                                          "nowhere: no such folder"),
         "--tflite --attention-chunk 0": ([*lite, "--attention-chunk", "0"], "--attention-chunk 0: must be from 1 to 1048576 rows"),
         "--tflite --detail-levels": ([*lite, "--detail-levels", "2"], "--detail-levels applies to SavedModels"),
+        "--tflite --no-tone-guard": ([*lite, "--no-tone-guard"], "--no-tone-guard applies to SavedModels"),
         "--tflite output not .tflite": (["--tflite", "--out", str(tmp_path / "model.bin")], "must end in .tflite"),
     }
     if case in options:
@@ -214,7 +215,7 @@ def export_case(case: str, tmp_path: Path, models: dict[str, Path]) -> tuple[lis
                                   "unwritable version folder", "existing version folder", "unnumbered version folder",
                                   "--quantize without --tflite", "--calibration without --tflite",
                                   "--calibration for float16", "--calibration folder missing",
-                                  "--tflite --attention-chunk 0", "--tflite --detail-levels",
+                                  "--tflite --attention-chunk 0", "--tflite --detail-levels", "--tflite --no-tone-guard",
                                   "--tflite output not .tflite", *CHECKPOINT_DAMAGE])
 def test_export_refuses_bad_input_in_one_line_and_writes_nothing(case, models, tmp_path, capsys):
     argv, message = export_case(case, tmp_path, models)

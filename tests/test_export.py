@@ -20,7 +20,7 @@ from mefgan_tf.export import BYTES_SIGNATURE, FLOAT_SIGNATURE
 from mefgan_tf.fusion import FusionOptions, attention_maps, fuse_pair, network_input
 from mefgan_tf.images import read_image, to_uint8
 from mefgan_tf.models import load_fuser
-from mefgan_tf.pyramid import DETAIL_LEVELS, transfer_detail
+from mefgan_tf.pyramid import DETAIL_LEVELS
 from mefgan_tf.stages import TensorFlowStages
 
 SAVED_MODEL_CLI = Path(sys.executable).parent / "saved_model_cli"
@@ -61,7 +61,7 @@ def test_float_signature_fuses_any_size_like_in_process_fusion(served, stages, h
 def test_bytes_signature_turns_two_encoded_exposures_in_any_order_into_a_png_of_the_fusion(served, stages):
     over, under = pair(37, 53, seed=1)
     over8, under8 = (to_uint8(image).astype(np.float32) / np.float32(255) for image in (over, under))
-    expected = to_uint8(transfer_detail(fuse_pair(stages, over8, under8), [over8, under8], DETAIL_LEVELS))  # as `mefgan fuse`
+    expected = to_uint8(fusion.Fuser(stages, FusionOptions(tile=None))([over8, under8]))  # as `mefgan fuse`
     call = served.signatures[BYTES_SIGNATURE]
     for first, second in ((over, under), (under, over)):
         result = call(over_bytes=tf.constant([png(first)]), under_bytes=tf.constant([png(second)]))
@@ -74,14 +74,30 @@ def test_bytes_signature_turns_two_encoded_exposures_in_any_order_into_a_png_of_
 def test_bytes_signature_fuses_a_photo_larger_than_the_working_size_as_mefgan_fuse_does(served, stages):
     over, under = pair(420, 620, seed=3)  # larger than WORK_SIZE: the network at 512 x 347
     over8, under8 = (to_uint8(image).astype(np.float32) / np.float32(255) for image in (over, under))
-    # as `mefgan fuse --no-tone-guard`: the graph has no tone guard
-    expected = to_uint8(fusion.Fuser(stages, FusionOptions(tile=None, tone_guard=False))([under8, over8]))
+    expected = to_uint8(fusion.Fuser(stages, FusionOptions(tile=None))([under8, over8]))  # as `mefgan fuse`
     result = served.signatures[BYTES_SIGNATURE](over_bytes=tf.constant([png(under)]), under_bytes=tf.constant([png(over)]))
     decoded = tf.io.decode_png(result["fused_png_bytes"].numpy()[0]).numpy()
     assert decoded.shape == (420, 620, 3)
     error = np.abs(decoded.astype(int) - expected.astype(int))
     # Within one level but where neither exposure weighs a pixel (float rounding of nil weights: measured
     # 9 of 781,200 values, up to 4 levels, on this blocky synthetic pair).
+    assert (error > 1).mean() < 1e-4 and error.max() <= 6
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_fuse_images_guards_the_tone_as_mefgan_fuse_does_unless_exported_without(generator, stages, guard):
+    from mefgan_tf.export import serving_class
+    from mefgan_tf.resolution import WORK_SIZE
+    from mefgan_tf.tone import tone_guard
+
+    over, under = (to_uint8(image).astype(np.float32) / np.float32(255) for image in pair(420, 620, seed=3))
+    options = FusionOptions(tile=None, tone_guard=guard)
+    unguarded = fusion.Fuser(stages, dataclasses.replace(options, tone_guard=False))([over, under])
+    assert not tone_guard(unguarded, [over, under]).identity  # a fusion the guard bends
+    module = serving_class()(generator, DETAIL_LEVELS, WORK_SIZE, guard)
+    graph = to_uint8(module.fuse_exposures(tf.constant(under), tf.constant(over)).numpy())
+    error = np.abs(graph.astype(int) - to_uint8(fusion.Fuser(stages, options)([over, under])).astype(int))
+    # within one level but where neither exposure weighs a pixel (as the test above)
     assert (error > 1).mean() < 1e-4 and error.max() <= 6
 
 
@@ -187,7 +203,7 @@ def test_bytes_signature_applies_exif_orientation_like_mefgan_fuse(served, stage
         files[-1].write_bytes(exif_jpeg(image, orientation, big_endian))
     upright = [read_image(path) for path in files]  # OpenCV applies the orientation, as `mefgan fuse` reads
     assert upright[0].shape[:2] == ((40, 24) if orientation >= 5 else (24, 40))
-    expected = to_uint8(transfer_detail(fuse_pair(stages, *upright), upright, DETAIL_LEVELS))
+    expected = to_uint8(fusion.Fuser(stages, FusionOptions(tile=None))(upright))  # as `mefgan fuse`
     result = served.signatures[BYTES_SIGNATURE](
         over_bytes=tf.constant([files[0].read_bytes()]), under_bytes=tf.constant([files[1].read_bytes()])
     )

@@ -122,3 +122,35 @@ def test_the_fusion_runs_the_guard_before_the_detail_and_only_with_the_detail():
     assert any(isinstance(step, ToneGuard) for step in FusionOptions().steps())
     assert not any(isinstance(step, ToneGuard) for step in FusionOptions.resolve(detail=0).steps())
     assert not any(isinstance(step, ToneGuard) for step in FusionOptions.resolve(tone_guard=False).steps())
+
+
+# ------------------------------------------------------------------------- the SavedModel's tone guard
+@pytest.mark.parametrize("shape", [(300, 400), (37, 53), (3, 5)])
+def test_the_graph_measures_are_opencvs_8_bit_ones_and_its_mertens_is_opencvs_down_to_one_pixel(shape):
+    import tensorflow as tf
+
+    from mefgan_tf.tone import graph_mertens, graph_tone_stats
+
+    image = np.random.default_rng(shape[0]).random((*shape, 3), dtype=np.float32)
+    stats = tone_stats(image)
+    black, saturation, mean, contrast = (float(value) for value in graph_tone_stats(tf.constant(image)))
+    assert (black, saturation, contrast) == (stats.black, stats.saturation, stats.contrast)
+    assert mean == pytest.approx(stats.mean, abs=1e-4)
+    exposures = [np.clip(image * 0.4, 0, 1), np.clip(image * 1.8, 0, 1)]
+    np.testing.assert_allclose(graph_mertens([tf.constant(e) for e in exposures]).numpy(), mertens(exposures), atol=1e-4)
+
+
+@pytest.mark.parametrize("flaw", ["veil", "darker", "paler", "none"])
+def test_the_graph_tone_guard_bends_a_fusion_as_the_guard_of_mefgan_fuse_does(flaw):
+    import tensorflow as tf
+
+    from mefgan_tf.tone import graph_tone_guard
+
+    under, over = (image.astype(np.float32) / 255.0 for image in sample_pair("coffee", 2.0))  # 600 px: previews of 512
+    reference = mertens([over, under])
+    fusion = {"veil": veiled(reference), "darker": np.power(reference, 1.6), "paler": paler(reference),
+              "none": reference}[flaw].astype(np.float32)
+    curve = tone_guard(fusion, [over, under])
+    assert curve.identity == (flaw == "none")
+    graph = graph_tone_guard(tf.constant(fusion), [tf.constant(over), tf.constant(under)]).numpy()
+    assert np.abs(graph - curve(fusion)).max() < 0.5 / 255

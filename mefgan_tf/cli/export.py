@@ -38,9 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="attention query rows computed at once in the exported graph "
         "(default: the model config's value; with --tflite, 256)",
     )
-    add_fusion_options(parser, tile=False, multi=False, tone=False,
-                       applies="for the fuse_images signature, as for `mefgan fuse --no-tone-guard` (serving_default "
-                               "and LiteRT models give the network's own fusion): ")
+    add_fusion_options(parser, tile=False, multi=False,
+                       applies="for the fuse_images signature, as for `mefgan fuse` (serving_default and LiteRT "
+                               "models give the network's own fusion): ")
     parser.add_argument(
         "--tflite",
         action="store_true",
@@ -77,7 +77,8 @@ def check_options(args: argparse.Namespace) -> None:
             given = "--quantize" if args.quantize is not None else "--calibration"
             raise CommandError(f"{given} applies to LiteRT exports only; add --tflite")
         return
-    for option, value in (("--detail-levels", args.detail_levels), ("--work-size", args.work_size)):
+    for option, value in (("--detail-levels", args.detail_levels), ("--work-size", args.work_size),
+                          ("--tone-guard" if args.tone_guard else "--no-tone-guard", args.tone_guard)):
         if value is not None:
             raise CommandError(f"{option} applies to SavedModels (the fuse_images signature); a LiteRT model "
                                "gives the network's own fusion")
