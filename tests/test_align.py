@@ -165,7 +165,8 @@ def moved_pair(folder: Path) -> tuple[list[Path], list[np.ndarray]]:
 def test_fuse_align_prints_what_it_did_and_fuses_the_aligned_frames(tmp_path, capsys, monkeypatch):
     from mefgan_tf.cli import main
 
-    monkeypatch.setattr("mefgan_tf.cli.fuse.load_fuser", lambda *args, **kwargs: mertens)  # no network needed here
+    monkeypatch.setattr("mefgan_tf.cli.fuse.load_fuser",  # no network needed here
+                        lambda *args, **kwargs: lambda images, bands=None: mertens(images))
     paths, _ = moved_pair(tmp_path)
     out = tmp_path / "fused.png"
     assert main(["fuse", "-q", *map(str, paths), "-o", str(out), "--align", "--no-deghost"]) == 0

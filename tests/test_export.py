@@ -90,7 +90,7 @@ def test_fuse_images_guards_the_tone_as_mefgan_fuse_does_unless_exported_without
     from mefgan_tf.resolution import WORK_SIZE
     from mefgan_tf.tone import tone_guard
 
-    over, under = (to_uint8(image).astype(np.float32) / np.float32(255) for image in pair(420, 620, seed=3))
+    over, under = (to_uint8(image).astype(np.float32) / np.float32(255) for image in pair(96, 128, seed=3))
     options = FusionOptions(tile=None, tone_guard=guard)
     unguarded = fusion.Fuser(stages, dataclasses.replace(options, tone_guard=False))([over, under])
     assert not tone_guard(unguarded, [over, under]).identity  # a fusion the guard bends
