@@ -319,7 +319,7 @@ def graph_detail_onto(low, frames, levels):
         band, smaller_images, smaller_shares = 0.0, [], []
         for image, share in zip(images, shares):
             smaller = graph_down(image)
-            band += (image - _graph_up(smaller, tf.shape(image))) * share
+            band += (image - graph_up(smaller, tf.shape(image))) * share
             smaller_images.append(smaller)
             smaller_shares.append(graph_down(share))
         return level + 1, smaller_images, smaller_shares, bands.write(level, band)
@@ -331,19 +331,31 @@ def graph_detail_onto(low, frames, levels):
 
     def add_level(level, image):
         band = bands.read(level)
-        return level - 1, _graph_up(image, tf.shape(band)) + band
+        return level - 1, graph_up(image, tf.shape(band)) + band
 
     _, image = tf.while_loop(lambda level, _: level >= 0, add_level, (levels - 1, low(levels)),
                              shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, 3])))
     return tf.cond(levels > 0, lambda: tf.clip_by_value(image, 0.0, 1.0), lambda: image)
 
 
-def _graph_filtered(x, kernel: np.ndarray):
-    """Each channel of [H, W, C] ``x`` filtered by ``kernel`` with reflected borders (OpenCV's default)."""
+def _reflected(x, pad: int, axis: int):
+    """``x`` padded by ``pad`` on both sides of ``axis`` as OpenCV's BORDER_REFLECT_101 does, at any
+    length (one pixel included, where TensorFlow's REFLECT padding fails)."""
+    import tensorflow as tf
+
+    length = tf.shape(x)[axis]
+    period = tf.maximum(2 * (length - 1), 1)
+    index = tf.math.floormod(tf.abs(tf.range(-pad, length + pad)), period)
+    index = tf.where(index >= length, period - index, index)
+    return tf.gather(x, tf.where(length > 1, index, tf.zeros_like(index)), axis=axis)
+
+
+def graph_filtered(x, kernel: np.ndarray):
+    """Each channel of [H, W, C] ``x`` filtered by ``kernel`` with reflected borders (OpenCV's default), at any size."""
     import tensorflow as tf
 
     pad = kernel.shape[0] // 2
-    planes = tf.pad(tf.transpose(x, [2, 0, 1])[..., None], [[0, 0], [pad, pad], [pad, pad], [0, 0]], "REFLECT")
+    planes = _reflected(_reflected(tf.transpose(x, [2, 0, 1])[..., None], pad, 1), pad, 2)
     out = tf.nn.conv2d(planes, tf.constant(kernel[:, :, None, None]), 1, "VALID")
     return tf.transpose(out[..., 0], [1, 2, 0])
 
@@ -353,16 +365,16 @@ GAUSS_KERNEL = np.outer(GAUSS_TAPS, GAUSS_TAPS)
 
 def graph_down(x):
     """OpenCV's ``pyrDown`` of a traced [H, W, C] tensor."""
-    return _graph_filtered(x, GAUSS_KERNEL)[::2, ::2]
+    return graph_filtered(x, GAUSS_KERNEL)[::2, ::2]
 
 
-def _graph_up(x, shape):
+def graph_up(x, shape):
     """OpenCV's ``pyrUp`` of a traced [H, W, C] tensor to ``shape``'s first two sides."""
     import tensorflow as tf
 
     rows = tf.reshape(tf.stack([x, tf.zeros_like(x)], 1), [2 * tf.shape(x)[0], tf.shape(x)[1], -1])
     both = tf.reshape(tf.stack([rows, tf.zeros_like(rows)], 2), [tf.shape(rows)[0], 2 * tf.shape(rows)[1], -1])
-    return _graph_filtered(both, 4 * GAUSS_KERNEL)[: shape[0], : shape[1]]  # cropped after, as OpenCV's
+    return graph_filtered(both, 4 * GAUSS_KERNEL)[: shape[0], : shape[1]]  # cropped after, as OpenCV's
 
 
 def graph_weight(rgb, weights: MertensWeights = MERTENS):
@@ -373,7 +385,7 @@ def graph_weight(rgb, weights: MertensWeights = MERTENS):
         return term if exponent == 1 else tf.pow(term, exponent)
 
     grey = tf.tensordot(rgb, tf.constant(GREY_WEIGHTS), 1)[..., None]
-    contrast = tf.abs(_graph_filtered(grey, LAPLACIAN_KERNEL))[..., 0]
+    contrast = tf.abs(graph_filtered(grey, LAPLACIAN_KERNEL))[..., 0]
     exposedness = tf.exp(-tf.reduce_sum((rgb - 0.5) ** 2, -1) / (2 * weights.sigma**2))
     return (power(contrast, weights.contrast) * power(tf.math.reduce_std(rgb, -1), weights.saturation)
             * power(exposedness, weights.exposedness) + WEIGHT_FLOOR)

@@ -190,44 +190,6 @@ GRAY_15 = (9798, 19235, 3735)  # OpenCV's 8-bit RGB -> grey: (9798 R + 19235 G +
 SATURATION_TABLE = np.rint((255 << 12) / np.maximum(np.arange(256), 1)).astype(np.int32)  # OpenCV's HSV S
 SATURATION_TABLE[0] = 0
 OPENCV_MERTENS_GREY = np.float32([0.114, 0.587, 0.299])  # OpenCV's grey of the BGR images it is handed, as RGB
-GAUSS_5 = np.outer(*2 * [np.float32([1, 4, 6, 4, 1]) / 16])
-LAPLACIAN_3 = np.float32([[0, 1, 0], [1, -4, 1], [0, 1, 0]])
-
-
-def _reflected(x, pad: int, axis: int):
-    """``x`` padded by ``pad`` on both sides of ``axis`` as OpenCV's BORDER_REFLECT_101 does, at any
-    length (one pixel included, where TensorFlow's REFLECT padding fails)."""
-    import tensorflow as tf
-
-    length = tf.shape(x)[axis]
-    index = tf.abs(tf.range(-pad, length + pad))
-    period = tf.maximum(2 * (length - 1), 1)
-    index = tf.math.floormod(index, period)
-    index = tf.where(index >= length, period - index, index)
-    return tf.gather(x, tf.where(length > 1, index, tf.zeros_like(index)), axis=axis)
-
-
-def _filtered(x, kernel: np.ndarray):
-    """Each channel of [H, W, C] ``x`` filtered by ``kernel``, borders reflected (``_reflected``)."""
-    import tensorflow as tf
-
-    pad = kernel.shape[0] // 2
-    planes = _reflected(_reflected(tf.transpose(x, [2, 0, 1])[..., None], pad, 1), pad, 2)
-    return tf.transpose(tf.nn.conv2d(planes, tf.constant(kernel[:, :, None, None]), 1, "VALID")[..., 0], [1, 2, 0])
-
-
-def _down(x):
-    """OpenCV's ``pyrDown`` of [H, W, C] ``x``, at any size."""
-    return _filtered(x, GAUSS_5)[::2, ::2]
-
-
-def _up(x, shape):
-    """OpenCV's ``pyrUp`` of [h, w, C] ``x`` to ``shape``'s sides, at any size."""
-    import tensorflow as tf
-
-    rows = tf.reshape(tf.stack([x, tf.zeros_like(x)], 1), [2 * tf.shape(x)[0], tf.shape(x)[1], -1])
-    both = tf.reshape(tf.stack([rows, tf.zeros_like(rows)], 2), [tf.shape(rows)[0], 2 * tf.shape(rows)[1], -1])
-    return _filtered(both, 4 * GAUSS_5)[: shape[0], : shape[1]]
 
 
 def graph_mertens(images):
@@ -235,10 +197,12 @@ def graph_mertens(images):
     pyramid down to one pixel) of [H, W, 3] float tensors, clipped to [0, 1]."""
     import tensorflow as tf
 
+    from mefgan_tf.pyramid import LAPLACIAN_KERNEL, graph_down, graph_filtered, graph_up
+
     weights = []
     for image in images:
         grey = tf.tensordot(image, tf.constant(OPENCV_MERTENS_GREY), 1)[..., None]
-        contrast = tf.abs(_filtered(grey, LAPLACIAN_3))[..., 0]
+        contrast = tf.abs(graph_filtered(grey, LAPLACIAN_KERNEL))[..., 0]
         spread = tf.sqrt(tf.reduce_sum(tf.square(image - tf.reduce_mean(image, -1, keepdims=True)), -1))
         weights.append(contrast * spread + 1e-12)
     total = tf.add_n(weights)
@@ -246,10 +210,10 @@ def graph_mertens(images):
     levels = tf.cast(tf.math.log(side) / tf.math.log(2.0), tf.int32)
 
     def level_step(level, images, shares, blended):
-        smaller = [_down(image) for image in images]
-        band = tf.add_n([(image - _up(small, tf.shape(image))) * share[..., None]
+        smaller = [graph_down(image) for image in images]
+        band = tf.add_n([(image - graph_up(small, tf.shape(image))) * share[..., None]
                          for image, small, share in zip(images, smaller, shares)])
-        return level + 1, smaller, [_down(share[..., None])[..., 0] for share in shares], blended.write(level, band)
+        return level + 1, smaller, [graph_down(share[..., None])[..., 0] for share in shares], blended.write(level, band)
 
     blended = tf.TensorArray(tf.float32, size=levels + 1, infer_shape=False, element_shape=tf.TensorShape([None, None, 3]))
     any_size = tf.TensorShape([None, None, 3])
@@ -261,7 +225,7 @@ def graph_mertens(images):
 
     def collapse(level, image):
         band = blended.read(level)
-        return level - 1, _up(image, tf.shape(band)) + band
+        return level - 1, graph_up(image, tf.shape(band)) + band
 
     _, image = tf.while_loop(lambda level, _: level >= 0, collapse, (levels - 1, image),
                              shape_invariants=(tf.TensorShape([]), any_size))
