@@ -199,12 +199,14 @@ def graph_mertens(images):
 
     from mefgan_tf.pyramid import LAPLACIAN_KERNEL, graph_down, graph_filtered, graph_up
 
-    weights = []
+    weights, scaled = [], []
     for image in images:
+        image = image * np.float32(255.0) * np.float32(1.0 / 255.0)  # as ``mertens`` hands it and OpenCV takes it
         grey = tf.tensordot(image, tf.constant(OPENCV_MERTENS_GREY), 1)[..., None]
         contrast = tf.abs(graph_filtered(grey, LAPLACIAN_KERNEL))[..., 0]
-        spread = tf.sqrt(tf.reduce_sum(tf.square(image - tf.reduce_mean(image, -1, keepdims=True)), -1))
-        weights.append(contrast * spread + 1e-12)
+        weights.append(contrast * opencv_spread(image) + 1e-12)
+        scaled.append(image)
+    images = scaled
     total = tf.add_n(weights)
     side = tf.cast(tf.minimum(tf.shape(images[0])[0], tf.shape(images[0])[1]), tf.float32)
     levels = tf.cast(tf.math.log(side) / tf.math.log(2.0), tf.int32)
@@ -230,6 +232,16 @@ def graph_mertens(images):
     _, image = tf.while_loop(lambda level, _: level >= 0, collapse, (levels - 1, image),
                              shape_invariants=(tf.TensorShape([]), any_size))
     return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def opencv_spread(image):
+    """MergeMertens's saturation of a [H, W, 3] RGB tensor, in OpenCV's order of float operations on
+    its BGR planes: on grey pixels it is their rounding, which alone then weighs the exposures."""
+    import tensorflow as tf
+
+    red, green, blue = tf.unstack(image, axis=-1)
+    mean = (blue + green + red) * np.float32(1.0 / 3.0)
+    return tf.sqrt(tf.square(blue - mean) + tf.square(green - mean) + tf.square(red - mean))
 
 
 def graph_tone_stats(image):

@@ -154,3 +154,14 @@ def test_the_graph_tone_guard_bends_a_fusion_as_the_guard_of_mefgan_fuse_does(fl
     assert curve.identity == (flaw == "none")
     graph = graph_tone_guard(tf.constant(fusion), [tf.constant(over), tf.constant(under)]).numpy()
     assert np.abs(graph - curve(fusion)).max() < 0.5 / 255
+
+
+def test_the_graph_mertens_weighs_grey_and_clipped_exposures_by_opencvs_own_rounding():
+    import tensorflow as tf
+
+    from mefgan_tf.tone import graph_mertens
+
+    image = np.random.default_rng(3).random((64, 80, 3), dtype=np.float32)
+    grey = np.repeat(image.mean(-1, keepdims=True), 3, axis=-1)  # no saturation but OpenCV's float rounding
+    for pair in ([grey, grey * 0.5], [grey, np.ones_like(grey)]):
+        np.testing.assert_allclose(graph_mertens([tf.constant(e) for e in pair]).numpy(), mertens(pair), atol=1e-5)
