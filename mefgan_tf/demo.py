@@ -30,7 +30,7 @@ def write_demo(
     paths = [out / name for name in FILES]
     check_folder_target(out)
     check_new_files(paths, overwrite)
-    fuser = load_fuser(model)  # first: a missing model must not leave half a demo behind
+    fuser = load_fuser(model, once=True)  # first: a missing model must not leave half a demo behind
     under, over = sample_pair(image, ev, max_side)
     fused = to_uint8(fuser([to_float(under), to_float(over)]))
     for name, picture in (("under", under), ("over", over), ("fused", fused)):
