@@ -104,13 +104,22 @@ def start_tensorflow_import() -> None:
     saved = os.dup(2)
     log = tempfile.TemporaryFile()  # noqa: SIM115  (closed by ``finish``)
     stderr = sys.stderr
-    sys.stderr = open(saved, "w", encoding=stderr.encoding, errors=stderr.errors, buffering=1,  # noqa: SIM115
-                      closefd=False)  # the user's stderr until ``finish``
+    if writes_to_fd2(stderr):  # a captured or replaced sys.stderr is kept: it never wrote to fd 2
+        sys.stderr = open(saved, "w", encoding=stderr.encoding, errors=stderr.errors, buffering=1,  # noqa: SIM115
+                          closefd=False)  # the user's stderr until ``finish``
     os.dup2(log.fileno(), 2)
     started = BackgroundImport(threading.Thread(target=lambda: started.run(), name="import tensorflow"),
                                log, saved, stderr)
     _background.append(started)
     started.thread.start()
+
+
+def writes_to_fd2(stream: TextIO) -> bool:
+    """Whether ``stream`` writes to file descriptor 2 (the process's stderr)."""
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def finish_tensorflow_import() -> None:

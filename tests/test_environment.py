@@ -69,6 +69,29 @@ def test_a_failed_background_import_shows_its_hidden_lines_and_raises_in_the_cal
     assert result.stderr.splitlines() == ["meanwhile", "C++: cannot open libtensorflow_cc.so.2", "after"]
 
 
+def test_a_captured_stderr_keeps_what_is_written_while_tensorflow_starts(tmp_path):
+    fake = fake_tensorflow(tmp_path, """
+        import os
+        os.write(2, b"C++ start-up line\\n")
+        class config:
+            list_physical_devices = staticmethod(lambda: [])
+    """)
+    result = python("""
+        import io, sys
+        from mefgan_tf.environment import finish_tensorflow_import, start_tensorflow_import
+        captured = io.StringIO()
+        sys.stderr = captured
+        start_tensorflow_import()
+        print("note: aligned", file=sys.stderr)
+        finish_tensorflow_import()
+        sys.stderr = sys.__stderr__
+        print(repr(captured.getvalue()))
+    """, fake, KERAS_BACKEND="jax")  # no Keras import: it would need the real TensorFlow
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr("note: aligned\n")
+    assert "C++ start-up line" not in result.stderr
+
+
 @pytest.mark.parametrize("skip", [True, False])
 def test_optional_packages_stay_out_of_the_command_lines_import_and_import_afterwards(tmp_path, skip):
     recording = fake_tensorflow(tmp_path, """
