@@ -23,11 +23,15 @@ so a tripod bracket comes back bit for bit. A warped frame is resampled once (bi
 has no data (the border it moved away from), that area is taken from the reference mapped to the
 frame's exposure (per-channel histogram matching), blended in over ``FEATHER_PX`` pixels.
 
-**Deghosting.** Where an aligned frame disagrees with the reference mapped to its exposure, and
-the frame mapped to the reference's exposure disagrees with the reference too (both directions,
-so that clipped highlights and noisy shadows do not count), something moved: that region of the
-frame is replaced by the exposure-mapped reference under a feathered mask. The fusion then shows
-the moving thing once, where the reference has it.
+**Deghosting.** Each aligned frame is compared with the reference mapped to its exposure, and the
+other way round (both must disagree, so that what one frame clipped does not count). The mapping is
+per-channel histogram matching corrected by a smooth local gain and offset (``local_fit``, fitted
+without what disagreed in the pass before), so that vignetting and tone curves that are not one
+global curve do not count; a pixel of residual misalignment is allowed, and the difference is
+divided by the local texture, so that ripples and leaves that merely changed count less. A strong
+core of disagreement, extended over the weaker disagreement around it and its holes filled, is a
+moving thing: that region of the frame is replaced by the exposure-mapped reference under a
+feathered mask, and the fusion shows the moving thing once, where the reference has it.
 """
 from __future__ import annotations
 
