@@ -9,19 +9,23 @@ and one-line notes of what it did. Measured in docs/alignment.md (``benchmarks/b
 (Mertens's well-exposedness; the middle exposure of most brackets). It is never changed.
 
 **Alignment.** Exposures differ in tone, so each frame's luma is first mapped onto the reference's
-by histogram matching (an exposure-invariant view) and both are turned into gradient magnitudes,
-with near-black and near-white pixels (and ``CLIP_EDGE`` pixels around them) masked out. A rigid
-motion and a homography are then found by ECC (``cv2.findTransformECCWithMask``) coarse to fine on
-a pyramid of these views, started from the better of no motion and a phase-correlation shift; the
-homography is kept where it matches better by ``MODEL_GAIN``. A frame that shares too little with
-the reference (the ends of a wide bracket) is aligned through its neighbour towards it. The
-motion is believed only if it is plausible (under ``MAX_MOTION`` of the diagonal at every corner,
-under ``MAX_TURN`` degrees) and the warped frame matches the reference (ECC correlation at least
-``MIN_CORRELATION``, and better than unwarped): otherwise the frame is kept as is, with a note.
-A motion under ``STILL_PX`` pixels at every corner leaves the frame untouched ("already aligned"),
-so a tripod bracket comes back bit for bit. A warped frame is resampled once (bicubic); where it
-has no data (the border it moved away from), that area is taken from the reference mapped to the
-frame's exposure (per-channel histogram matching), blended in over ``FEATHER_PX`` pixels.
+by histogram matching (an exposure-invariant view), with near-black and near-white pixels (and
+``CLIP_EDGE`` pixels around them) masked out. SIFT features of the two lumas, matched and fitted by
+MAGSAC, give a start that reaches any hand-held motion; ECC (``cv2.findTransformECCWithMask``) on the
+gradient magnitudes refines it to a fraction of a pixel, at half size then at full size (without
+enough features: coarse to fine on a pyramid, from the better of no motion and a phase-correlation
+shift). Where no motion is believed on these views, it is sought again on views in the brighter
+frame's tones that keep what it clips (``clipped_views``): the outlines of windows and skies are what
+the two ends of a wide bracket share. A frame that shares too little with the reference is aligned
+through its neighbour towards it. The motion is believed only if it is plausible (under
+``MAX_MOTION`` of the diagonal at every corner, under ``MAX_TURN`` degrees), the warped frame matches
+the reference (ECC correlation at least ``MIN_CORRELATION``, and better than unwarped), and ECC run
+again on two interleaved halves of the frame agrees within ``MAX_SPREAD`` pixels at the corners
+(``uncertainty``): otherwise the frame is kept as is, with a note. A motion under ``STILL_PX`` pixels,
+or under ``SIGNIFICANCE`` times its own spread, at every corner leaves the frame untouched ("already
+aligned"), so a tripod bracket comes back bit for bit. A warped frame is resampled once (bicubic);
+where it has no data (the border it moved away from), that area is taken from the reference mapped
+to the frame's exposure (per-channel histogram matching), blended in over ``FEATHER_PX`` pixels.
 
 **Deghosting.** Each aligned frame is compared with the reference mapped to its exposure, and the
 other way round (both must disagree, so that what one frame clipped does not count). The mapping is
@@ -241,6 +245,21 @@ def aligned_views(reference: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray,
     return gradient(reference), gradient(mapped), inner(ref_valid), inner(frame_valid)
 
 
+def clipped_views(reference: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Views as ``aligned_views``, but both in the brighter frame's tones, the darker frame's luma
+    mapped up with its clipping: the edges of what the brighter frame clips (a window, the sky) are
+    edges of both, and where little is well exposed in both (the ends of a wide bracket) they are
+    what the two share. Only what is near black in either frame is left out."""
+    dark_first = float(reference.mean()) <= float(frame.mean())
+    dark, bright = (reference, frame) if dark_first else (frame, reference)
+    lit_dark, lit_bright = (cv2.GaussianBlur(v, (0, 0), 2.0) > DARK for v in (dark, bright))
+    mapped = gradient(apply_curve(match_curve(dark, bright), dark))
+    dark_mask, bright_mask = inner(lit_dark & lit_bright), inner(lit_bright)
+    if dark_first:
+        return mapped, gradient(bright), dark_mask, bright_mask
+    return gradient(bright), mapped, bright_mask, dark_mask
+
+
 def inner(valid: np.ndarray) -> np.ndarray:
     """``valid`` (bool) less ``CLIP_EDGE`` pixels at its edges, as uint8: the edge of a clipped or black
     area is an edge of the gradient view that the other exposure does not have."""
@@ -305,7 +324,18 @@ def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_M
     frame_luma, _ = shrunk(luma(frame), ESTIMATE_SIDE)
     if well_exposed(frame_luma).mean() < MIN_VALID or frame_luma.std() < BLANK_SPREAD:
         return Motion(np.eye(3), "failed", reason="a blank or fully clipped frame")
-    views = aligned_views(ref_luma, frame_luma)
+    first = None
+    for make_views in (aligned_views, clipped_views):
+        found = motion_on(make_views(ref_luma, frame_luma), ref_luma, frame_luma, model, scale, (height, width))
+        if found.status != "failed":
+            return found
+        first = first or found
+    return first
+
+
+def motion_on(views: tuple, ref_luma: np.ndarray, frame_luma: np.ndarray, model: str, scale: float,
+              shape: tuple[int, int]) -> Motion:
+    """The motion found on one kind of views (``aligned_views`` or ``clipped_views``), judged."""
     usable = float((views[2] & views[3]).mean())
     if usable < MIN_VALID:
         return Motion(np.eye(3), "failed", reason=f"too little of it is well exposed where the reference is "
@@ -313,7 +343,7 @@ def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_M
     try:
         start = feature_start(ref_luma, frame_luma, views[2], views[3])
         rho, matrix = fit(views, start, MODELS[model])
-        return judge(matrix, rho, views, scale, (height, width))
+        return judge(matrix, rho, views, scale, shape)
     except cv2.error:
         return Motion(np.eye(3), "failed", reason=NO_MATCH)
 
@@ -417,7 +447,7 @@ def judge(matrix: np.ndarray, rho: float, views: tuple, scale: float, shape: tup
     uncertain, side = uncertainty(views, matrix, kind)
     pixels, moved = uncertain * max(shape) / side, corner_motion(full, *shape)
     if moved < SIGNIFICANCE * min(pixels, MAX_SPREAD * max(shape) / side):  # not clearly beyond its uncertainty
-        return Motion(np.eye(3), "still", rho)
+        return Motion(full, "still", rho)
     if uncertain > MAX_SPREAD:
         return Motion(np.eye(3), "failed", rho, f"the motion found is uncertain ({pixels:.1f} px at the corners "
                                                 f"between the frame's parts)")
@@ -653,11 +683,16 @@ def motion_to_reference(frames: list[np.ndarray], i: int, ref: int, neighbour: i
     if step.status == "failed":
         return direct
     height, width = frames[i].shape[:2]
-    matrix = step.matrix @ known.matrix
+    matrix = applied(step) @ applied(known)  # onto the neighbour as it will be fused (a still one unwarped)
     if implausible(matrix, height, width):
         return direct
     status = "moved" if corner_motion(matrix, height, width) >= STILL_PX else "still"
     return Motion(matrix, status, step.correlation, f"through {neighbour}")
+
+
+def applied(motion: Motion) -> np.ndarray:
+    """The warp a frame gets from ``motion``: its matrix where it moved, none where it is still."""
+    return motion.matrix if motion.status == "moved" else np.eye(3)
 
 
 def describe(motion: Motion, shape: tuple[int, ...]) -> str:

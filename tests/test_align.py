@@ -97,6 +97,19 @@ def test_a_blank_frame_is_kept_as_is_with_a_note_and_never_becomes_the_reference
     assert notes == ["blank.jpg: could not align to photo.jpg (a blank or fully clipped frame): kept as is"]
 
 
+def test_a_motion_only_a_small_patch_decides_is_uncertain_and_the_frame_is_kept_as_is_with_a_note():
+    light = np.full((375, 500, 3), 0.2, np.float32)
+    light[167:207, 230:270] = radiance(375, 500, seed=2)[167:207, 230:270]  # detail in 1% of the frame only
+    rng = np.random.default_rng(0)
+    shot = [np.clip(expose(light, g) + rng.normal(0, 0.004, light.shape), 0, 1).astype(np.float32) for g in (0.6, 1.6)]
+    moved = handheld(shot, 0, [None, motion_matrix(300, 400, (7.0, -4.0), 1.2, 1.004, (0.002, -0.001))])
+    motion = align.find_motion(moved.frames[0], moved.frames[1])
+    assert motion.status == "failed" and motion.reason.startswith("the motion found is uncertain (")
+    prepared, notes = align.prepare(moved.frames, names=["dark.jpg", "bright.jpg"], reference=0)
+    assert prepared[1] is moved.frames[1]
+    assert notes == [f"bright.jpg: could not align to dark.jpg ({motion.reason}): kept as is"]
+
+
 def test_a_moving_object_is_taken_from_the_reference_only_and_nothing_else_changes():
     frames = bracket()[:2]
     patch = 0.45 + 0.5 * expose(radiance(60, 60, seed=3), 1.0)  # a bright thing, in the bright frame's tones
@@ -144,8 +157,9 @@ def test_real_tripod_brackets_stay_unchanged_or_within_a_pixel(shared_data):
     frames = [cv2.resize(read_image(p), (376, 250), interpolation=cv2.INTER_AREA) for p in sorted(folder.iterdir())]
     prepared, notes = align.prepare(frames)
     ref = align.best_exposed(frames)
-    for frame in frames:
-        assert align.corner_motion(align.find_motion(frames[ref], frame).matrix, 250, 376) < 1.0
+    for frame, kept in zip(frames, prepared):
+        motion = align.find_motion(frames[ref], frame)
+        assert kept is frame if motion.status == "still" else align.corner_motion(motion.matrix, 250, 376) < 1.0
     assert psnr(mertens(prepared), mertens(frames)) > 35, notes
 
 
