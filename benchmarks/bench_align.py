@@ -3,14 +3,19 @@
 * ``still``: every real bracket as shot: what alignment does to it, how far the Mertens fusion
   of the prepared frames is from that of the frames as given (PSNR), and for each frame it moved,
   how well it matches the reference before and after (``match``).
-* ``moved``: extreme and close pairs of each scene moved as a hand-held camera would move them
-  (``data_prep.handheld``: up to 5% of the side and 3 degrees, zoom and tilt): the error of the
-  recovered motion at the corners, the PSNR of the fusion of the aligned pair against the fusion of
-  the truly aligned pair (whole image, and inside the area that every frame saw), MEF-SSIM of both
-  against the truly aligned frames, and the same for the fusion of the moved pair unaligned. The
-  truly aligned pair is the still pair with its own residual motion (found by ECC, under a pixel)
-  removed, and that residual is part of the true motion.
-* ``ghost``: an object pasted at one place in the reference and another in the other frame: PSNR,
+* ``moved``: extreme and close pairs of each scene, and its middle frame at two exposures 3 stops
+  apart, moved as a hand-held camera would move them (``data_prep.handheld``: up to 5% of the side
+  and 3 degrees, zoom and tilt): the error of the recovered motion at the corners, the PSNR of the
+  fusion of the aligned pair against the fusion of the truly aligned pair (whole image, and inside
+  the area that every frame saw), MEF-SSIM of both against the truly aligned frames, and the same
+  for the fusion of the moved pair unaligned. The truly aligned pair is the still pair with its own
+  residual motion removed (found on the crop the moved pair shows, chained through the bracket's
+  frames between the two), and that residual is part of the true motion; the one photo at two
+  exposures has none, so its answer is exact.
+* ``still`` also gives, for each frame alignment moved, a second opinion: how far the feature
+  matches alone (without ECC) put the corners from the motion found.
+* ``ghost``: an object pasted at one place in the reference and another in the other frame of a
+  close pair (aligned first, as `--align --deghost` would): PSNR,
   inside both places and outside them (beyond a band of ``GHOST_BAND``), of the fusion against the
   fusion of the pair with the object where the reference has it, with and without deghosting.
 * ``bad``: a frame of another scene and a blank frame: what alignment says.
@@ -193,7 +198,7 @@ def ghost(scenes: dict[str, list[np.ndarray]]) -> dict:
     rows, names = {}, list(scenes)
     for number, (name, frames) in enumerate(scenes.items()):
         m = middle(len(frames))
-        pair = [frames[m], frames[m + 1]]
+        pair = align.prepare([frames[m], frames[m + 1]], align=True, deghost=False)[0]  # as --align --deghost
         ref = align.best_exposed(pair)
         other = 1 - ref
         height, width = pair[0].shape[:2]
