@@ -4,9 +4,11 @@ guard that keeps the network's fusion from a veil.
 The network decides a fusion's coarse tone. Where one exposure is nearly white it can lift the blacks
 (a grey veil), fade the colours or darken the scene well past what the exposures hold. The guard
 compares a preview of the finished fusion (the network's tone with the exposures' detail) with the
-classical fusion of the same exposures (OpenCV's Mertens, at ``PREVIEW_SIZE``) and, only where the
-fusion is worse by more than a margin, bends its tone with one global curve: black point, then mean
-level (a gamma), then colour (chroma about the luma). A fusion within the margins is left unchanged.
+classical fusion of the same exposures (OpenCV's Mertens, made at the photos' own size up to
+``REFERENCE_SIZE``: its tone changes with the size it runs at) and, only where the fusion is worse by
+more than a margin, bends its tone with one global curve: black point, then white point and mean
+level (a gamma) where it is darker with no more contrast, then colour (chroma about the luma). A
+fusion within the margins is left unchanged.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ import numpy as np
 from mefgan_tf.baselines import mertens
 from mefgan_tf.resolution import downscale, work_dims
 
-PREVIEW_SIZE = 512  # long side of the previews the guard measures (the default working size)
+PREVIEW_SIZE = 512  # long side of the fusion's preview the guard measures (the default working size)
+REFERENCE_SIZE = 1280  # the classical fusion is made at the photos' size up to this long side (about 0.2 s)
 BLACK_PERCENTILE = 1.0  # the black level: this percentile of the luma
 LUMA = np.float32([0.299, 0.587, 0.114])  # BT.601, as cv2.COLOR_RGB2GRAY
 MAX_LIFT = 0.2  # the gamma lifting a dark fusion goes no lower than 0.8: more flattens its highlights
@@ -37,6 +40,9 @@ class ToneStats:
     mean: float
     contrast: float
 
+    def values(self) -> tuple[float, float, float, float]:
+        return self.black, self.saturation, self.mean, self.contrast
+
 
 def tone_stats(image: np.ndarray) -> ToneStats:
     """``ToneStats`` of an RGB image (float in [0, 1] or uint8), measured on its 8-bit form."""
@@ -50,13 +56,18 @@ def tone_stats(image: np.ndarray) -> ToneStats:
 @dataclass(frozen=True)
 class ToneMargins:
     """How far (8-bit levels) a fusion may be from the classical fusion before the guard acts: blacks
-    lifted by ``black``, mean saturation lower by ``saturation``, mean level darker by ``darker`` with
-    no more contrast. Set inside the visible limits (10, 5 and 25 levels), for the previews'
-    measuring error."""
+    lifted by ``black``, mean saturation lower by ``saturation``, mean level darker by ``darker`` with a
+    tonal range not wider by more than ``contrast``. Set inside the visible limits (10, 5, 25 and 0
+    levels), for the preview's measuring error."""
 
     black: float = 4.0
     saturation: float = 2.0
     darker: float = 20.0
+    contrast: float = 4.0
+
+    def darker_than(self, ours: ToneStats, reference: ToneStats) -> bool:
+        """Whether ``ours`` is darker than ``reference`` by more than the margin, with no more contrast."""
+        return ours.mean < reference.mean - self.darker and ours.contrast <= reference.contrast + self.contrast
 
 
 MARGINS = ToneMargins()
@@ -64,22 +75,30 @@ MARGINS = ToneMargins()
 
 @dataclass(frozen=True)
 class ToneCurve:
-    """One global curve: the black point ``black`` moves to ``black_to`` (white stays white), then
-    ``gamma``, then the chroma about the luma times ``chroma``. The identity by default."""
+    """One global curve: the levels ``black`` and ``white`` move to ``black_to`` and ``white_to`` (a
+    straight line through both, clipped), then ``gamma``, then the chroma about the luma times
+    ``chroma``. The identity by default."""
 
     black: float = 0.0
     black_to: float = 0.0
     gamma: float = 1.0
     chroma: float = 1.0
+    white: float = 1.0
+    white_to: float = 1.0
 
     @property
     def identity(self) -> bool:
         return self == ToneCurve()
 
+    def gain_offset(self) -> tuple[float, float]:
+        """The levels' move as ``gain * x + offset``."""
+        gain = (self.white_to - self.black_to) / (self.white - self.black)
+        return gain, self.black_to - self.black * gain
+
     def black_matrix(self) -> np.ndarray:
-        """The black point's move as a 3 x 4 affine map of (R, G, B, 1)."""
-        gain = (1.0 - self.black_to) / (1.0 - self.black)
-        return np.hstack([np.eye(3) * gain, np.full((3, 1), self.black_to - self.black * gain)])
+        """The levels' move as a 3 x 4 affine map of (R, G, B, 1)."""
+        gain, offset = self.gain_offset()
+        return np.hstack([np.eye(3) * gain, np.full((3, 1), offset)])
 
     def chroma_matrix(self) -> np.ndarray:
         """The chroma gain about the luma (BT.601) as a 3 x 4 affine map: c x + (1 - c) luma(x)."""
@@ -118,17 +137,22 @@ def _bisect(measure: Callable[[float], float], low: float, high: float, target: 
 
 
 def guard_curve(fusion: np.ndarray, reference: np.ndarray, margins: ToneMargins = MARGINS) -> ToneCurve:
-    """The curve that brings ``fusion``'s tone within ``margins`` of ``reference``'s (two previews of
-    one size): its black point down to the reference's plus the margin; then, if it is darker by more
-    than the margin with no more contrast, a gamma that lifts its mean to that bound (at most
-    ``MAX_LIFT``: a fusion much darker than Mertens's comes only part of the way); then, if its
-    colours are paler by more than the margin, a chroma gain up to that bound. Identity if none applies."""
-    ours, ref = tone_stats(fusion), tone_stats(reference)
+    """The curve that brings ``fusion``'s tone within ``margins`` of ``reference``'s (any sizes): its
+    black point down to the reference's plus the margin; then, if it is darker by more than the margin
+    with no more contrast, its white point (99th percentile) up until its tonal range is wider than the
+    reference's by the margin (the least stretch: more clips the highlights it recovered, and costs
+    Q^AB/F), and if that is not enough a gamma that lifts its mean to that bound (at most ``MAX_LIFT``: a fusion much darker than Mertens's comes only
+    part of the way); then, if its colours are paler by more than the margin, a chroma gain up to that
+    bound, with the black point lowered again where the gain's clipping lifted it. Identity if none applies."""
+    start, ref = tone_stats(fusion), tone_stats(reference)
     curve = ToneCurve()
-    if ours.black > ref.black + margins.black:
-        curve = ToneCurve(ours.black / 255.0, (ref.black + margins.black) / 255.0)
+    if start.black > ref.black + margins.black:
+        curve = ToneCurve(start.black / 255.0, (ref.black + margins.black) / 255.0)
+    ours = tone_stats(curve(fusion))
+    if margins.darker_than(ours, ref):
+        curve = _whiter(curve, start, ours, ref, margins)
         ours = tone_stats(curve(fusion))
-    if ours.mean < ref.mean - margins.darker and ours.contrast <= ref.contrast:
+    if margins.darker_than(ours, ref):
         def brighter(lift: float) -> float:
             return tone_stats(_with(curve, gamma=1.0 - lift)(fusion)).mean
         curve = _with(curve, gamma=1.0 - _bisect(brighter, 0.0, MAX_LIFT, ref.mean - margins.darker))
@@ -137,6 +161,35 @@ def guard_curve(fusion: np.ndarray, reference: np.ndarray, margins: ToneMargins 
         def richer(gain: float) -> float:
             return tone_stats(_with(curve, chroma=gain)(fusion)).saturation
         curve = _with(curve, chroma=_bisect(richer, 1.0, 4.0, ref.saturation - margins.saturation))
+        curve = _blacks_kept(curve, fusion, start, ref.black + margins.black)
+    return curve
+
+
+def _whiter(curve: ToneCurve, start: ToneStats, ours: ToneStats, ref: ToneStats, margins: ToneMargins) -> ToneCurve:
+    """``curve`` with the fusion's white point (``start``'s 99th percentile, ``ours`` after ``curve``)
+    moved up until the range is wider than the reference's by more than the margin (at most 255); the
+    black level stays where ``curve`` puts it."""
+    wanted = min(255.0, ours.black + ref.contrast + margins.contrast + 1.0)
+    if wanted <= ours.black + ours.contrast or start.contrast <= 0:
+        return curve
+    black, black_to = (curve.black, curve.black_to) if curve.black else (start.black / 255.0,) * 2
+    return _with(curve, black=black, black_to=black_to, white=(start.black + start.contrast) / 255.0,
+                 white_to=wanted / 255.0)
+
+
+BLACK_FIXES = 2  # corrections of the black point after the chroma gain
+
+
+def _blacks_kept(curve: ToneCurve, fusion: np.ndarray, start: ToneStats, target: float) -> ToneCurve:
+    """``curve`` with its black point lowered where the chroma gain, clipping dark saturated colours,
+    lifted the black level past ``target``."""
+    if curve.black == 0.0 and (curve.white, curve.white_to) == (1.0, 1.0):
+        curve = _with(curve, black=start.black / 255.0, black_to=start.black / 255.0)  # the same line
+    for _ in range(BLACK_FIXES):
+        excess = tone_stats(curve(fusion)).black - target
+        if excess <= 0 or curve.black == 0.0:
+            break
+        curve = _with(curve, black_to=max(0.0, curve.black_to - excess / 255.0))
     return curve
 
 
@@ -150,14 +203,23 @@ def preview(image: np.ndarray, size: int = PREVIEW_SIZE) -> np.ndarray:
     return np.asarray(image, np.float32) if work is None else downscale(image, work)
 
 
+def tone_reference(images: Sequence[np.ndarray], size: int = REFERENCE_SIZE) -> np.ndarray:
+    """The classical fusion the guard measures against: OpenCV's Mertens fusion of ``images``, at their
+    own size up to a long side of ``size``. Its tone changes with the size it is made at (on one extreme
+    pair its black level goes from 22 to 54 between 256 and 1200 pixels), so it is made at the size a
+    user compares at wherever that costs little."""
+    return mertens([preview(image, size) for image in images])
+
+
 def tone_guard(fusion: np.ndarray, images: Sequence[np.ndarray], margins: ToneMargins = MARGINS,
-               size: int = PREVIEW_SIZE) -> ToneCurve:
+               reference: np.ndarray | None = None) -> ToneCurve:
     """The guard's curve for ``fusion`` (the finished fusion, any size) of ``images`` (the exposures,
-    the same size): measured on previews, against OpenCV's Mertens fusion of the exposures' previews."""
-    return guard_curve(preview(fusion, size), mertens([preview(image, size) for image in images]), margins)
+    the same size): its preview measured against ``reference`` (``tone_reference(images)`` if None)."""
+    reference = tone_reference(images) if reference is None else reference
+    return guard_curve(preview(fusion), reference, margins)
 
 
-LIMITS = ToneMargins(black=10.0, saturation=5.0, darker=25.0)  # what a viewer sees: the report's limits
+LIMITS = ToneMargins(black=10.0, saturation=5.0, darker=25.0, contrast=0.0)  # what a viewer sees: the report's limits
 TONE_COLUMNS = {"BLACK": "black", "SATURATION": "saturation", "LEVEL": "mean", "CONTRAST": "contrast"}
 
 
@@ -165,6 +227,10 @@ def tone_columns(image: np.ndarray) -> dict[str, float]:
     """``tone_stats`` of ``image`` under the report's column names (``TONE_COLUMNS``)."""
     stats = tone_stats(image)
     return {column: getattr(stats, field) for column, field in TONE_COLUMNS.items()}
+
+
+def _from_columns(columns: dict[str, float]) -> ToneStats:
+    return ToneStats(**{field: columns[column] for column, field in TONE_COLUMNS.items()})
 
 
 def tone_problems(ours: dict[str, float], reference: dict[str, float], limits: ToneMargins = LIMITS) -> list[str]:
@@ -176,7 +242,7 @@ def tone_problems(ours: dict[str, float], reference: dict[str, float], limits: T
         found.append("veil")
     if reference["SATURATION"] - ours["SATURATION"] > limits.saturation:
         found.append("paler")
-    if reference["LEVEL"] - ours["LEVEL"] > limits.darker and ours["CONTRAST"] <= reference["CONTRAST"]:
+    if limits.darker_than(_from_columns(ours), _from_columns(reference)):
         found.append("darker")
     return found
 
@@ -271,18 +337,19 @@ def graph_tone_stats(image):
     return black, mean(saturation), mean(luma), white - black
 
 
-def graph_curve(image, black, black_to, gamma, chroma):
-    """``ToneCurve(black, black_to, gamma, chroma)(image)`` of a [H, W, 3] float32 tensor (float64 parameters)."""
+def graph_curve(image, black, black_to, gamma, chroma, white=1.0, white_to=1.0):
+    """``ToneCurve(black, black_to, gamma, chroma, white, white_to)(image)`` of a [H, W, 3] float32
+    tensor (float64 parameters)."""
     import tensorflow as tf
 
-    gain = (1.0 - black_to) / (1.0 - black)
+    gain = (white_to - black_to) / (white - black)
     offset = tf.cast(black_to - black * gain, tf.float32)
     gain, chroma32 = tf.cast(gain, tf.float32), tf.cast(chroma, tf.float32)
 
     def colour(x):
         return chroma32 * x + (1.0 - chroma32) * tf.tensordot(x, tf.constant(LUMA), 1)[..., None]
 
-    def affine():  # black point and chroma as one map, as ``ToneCurve`` composes them
+    def affine():  # levels and chroma as one map, as ``ToneCurve`` composes them
         return tf.clip_by_value(colour(image * gain + offset), 0.0, 1.0)
 
     def with_gamma():
@@ -306,28 +373,54 @@ def _graph_bisect(measure, low: float, high: float, target):
 
 
 def graph_guard_curve(fusion, reference, margins: ToneMargins = MARGINS):
-    """``guard_curve`` of two traced previews: (black, black_to, gamma, chroma), float64 scalars."""
+    """``guard_curve`` of a traced preview and reference: (black, black_to, gamma, chroma, white,
+    white_to), float64 scalars."""
     import tensorflow as tf
 
     one, zero = tf.constant(1.0, tf.float64), tf.constant(0.0, tf.float64)
-    ref_black, ref_saturation, ref_mean, ref_contrast = graph_tone_stats(reference)
-    black, _, mean, contrast = graph_tone_stats(fusion)
-    veiled = black > ref_black + margins.black
-    black, black_to = tf.where(veiled, black / 255.0, zero), tf.where(veiled, (ref_black + margins.black) / 255.0, zero)
+    ref = ToneStats(*graph_tone_stats(reference))
+    start = ToneStats(*graph_tone_stats(fusion))
+    veiled = start.black > ref.black + margins.black
+    black, black_to = tf.where(veiled, start.black / 255.0, zero), tf.where(veiled, (ref.black + margins.black) / 255.0, zero)
 
-    def stats(gamma, chroma):
-        return graph_tone_stats(graph_curve(fusion, black, black_to, gamma, chroma))
+    def stats(gamma, chroma, white=one, white_to=one):
+        return ToneStats(*graph_tone_stats(graph_curve(fusion, black, black_to, gamma, chroma, white, white_to)))
 
-    _, saturation, mean, contrast = tf.cond(veiled, lambda: stats(one, one), lambda: graph_tone_stats(fusion))
-    target = ref_mean - margins.darker
-    gamma = tf.cond(tf.logical_and(mean < target, contrast <= ref_contrast),
-                    lambda: 1.0 - _graph_bisect(lambda lift: stats(1.0 - lift, one)[2], 0.0, MAX_LIFT, target),
+    def either(condition, then: Callable[[], ToneStats], otherwise: ToneStats) -> ToneStats:
+        return ToneStats(*tf.cond(condition, lambda: then().values(), otherwise.values))
+
+    ours = either(veiled, lambda: stats(one, one), start)
+    wanted = tf.minimum(255.0, ours.black + ref.contrast + margins.contrast + 1.0)
+    stretch = tf.logical_and(_graph_darker(margins, ours, ref),
+                             tf.logical_and(wanted > ours.black + ours.contrast, start.contrast > 0))
+    white = tf.where(stretch, (start.black + start.contrast) / 255.0, one)
+    white_to = tf.where(stretch, wanted / 255.0, one)
+    kept = tf.logical_and(stretch, tf.logical_not(veiled))  # the black level stays where it is
+    black, black_to = tf.where(kept, start.black / 255.0, black), tf.where(kept, start.black / 255.0, black_to)
+    ours = either(stretch, lambda: stats(one, one, white, white_to), ours)
+    target = ref.mean - margins.darker
+    gamma = tf.cond(_graph_darker(margins, ours, ref),
+                    lambda: 1.0 - _graph_bisect(lambda lift: stats(1.0 - lift, one, white, white_to).mean, 0.0, MAX_LIFT, target),
                     lambda: one)
-    saturation = tf.cond(tf.equal(gamma, 1.0), lambda: saturation, lambda: stats(gamma, one)[1])
-    target = ref_saturation - margins.saturation
-    chroma = tf.cond(saturation < target,
-                     lambda: _graph_bisect(lambda gain: stats(gamma, gain)[1], 1.0, 4.0, target), lambda: one)
-    return black, black_to, gamma, chroma
+    saturation = tf.cond(tf.equal(gamma, 1.0), lambda: ours.saturation, lambda: stats(gamma, one, white, white_to).saturation)
+    target = ref.saturation - margins.saturation
+    richer = saturation < target
+    chroma = tf.cond(richer, lambda: _graph_bisect(lambda gain: stats(gamma, gain, white, white_to).saturation, 1.0, 4.0, target),
+                     lambda: one)
+    straight = tf.logical_and(richer, tf.reduce_all(tf.stack([tf.equal(black, 0.0), tf.equal(white, 1.0), tf.equal(white_to, 1.0)])))
+    black, black_to = tf.where(straight, start.black / 255.0, black), tf.where(straight, start.black / 255.0, black_to)
+    for _ in range(BLACK_FIXES):  # ``_blacks_kept``
+        excess = tf.cond(richer, lambda: stats(gamma, chroma, white, white_to).black, lambda: zero) - ref.black - margins.black
+        fix = tf.logical_and(richer, tf.logical_and(excess > 0, tf.not_equal(black, 0.0)))
+        black_to = tf.where(fix, tf.maximum(zero, black_to - excess / 255.0), black_to)
+    return black, black_to, gamma, chroma, white, white_to
+
+
+def _graph_darker(margins: ToneMargins, ours: ToneStats, ref: ToneStats):
+    """``ToneMargins.darker_than`` of traced measures."""
+    import tensorflow as tf
+
+    return tf.logical_and(ours.mean < ref.mean - margins.darker, ours.contrast <= ref.contrast + margins.contrast)
 
 
 def graph_preview(image, size: int = PREVIEW_SIZE):
@@ -342,12 +435,12 @@ def graph_preview(image, size: int = PREVIEW_SIZE):
                    lambda: image)
 
 
-def graph_tone_guard(fusion, images, margins: ToneMargins = MARGINS, size: int = PREVIEW_SIZE):
+def graph_tone_guard(fusion, images, margins: ToneMargins = MARGINS):
     """The finished ``fusion`` [H, W, 3] of ``images`` with the tone guard's curve applied (``tone_guard``)."""
     import tensorflow as tf
 
-    black, black_to, gamma, chroma = graph_guard_curve(graph_preview(fusion, size),
-                                                       graph_mertens([graph_preview(x, size) for x in images]), margins)
+    curve = graph_guard_curve(graph_preview(fusion), graph_mertens([graph_preview(x, REFERENCE_SIZE) for x in images]), margins)
+    black, black_to, gamma, chroma, white, white_to = curve
     identity = tf.reduce_all(tf.stack([tf.equal(black, 0.0), tf.equal(black_to, 0.0), tf.equal(gamma, 1.0),
-                                       tf.equal(chroma, 1.0)]))
-    return tf.cond(identity, lambda: fusion, lambda: graph_curve(fusion, black, black_to, gamma, chroma))
+                                       tf.equal(chroma, 1.0), tf.equal(white, 1.0), tf.equal(white_to, 1.0)]))
+    return tf.cond(identity, lambda: fusion, lambda: graph_curve(fusion, *curve))

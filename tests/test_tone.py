@@ -1,6 +1,7 @@
 """The tone measures and the tone guard (``mefgan_tf.tone``): a fusion keeps its tone unless it is
 visibly worse than the classical fusion's (lifted blacks, paler colours, darker with no more contrast),
 and then one global curve brings it back within the margins."""
+import cv2
 import numpy as np
 import pytest
 
@@ -12,11 +13,14 @@ from mefgan_tf.tone import (
     LIMITS,
     MARGINS,
     MAX_LIFT,
+    REFERENCE_SIZE,
     ToneCurve,
+    _with,
     guard_curve,
     tone_columns,
     tone_guard,
     tone_problems,
+    tone_reference,
     tone_stats,
 )
 
@@ -61,6 +65,19 @@ def test_the_curve_moves_the_black_point_and_keeps_white_white():
     assert ToneCurve().identity and not curve.identity
 
 
+def test_the_curve_moves_the_white_point_with_the_black_point_on_one_straight_line():
+    curve = ToneCurve(black=0.2, black_to=0.1, white=0.7, white_to=0.95)
+    out = curve(np.float32([[[0.2, 0.2, 0.2], [0.7, 0.7, 0.7], [0.45, 0.45, 0.45], [0.9, 0.9, 0.9]]]))
+    np.testing.assert_allclose(out[0, :, 0], [0.1, 0.95, 0.525, 1.0], atol=1e-6)  # past the white point: clipped
+
+
+def test_the_reference_is_mertens_at_the_photos_own_size_up_to_the_reference_size():
+    under, over = (x.astype(np.float32) / 255.0 for x in sample_pair("coffee", 2.0, max_side=300))
+    np.testing.assert_array_equal(tone_reference([under, over]), mertens([under, over]))
+    large = [cv2.resize(x, None, fx=5, fy=5, interpolation=cv2.INTER_LINEAR) for x in (under, over)]
+    assert max(tone_reference(large).shape[:2]) == REFERENCE_SIZE
+
+
 def test_a_fusion_as_good_as_the_reference_is_left_unchanged(photo):
     assert guard_curve(photo, photo).identity
     darker_but_more_contrast = np.clip((photo - 0.5) * 1.6 + 0.35, 0, 1).astype(np.float32)
@@ -84,14 +101,52 @@ def test_paler_colours_get_their_saturation_back_to_the_margin(photo):
     assert tone_stats(curve(fusion)).saturation == pytest.approx(tone_stats(photo).saturation - MARGINS.saturation, abs=0.5)
 
 
-def test_a_darker_fusion_with_no_more_contrast_is_lifted_to_the_margin_by_a_gentle_gamma(photo):
-    fusion = np.power(photo, 1.6).astype(np.float32)
-    assert "darker" in tone_problems(tone_columns(fusion), tone_columns(photo))
-    curve = guard_curve(fusion, photo)
-    assert 1.0 - MAX_LIFT < curve.gamma < 1.0
-    assert tone_stats(curve(fusion)).mean == pytest.approx(tone_stats(photo).mean - MARGINS.darker, abs=0.5)
-    much_darker = np.power(photo, 3.0).astype(np.float32)  # comes only part of the way: a gamma under 0.8 flattens
-    assert guard_curve(much_darker, photo).gamma == pytest.approx(1.0 - MAX_LIFT, abs=1e-3)
+def test_a_darker_fusion_with_dull_highlights_gets_its_white_point_up_until_its_range_is_wider(photo):
+    reference = (photo * 0.85).astype(np.float32)
+    fusion = (photo * 0.6).astype(np.float32)  # darker, and its whites grey: a narrower range
+    assert "darker" in tone_problems(tone_columns(fusion), tone_columns(reference))
+    curve = guard_curve(fusion, reference)
+    assert curve.white_to > curve.white and curve.black == curve.black_to and curve.gamma == 1.0  # no gamma needed
+    fixed = tone_stats(curve(fusion))
+    assert fixed.contrast == pytest.approx(tone_stats(reference).contrast + MARGINS.contrast + 1, abs=1.0)
+    assert tone_problems(tone_columns(curve(fusion)), tone_columns(reference)) == []
+
+
+def midtones_darker(image: np.ndarray, power: float) -> np.ndarray:
+    """``image`` with its mid-tones darkened by ``power`` and its black level (1st percentile) and white kept."""
+    black = np.percentile(luma(image), 1.0)
+    return (black + (1 - black) * np.power(np.clip((image - black) / (1 - black), 0, 1), power)).astype(np.float32)
+
+
+def test_a_darker_fusion_whose_whites_are_already_white_is_lifted_to_the_margin_by_a_gentle_gamma(photo):
+    reference = np.clip(photo * 1.3, 0, 1)  # its 99th percentile at 255: the white point cannot go higher
+    fusion = midtones_darker(reference, 2.0)
+    assert "darker" in tone_problems(tone_columns(fusion), tone_columns(reference))
+    curve = guard_curve(fusion, reference)
+    assert 1.0 - MAX_LIFT < curve.gamma < 1.0 and curve.white_to == curve.white
+    lifted, wanted = tone_stats(curve(fusion)).mean, tone_stats(reference).mean
+    assert wanted - LIMITS.darker < lifted <= wanted - MARGINS.darker + 0.5  # the chroma's black fix takes a little back
+    assert tone_problems(tone_columns(curve(fusion)), tone_columns(reference)) == []
+    much_darker = midtones_darker(reference, 4.0)  # comes only part of the way: a gamma under 0.8 flattens
+    assert guard_curve(much_darker, reference).gamma == pytest.approx(1.0 - MAX_LIFT, abs=1e-3)
+
+
+def dark_colours(image: np.ndarray, keep: float) -> np.ndarray:
+    """``image`` paler (``keep``) but for its darkest tenth, a dark saturated blue: a chroma gain that
+    brings the rest back pushes the blue's red and green below zero."""
+    dark = (luma(image) < np.percentile(luma(image), 10))[..., None]
+    return np.where(dark, np.float32([0.02, 0.02, 0.3]), paler(image, keep)).astype(np.float32)
+
+
+def test_colours_made_richer_keep_the_black_level_their_clipping_would_lift(photo):
+    fusion, reference = dark_colours(photo, 0.3), dark_colours(photo, 1.0)
+    curve = guard_curve(fusion, reference)
+    assert curve.chroma > 2.5
+    assert tone_stats(_with(curve, black_to=curve.black)(fusion)).black > tone_stats(reference).black + 2 * MARGINS.black
+    assert curve.black_to < curve.black  # the black point came down to make up for it
+    fixed, wanted = tone_stats(curve(fusion)), tone_stats(reference)
+    assert fixed.black <= wanted.black + MARGINS.black
+    assert fixed.saturation >= wanted.saturation - MARGINS.saturation - 0.5
 
 
 def test_grey_stays_grey_and_the_same_photo_twice_comes_back_unchanged(photo):
@@ -140,7 +195,7 @@ def test_the_graph_measures_are_opencvs_8_bit_ones_and_its_mertens_is_opencvs_do
     np.testing.assert_allclose(graph_mertens([tf.constant(e) for e in exposures]).numpy(), mertens(exposures), atol=1e-4)
 
 
-@pytest.mark.parametrize("flaw", ["veil", "darker", "paler", "none"])
+@pytest.mark.parametrize("flaw", ["veil", "darker", "dull", "paler", "faded", "dark colours", "none"])
 def test_the_graph_tone_guard_bends_a_fusion_as_the_guard_of_mefgan_fuse_does(flaw):
     import tensorflow as tf
 
@@ -148,8 +203,9 @@ def test_the_graph_tone_guard_bends_a_fusion_as_the_guard_of_mefgan_fuse_does(fl
 
     under, over = (image.astype(np.float32) / 255.0 for image in sample_pair("coffee", 2.0))  # 600 px: previews of 512
     reference = mertens([over, under])
-    fusion = {"veil": veiled(reference), "darker": np.power(reference, 1.6), "paler": paler(reference),
-              "none": reference}[flaw].astype(np.float32)
+    fusion = {"veil": veiled(reference), "darker": np.power(reference, 1.6), "dull": np.power(reference * 0.8, 1.6),
+              "paler": paler(reference), "faded": paler(veiled(reference, 0.2), 0.4),
+              "dark colours": dark_colours(reference, 0.3), "none": reference}[flaw].astype(np.float32)
     curve = tone_guard(fusion, [over, under])
     assert curve.identity == (flaw == "none")
     graph = graph_tone_guard(tf.constant(fusion), [tf.constant(over), tf.constant(under)]).numpy()
