@@ -390,7 +390,7 @@ def graph_guard_curve(fusion, reference, margins: ToneMargins = MARGINS):
         return ToneStats(*tf.cond(condition, lambda: then().values(), otherwise.values))
 
     ours = either(veiled, lambda: stats(one, one), start)
-    wanted = tf.minimum(255.0, ours.black + ref.contrast + margins.contrast + 1.0)
+    wanted = tf.minimum(tf.constant(255.0, tf.float64), ours.black + ref.contrast + margins.contrast + 1.0)
     stretch = tf.logical_and(_graph_darker(margins, ours, ref),
                              tf.logical_and(wanted > ours.black + ours.contrast, start.contrast > 0))
     white = tf.where(stretch, (start.black + start.contrast) / 255.0, one)
