@@ -22,7 +22,7 @@ from mefgan_tf.baselines import mertens
 from mefgan_tf.resolution import downscale, work_dims
 
 PREVIEW_SIZE = 512  # long side of the fusion's preview the guard measures (the default working size)
-REFERENCE_SIZE = 1280  # the classical fusion is made at the photos' size up to this long side (about 0.2 s)
+REFERENCE_SIZE = 1280  # the classical fusion is made at the photos' own size up to this long side (about 0.2 s)
 BLACK_PERCENTILE = 1.0  # the black level: this percentile of the luma
 LUMA = np.float32([0.299, 0.587, 0.114])  # BT.601, as cv2.COLOR_RGB2GRAY
 MAX_LIFT = 0.2  # the gamma lifting a dark fusion goes no lower than 0.8: more flattens its highlights
@@ -137,13 +137,14 @@ def _bisect(measure: Callable[[float], float], low: float, high: float, target: 
 
 
 def guard_curve(fusion: np.ndarray, reference: np.ndarray, margins: ToneMargins = MARGINS) -> ToneCurve:
-    """The curve that brings ``fusion``'s tone within ``margins`` of ``reference``'s (any sizes): its
-    black point down to the reference's plus the margin; then, if it is darker by more than the margin
-    with no more contrast, its white point (99th percentile) up until its tonal range is wider than the
+    """The curve that brings ``fusion``'s tone within ``margins`` of ``reference``'s (any sizes): its black
+    point down to the reference's plus the margin; then, if it is darker by more than the margin with no
+    more contrast, its white point (99th percentile) up until its tonal range is wider than the
     reference's by the margin (the least stretch: more clips the highlights it recovered, and costs
-    Q^AB/F), and if that is not enough a gamma that lifts its mean to that bound (at most ``MAX_LIFT``: a fusion much darker than Mertens's comes only
-    part of the way); then, if its colours are paler by more than the margin, a chroma gain up to that
-    bound, with the black point lowered again where the gain's clipping lifted it. Identity if none applies."""
+    Q^AB/F), and if that is not enough a gamma that lifts its mean to that bound (at most ``MAX_LIFT``:
+    a fusion much darker than Mertens's comes only part of the way); then, if its colours are paler by
+    more than the margin, a chroma gain up to that bound, with the black point lowered again where the
+    gain's clipping lifted it. Identity if none applies."""
     start, ref = tone_stats(fusion), tone_stats(reference)
     curve = ToneCurve()
     if start.black > ref.black + margins.black:
@@ -203,11 +204,14 @@ def preview(image: np.ndarray, size: int = PREVIEW_SIZE) -> np.ndarray:
     return np.asarray(image, np.float32) if work is None else downscale(image, work)
 
 
-def tone_reference(images: Sequence[np.ndarray], size: int = REFERENCE_SIZE) -> np.ndarray:
-    """The classical fusion the guard measures against: OpenCV's Mertens fusion of ``images``, at their
-    own size up to a long side of ``size``. Its tone changes with the size it is made at (on one extreme
-    pair its black level goes from 22 to 54 between 256 and 1200 pixels), so it is made at the size a
-    user compares at wherever that costs little."""
+def tone_reference(images: Sequence[np.ndarray]) -> np.ndarray:
+    """The classical fusion the guard measures against: OpenCV's Mertens fusion of ``images``. Its tone
+    changes with the size it is made at (on one extreme pair its black level goes from 22 to 54 between
+    256 and 1200 pixels), so up to ``REFERENCE_SIZE`` it is made at the photos' own size, the one a user
+    compares at. Larger photos get it at ``PREVIEW_SIZE``: any smaller size only approximates their
+    own-size tone (on SICE's 1576-2000 px pairs, by up to 12 levels at 512, 640, 1024 or 1280 px alike),
+    and the small one costs least."""
+    size = PREVIEW_SIZE if max(images[0].shape[:2]) > REFERENCE_SIZE else REFERENCE_SIZE
     return mertens([preview(image, size) for image in images])
 
 
@@ -439,7 +443,9 @@ def graph_tone_guard(fusion, images, margins: ToneMargins = MARGINS):
     """The finished ``fusion`` [H, W, 3] of ``images`` with the tone guard's curve applied (``tone_guard``)."""
     import tensorflow as tf
 
-    curve = graph_guard_curve(graph_preview(fusion), graph_mertens([graph_preview(x, REFERENCE_SIZE) for x in images]), margins)
+    large = tf.maximum(tf.shape(images[0])[0], tf.shape(images[0])[1]) > REFERENCE_SIZE
+    previews = tf.cond(large, lambda: [graph_preview(x, PREVIEW_SIZE) for x in images], lambda: list(images))
+    curve = graph_guard_curve(graph_preview(fusion), graph_mertens(previews), margins)  # ``tone_reference``
     black, black_to, gamma, chroma, white, white_to = curve
     identity = tf.reduce_all(tf.stack([tf.equal(black, 0.0), tf.equal(black_to, 0.0), tf.equal(gamma, 1.0),
                                        tf.equal(chroma, 1.0), tf.equal(white, 1.0), tf.equal(white_to, 1.0)]))
