@@ -141,7 +141,7 @@ def guard_curve(fusion: np.ndarray, reference: np.ndarray, margins: ToneMargins 
     point down to the reference's plus the margin; then, if it is darker by more than the margin with no
     more contrast, its white point (99th percentile) up until its tonal range is wider than the
     reference's by the margin (the least stretch: more clips the highlights it recovered, and costs
-    Q^AB/F), and if that is not enough a gamma that lifts its mean to that bound (at most ``MAX_LIFT``:
+    Q^AB/F), and if that cannot be done below 255 a gamma that lifts its mean to that bound (at most ``MAX_LIFT``:
     a fusion much darker than Mertens's comes only part of the way); then, if its colours are paler by
     more than the margin, a chroma gain up to that bound, with the black point lowered again where the
     gain's clipping lifted it. Identity if none applies."""
@@ -153,7 +153,7 @@ def guard_curve(fusion: np.ndarray, reference: np.ndarray, margins: ToneMargins 
     if margins.darker_than(ours, ref):
         curve = _whiter(curve, start, ours, ref, margins)
         ours = tone_stats(curve(fusion))
-    if margins.darker_than(ours, ref):
+    if margins.darker_than(ours, ref) and curve.white_to == 1.0:  # a stretch under 255 widened the range
         def brighter(lift: float) -> float:
             return tone_stats(_with(curve, gamma=1.0 - lift)(fusion)).mean
         curve = _with(curve, gamma=1.0 - _bisect(brighter, 0.0, MAX_LIFT, ref.mean - margins.darker))
@@ -403,7 +403,7 @@ def graph_guard_curve(fusion, reference, margins: ToneMargins = MARGINS):
     black, black_to = tf.where(kept, start.black / 255.0, black), tf.where(kept, start.black / 255.0, black_to)
     ours = either(stretch, lambda: stats(one, one, white, white_to), ours)
     target = ref.mean - margins.darker
-    gamma = tf.cond(_graph_darker(margins, ours, ref),
+    gamma = tf.cond(tf.logical_and(_graph_darker(margins, ours, ref), tf.equal(white_to, 1.0)),
                     lambda: 1.0 - _graph_bisect(lambda lift: stats(1.0 - lift, one, white, white_to).mean, 0.0, MAX_LIFT, target),
                     lambda: one)
     saturation = tf.cond(tf.equal(gamma, 1.0), lambda: ours.saturation, lambda: stats(gamma, one, white, white_to).saturation)

@@ -209,7 +209,9 @@ def test_bytes_signature_applies_exif_orientation_like_mefgan_fuse(served, stage
     )
     decoded = tf.io.decode_png(result["fused_png_bytes"].numpy()[0]).numpy()
     assert decoded.shape == expected.shape
-    assert np.abs(decoded.astype(int) - expected).mean() < 2.5  # JPEG decoders differ by a level or two, and the detail keeps it
+    # JPEG decoders differ by a level or two: the detail keeps it, and the tone guard's white-point
+    # stretch can widen it by a third (a turned or mirrored fusion is tens of levels off)
+    assert np.abs(decoded.astype(int) - expected).mean() < 3.5
 
 
 def test_bytes_signature_refuses_images_below_8_pixels(served):

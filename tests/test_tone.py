@@ -184,6 +184,18 @@ def test_the_fusion_runs_the_guard_before_the_detail_and_only_with_the_detail():
 
 
 # ------------------------------------------------------------------------- the SavedModel's tone guard
+@pytest.fixture(scope="module")
+def traced_guard():
+    """``graph_tone_guard`` of a pair traced once for any size, as the SavedModel runs it."""
+    import tensorflow as tf
+
+    from mefgan_tf.tone import graph_tone_guard
+
+    image = tf.TensorSpec([None, None, 3], tf.float32)
+    return tf.function(lambda fusion, first, second: graph_tone_guard(fusion, [first, second]),
+                       input_signature=[image] * 3)
+
+
 @pytest.mark.parametrize("shape", [(300, 400), (37, 53), (3, 5)])
 def test_the_graph_measures_are_opencvs_8_bit_ones_and_its_mertens_is_opencvs_down_to_one_pixel(shape):
     import tensorflow as tf
@@ -201,10 +213,8 @@ def test_the_graph_measures_are_opencvs_8_bit_ones_and_its_mertens_is_opencvs_do
 
 @pytest.mark.parametrize(("flaw", "scale"), [(flaw, 1) for flaw in ("veil", "darker", "dull", "paler", "faded", "dark colours", "none")]
                          + [("veil", 2.5)])  # 600 px: the reference at that size; 1500 px: of 512-px previews
-def test_the_graph_tone_guard_bends_a_fusion_as_the_guard_of_mefgan_fuse_does(flaw, scale):
+def test_the_graph_tone_guard_bends_a_fusion_as_the_guard_of_mefgan_fuse_does(traced_guard, flaw, scale):
     import tensorflow as tf
-
-    from mefgan_tf.tone import graph_tone_guard
 
     under, over = (cv2.resize(image.astype(np.float32) / 255.0, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
                    for image in sample_pair("coffee", 2.0))
@@ -214,8 +224,7 @@ def test_the_graph_tone_guard_bends_a_fusion_as_the_guard_of_mefgan_fuse_does(fl
               "dark colours": dark_colours(reference, 0.3), "none": reference}[flaw].astype(np.float32)
     curve = tone_guard(fusion, [over, under])
     assert curve.identity == (flaw == "none")
-    traced = tf.function(lambda f, a, b: graph_tone_guard(f, [a, b]))  # as the SavedModel runs it
-    graph = traced(tf.constant(fusion), tf.constant(over), tf.constant(under)).numpy()
+    graph = traced_guard(tf.constant(fusion), tf.constant(over), tf.constant(under)).numpy()
     assert np.abs(graph - curve(fusion)).max() < (0.5 if scale == 1 else 1.5) / 255  # TensorFlow's area resize rounds apart
 
 
