@@ -5,10 +5,10 @@ The network decides a fusion's coarse tone. Where one exposure is nearly white i
 (a grey veil), fade the colours or darken the scene well past what the exposures hold. The guard
 compares a preview of the finished fusion (the network's tone with the exposures' detail) with the
 classical fusion of the same exposures (OpenCV's Mertens, made at the photos' own size up to
-``REFERENCE_SIZE``: its tone changes with the size it runs at) and, only where the fusion is worse by
-more than a margin, bends its tone with one global curve: black point, then white point and mean
-level (a gamma) where it is darker with no more contrast, then colour (chroma about the luma). A
-fusion within the margins is left unchanged.
+``REFERENCE_SIZE``, as its tone changes with the size it runs at; of previews beyond) and, only where
+the fusion is worse by more than a margin, bends its tone with one global curve: black point, then
+white point (or, where whites are already white, a gamma) where it is darker with no more contrast,
+then colour (chroma about the luma). A fusion within the margins is left unchanged.
 """
 from __future__ import annotations
 

@@ -241,8 +241,8 @@ class WorkingResolution(FullResolution):
 class ToneGuard:
     """The finished fusion bent by one global curve, in place, where its tone is worse than the
     classical fusion's by more than a margin: lifted blacks, a darker scene with no more contrast,
-    paler colours (``tone``); the fusion is measured on a preview, against Mertens's fusion at the
-    photos' size up to ``tone.REFERENCE_SIZE``."""
+    paler colours (``tone``); the fusion is measured on a preview, against Mertens's fusion
+    (``tone.tone_reference``)."""
 
     def plan(self, sizes: Sizes) -> Plan:
         return Plan(0, TONE_BYTES_PER_PIXEL * sizes.height * sizes.width, 0.0)
