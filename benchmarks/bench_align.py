@@ -19,6 +19,14 @@
   inside both places and outside them (beyond a band of ``GHOST_BAND``), of the fusion against the
   fusion of the pair with the object where the reference has it, with and without deghosting.
 * ``bad``: a frame of another scene and a blank frame: what alignment says.
+* ``photos``: exact answers from the 42 well-exposed photos, each shot as a camera would shoot a
+  still bracket (``data_prep.synth.camera_bracket``: one response curve and JPEG quality per bracket,
+  sensor noise per frame): ``still`` (brackets of 3 exposures 1.5, 2 and 3 stops apart: how many
+  frames alignment moves, and the fusion against that of the frames as given), ``moved_6_stops``
+  (two exposures 6 stops apart moved by a hand-held motion: the recovered motion's error at the
+  corners), ``moved_small`` (two exposures 2 stops apart moved by about 2 pixels at most at the corners,
+  ``small_handheld``) and ``ghost`` (as ``ghost``, on brackets of 3 exposures 1 stop apart, so that nothing
+  else moved).
 * ``time_12mp``: alignment (and deghosting) of a 4000 x 3000 pair.
 
 * ``network`` (with ``MEFGAN_ALIGN_NETWORK=1``): close pairs of a few scenes at 600 px, moved, aligned
@@ -38,7 +46,8 @@ import numpy as np
 
 from mefgan_tf import align, metrics
 from mefgan_tf.baselines import mertens
-from mefgan_tf.data_prep.handheld import corner_error, crop_box, paste_object, random_handheld
+from mefgan_tf.data_prep.handheld import Handheld, corner_error, crop_box, handheld, motion_matrix, paste_object, random_handheld
+from mefgan_tf.data_prep.synth import camera_bracket
 from mefgan_tf.images import read_image, to_uint8
 from mefgan_tf.scenes import exposure_order, find_scenes, middle
 
@@ -61,6 +70,12 @@ def brackets() -> dict[str, list[np.ndarray]]:
         frames = [read_image(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".png", ".tif")]
         found[folder.name] = [frames[i] for i in exposure_order(frames)]
     return found
+
+
+def photos() -> dict[str, np.ndarray]:
+    """The well-exposed photos (Kodak and McMaster), by file name."""
+    files = sorted(p for p in (SHARED / "photos").rglob("*") if p.suffix.lower() in (".png", ".tif"))
+    return {p.name: read_image(p) for p in files}
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -104,8 +119,8 @@ def features_check(reference: np.ndarray, frame: np.ndarray) -> dict | None:
     it; None where the frame was aligned through a neighbour or no features matched."""
     direct = align.find_motion(reference, frame)
     ref_luma, frame_luma = align.luma(reference), align.luma(frame)
-    _, _, ref_mask, frame_mask = align.aligned_views(ref_luma, frame_luma)
-    features = align.feature_start(ref_luma, frame_luma, ref_mask, frame_mask)
+    (_, _, ref_mask, frame_mask), tones = align.aligned_views(ref_luma, frame_luma)
+    features = align.feature_start(*tones, ref_mask, frame_mask)
     if direct.status != "moved" or features is None or max(reference.shape) > align.ESTIMATE_SIDE:
         return None
     height, width = reference.shape[:2]
@@ -116,7 +131,7 @@ def features_check(reference: np.ndarray, frame: np.ndarray) -> dict | None:
 def match(reference: np.ndarray, frame: np.ndarray) -> float:
     """ECC correlation of the exposure-matched gradient views that alignment works on (1: identical)."""
     ref_view, frame_view = align.shrunk(align.luma(reference), 1600)[0], align.shrunk(align.luma(frame), 1600)[0]
-    ref_view, frame_view, ref_mask, frame_mask = align.aligned_views(ref_view, frame_view)
+    (ref_view, frame_view, ref_mask, frame_mask), _ = align.aligned_views(ref_view, frame_view)
     return float(cv2.computeECC(ref_view, frame_view, ref_mask & frame_mask))
 
 
@@ -174,7 +189,7 @@ def scored(pair: list[np.ndarray], ref: int, hand, truth: list[np.ndarray], own:
     answer, ours, unaligned = mertens(truth), mertens(aligned), mertens(hand.frames)
     return {
         "status": found.status, "reason": found.reason,
-        "corner_error_px": round(corner_error(found.matrix, expected, height, width), 3),
+        "corner_error_px": round(corner_error(align.applied(found), expected, height, width), 3),
         "true_corner_motion_px": round(align.corner_motion(expected, height, width), 1),
         "psnr_db": round(psnr(ours, answer), 1), "psnr_seen_db": round(psnr(ours, answer, seen), 1),
         "psnr_unaligned_db": round(psnr(unaligned, answer), 1),
@@ -254,6 +269,41 @@ def time_12mp(scenes: dict[str, list[np.ndarray]]) -> dict:
             "align_and_deghost_seconds": round(time.perf_counter() - start, 2)}
 
 
+def photo_brackets(shots: dict[str, np.ndarray]) -> dict:
+    """What alignment does to still brackets, and how precisely it recovers a known motion, on brackets
+    with an exact answer (``camera_bracket`` of each photo)."""
+    rows: dict = {"still": {}, "moved_6_stops": {}, "moved_small": {}}
+    for seed, (name, photo) in enumerate(shots.items()):
+        for spread in (1.5, 2.0, 3.0):
+            frames = camera_bracket(photo, (-spread, 0.0, spread), seed)
+            aligned, notes = align.prepare(frames, align=True, deghost=False)
+            moved = sum(a is not f for a, f in zip(aligned, frames))
+            rows["still"][f"{name} +-{spread}"] = {"moved": moved, "notes": notes,
+                                                   "psnr_db": round(psnr(mertens(aligned), mertens(frames)), 1)}
+        for key, stops in (("moved_6_stops", 6.0), ("moved_small", 2.0)):
+            pair = camera_bracket(photo, (-stops / 2, stops / 2), seed)
+            ref = align.best_exposed(pair)
+            hand = random_handheld(pair, ref, seed=seed) if key == "moved_6_stops" else small_handheld(pair, ref, seed)
+            found = align.find_motion(hand.frames[ref], hand.frames[1 - ref])
+            height, width = hand.frames[0].shape[:2]
+            rows[key][name] = {"status": found.status, "reason": found.reason,
+                               "true_corner_motion_px": round(align.corner_motion(hand.matrices[1 - ref], height, width), 2),
+                               "corner_error_px": round(corner_error(align.applied(found), hand.matrices[1 - ref], height, width), 3)}
+    rows["ghost"] = ghost({name: camera_bracket(photo, (-1.0, 0.0, 1.0), seed)
+                           for seed, (name, photo) in enumerate(shots.items())})
+    return rows
+
+
+def small_handheld(pair: list[np.ndarray], ref: int, seed: int) -> Handheld:
+    """``pair`` with the frame other than ``ref`` moved by at most about 2 pixels at the corners: a shift
+    of up to a pixel, a turn of up to 0.05 degrees, a zoom and a tilt within 0.05% of the side."""
+    rng = np.random.default_rng(seed)
+    _, _, rows, cols = crop_box(*pair[0].shape[:2])
+    motion = motion_matrix(rows, cols, tuple(rng.uniform(-1, 1, 2)), rng.uniform(-0.05, 0.05),
+                           rng.uniform(0.9995, 1.0005), tuple(rng.uniform(-0.0005, 0.0005, 2)))
+    return handheld(pair, ref, [None if i == ref else motion for i in range(len(pair))])
+
+
 def network(scenes: dict[str, list[np.ndarray]], names: tuple[str, ...] = NETWORK_SCENES) -> dict:
     """The same as ``moved`` for close pairs at 600 px, fused by the shipped generator instead of Mertens."""
     from mefgan_tf.api import load_model
@@ -294,6 +344,23 @@ def summary(result: dict) -> dict:
                                        default=None),
             "unaligned_psnr_db": [min(r["psnr_unaligned_db"] for r in every), max(r["psnr_unaligned_db"] for r in every)],
         }
+    for kind in ("moved_6_stops", "moved_small"):
+        every = list(result["photos"][kind].values())
+        errors = [r["corner_error_px"] for r in every]  # a frame left as is counts with its whole motion
+        found[f"photos_{kind}"] = {
+            "pairs": len(every), "aligned": sum(r["status"] == "moved" for r in every),
+            "within_half_px": sum(e <= 0.5 for e in errors), "worst_corner_error_px": max(errors),
+            "median_corner_error_px": float(np.median(errors)),
+        }
+    stills = list(result["photos"]["still"].values())
+    found["photos_still"] = {"brackets": len(stills), "frames": 2 * len(stills),
+                             "frames_moved": sum(r["moved"] for r in stills),
+                             "min_psnr_db": min(r["psnr_db"] for r in stills)}
+    ghosts = list(result["photos"]["ghost"].values())
+    found["photos_ghost"] = {"scenes": len(ghosts),
+                             "min_psnr_inside_db": min(r["deghost"]["psnr_inside_db"] for r in ghosts),
+                             "min_psnr_outside_db": min(r["deghost"]["psnr_outside_db"] for r in ghosts),
+                             "outside_45_db": sum(r["deghost"]["psnr_outside_db"] >= 45 for r in ghosts)}
     still_rows = list(result["still"].values())
     found["still"] = {
         "frames_moved": sum(r["moved"] for r in still_rows),
@@ -309,7 +376,7 @@ def run() -> dict:
         return {"skipped": f"no brackets at {SHARED}"}
     scenes = brackets()
     result = {"still": still(scenes), "moved": moved(scenes), "ghost": ghost(scenes), "bad": bad(scenes),
-              "time_12mp": time_12mp(scenes)}
+              "photos": photo_brackets(photos()), "time_12mp": time_12mp(scenes)}
     if os.environ.get("MEFGAN_ALIGN_NETWORK"):
         result["network"] = network(scenes)
     result["summary"] = summary(result)

@@ -12,7 +12,7 @@ curve, instead of the one sRGB curve) and is JPEG-compressed at a quality drawn 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -91,3 +91,16 @@ def exposure_pair(
     over = jpeg_round_trip(expose(linear, float(ev_over), model, rng, respond), quality)
     under = jpeg_round_trip(expose(linear, -float(ev_under), model, rng, respond), quality)
     return over, under, (float(ev_over), float(ev_under))
+
+
+def camera_bracket(photo: np.ndarray, evs: Sequence[float], seed: int, model: ExposureModel = ExposureModel()) -> list[np.ndarray]:
+    """A still bracket of a well-exposed photo (RGB float [0, 1]) as a camera shoots it: one random
+    response curve and JPEG quality for the bracket, each frame exposed at its EV with its own sensor
+    noise; RGB float32 [0, 1] frames, in the order of ``evs``. Aligned by construction: the answer for
+    measuring what alignment does to a still bracket, and (moved) how precisely it recovers a motion."""
+    rng = np.random.default_rng(seed)
+    linear = srgb_to_linear(np.asarray(photo, np.float32))
+    respond = camera_response(float(rng.uniform(*CAMERA_GAMMA)), float(rng.uniform(*CAMERA_CONTRAST)))
+    quality = int(rng.integers(CAMERA_JPEG_QUALITY[0], CAMERA_JPEG_QUALITY[1] + 1))
+    return [jpeg_round_trip(expose(linear, float(ev), model, rng, respond), quality).astype(np.float32) / 255.0
+            for ev in evs]
