@@ -14,9 +14,11 @@ by histogram matching (an exposure-invariant view), with near-black and near-whi
 MAGSAC, give a start that reaches any hand-held motion; ECC (``cv2.findTransformECCWithMask``) on the
 gradient magnitudes refines it to a fraction of a pixel, at half size then at full size (without
 enough features: coarse to fine on a pyramid, from the better of no motion and a phase-correlation
-shift). Where no motion is believed on these views, it is sought again on views in the brighter
-frame's tones that keep what it clips (``clipped_views``): the outlines of windows and skies are what
-the two ends of a wide bracket share. A frame that shares too little with the reference is aligned
+shift). A second kind of views is in the brighter frame's tones and keeps what it clips
+(``clipped_views``): the outlines of windows and skies are what the two ends of a wide bracket
+share. It goes first where under ``CLIPPED_FIRST`` of the pixels are well exposed in both frames;
+the other kind is tried where no motion is believed on the first, and to confirm a motion under
+``CONFIRM_PX`` (``settled``). A frame that shares too little with the reference is aligned
 through its neighbour towards it. The motion is believed only if it is plausible (under
 ``MAX_MOTION`` of the diagonal at every corner, under ``MAX_TURN`` degrees), the warped frame matches
 the reference (ECC correlation at least ``MIN_CORRELATION``, and better than unwarped), and ECC run
@@ -332,12 +334,11 @@ def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_M
     if well_exposed(frame_luma).mean() < MIN_VALID or frame_luma.std() < BLANK_SPREAD:
         return Motion(np.eye(3), "failed", reason="a blank or fully clipped frame")
     kinds = [make(ref_luma, frame_luma) for make in (aligned_views, clipped_views)]
-    if usable(kinds[0][0]) < CLIPPED_FIRST:
-        kinds.reverse()
-    found = [motion_on(*kinds[0], model, scale, (height, width))]
-    if found[0].status == "failed" or small(found[0], height, width):
-        found.append(motion_on(*kinds[1], model, scale, (height, width)))
-    return settled(found, height, width)
+    order = [1, 0] if usable(kinds[0][0]) < CLIPPED_FIRST else [0, 1]
+    found = {order[0]: motion_on(*kinds[order[0]], model, scale, (height, width))}
+    if found[order[0]].status == "failed" or small(found[order[0]], height, width):
+        found[order[1]] = motion_on(*kinds[order[1]], model, scale, (height, width))
+    return settled([found[k] for k in order if k in found], height, width, found.get(0))
 
 
 def small(motion: Motion, height: int, width: int) -> bool:
@@ -345,13 +346,15 @@ def small(motion: Motion, height: int, width: int) -> bool:
     return motion.status == "moved" and corner_motion(motion.matrix, height, width) < CONFIRM_PX
 
 
-def settled(found: list[Motion], height: int, width: int) -> Motion:
-    """The motion of a frame from what the two kinds of views found (the first kind's, alone where it
-    was believed and clearly moved): the first believed one, but a small motion (under ``CONFIRM_PX``)
-    that the other kind finds no motion is "already aligned"; the first failure where neither is believed."""
+def settled(found: list[Motion], height: int, width: int, well_exposed_views: Motion | None = None) -> Motion:
+    """The motion of a frame from what the two kinds of views found, in the order tried (the second
+    only where the first was not believed or moved little): the first believed one, but a small
+    motion (under ``CONFIRM_PX``) in which the other kind finds no motion is "already aligned". Where
+    neither is believed, the failure on the well-exposed views (``well_exposed_views``; its reason is
+    the one a user can act on, such as too little well exposed), else the first."""
     believed = [m for m in found if m.status != "failed"]
     if not believed:
-        return found[0]
+        return well_exposed_views or found[0]
     first = believed[0]
     if small(first, height, width) and any(m.status == "still" for m in believed[1:]):
         return Motion(first.matrix, "still", first.correlation)

@@ -66,6 +66,8 @@ def test_a_small_motion_that_the_other_views_do_not_find_is_no_motion():
     assert align.settled([large, none], 300, 400) is large
     assert align.settled([unsure, small], 300, 400) is small
     assert align.settled([unsure, unsure], 300, 400) is unsure
+    dark = align.Motion(np.eye(3), "failed", reason="too little of it is well exposed where the reference is (0.9%)")
+    assert align.settled([unsure, dark], 300, 400, well_exposed_views=dark) is dark  # the reason a user can act on
 
 
 def test_a_sub_pixel_motion_is_recovered_within_a_fifth_of_a_pixel():
