@@ -656,27 +656,32 @@ def deghost_frame(frame: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray,
 # ---------------------------------------------------------------------------------------- entry point
 def prepare(images: Sequence[np.ndarray], align: bool = ALIGN_BY_DEFAULT, deghost: bool = DEGHOST_BY_DEFAULT,
             names: Sequence[str] | None = None, model: str = DEFAULT_MODEL,
-            reference: int | None = None) -> tuple[list[np.ndarray], list[str]]:
+            reference: int | None = None, warps: dict[int, np.ndarray] | None = None
+            ) -> tuple[list[np.ndarray], list[str]]:
     """The exposures (RGB float32 [0, 1], one size, any order) aligned to the reference and/or
     deghosted, in the given order, and notes of what was done to each (for the user). Frames under
     ``MIN_SIDE`` pixels on a side (not photos) are returned as given. ``reference``: the index of the
-    frame the others are aligned to (default: ``best_exposed``)."""
+    frame the others are aligned to (default: ``best_exposed``). ``warps``, if given, receives the
+    warp of every frame aligned (reference pixels -> frame pixels; identity where it was left as is),
+    for measuring a known motion (`mefgan evaluate --handheld`)."""
     frames = list(images)
     if not (align or deghost) or len(frames) < 2 or min(frames[0].shape[:2]) < MIN_SIDE:
         return frames, []
     names = list(names) if names is not None else [f"exposure {i + 1}" for i in range(len(frames))]
     ref = best_exposed(frames) if reference is None else reference
-    notes, failed = [], set()
+    notes, motions = [], {}
     if align:
-        notes, failed = align_all(frames, ref, names, model)
+        notes, motions = align_all(frames, ref, names, model)
+        if warps is not None:
+            warps.update({i: applied(m) for i, m in motions.items()})
+    failed = {i for i, m in motions.items() if m.status == "failed"}
     if deghost:
         notes += remove_ghosts(frames, ref, names, failed)
     return frames, notes
 
 
-def align_all(frames: list[np.ndarray], ref: int, names: Sequence[str], model: str) -> tuple[list[str], set[int]]:
-    """Align every frame to ``frames[ref]`` in place, nearest exposures first; notes, and the frames
-    that could not be aligned."""
+def align_all(frames: list[np.ndarray], ref: int, names: Sequence[str], model: str) -> tuple[list[str], dict[int, Motion]]:
+    """Align every frame to ``frames[ref]`` in place, nearest exposures first; notes, and each frame's motion."""
     from mefgan_tf.scenes import exposure_order
 
     order = exposure_order(frames)
@@ -701,7 +706,7 @@ def align_all(frames: list[np.ndarray], ref: int, names: Sequence[str], model: s
             frames[i] = warp_frame(frames[i], frames[ref], motion.matrix)
     if done:
         notes.insert(0, f"aligned to {names[ref]}: " + "; ".join(done))
-    return notes, {i for i, m in motions.items() if m.status == "failed"}
+    return notes, motions
 
 
 def motion_to_reference(frames: list[np.ndarray], i: int, ref: int, neighbour: int, known: Motion,

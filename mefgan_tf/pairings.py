@@ -9,12 +9,15 @@ exposure order of ``scenes``.
 """
 from __future__ import annotations
 
+import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from mefgan_tf.align import prepare
+from mefgan_tf.align import best_exposed, prepare
+from mefgan_tf.data_prep.handheld import corner_error, crop_box, random_handheld
 from mefgan_tf.errors import CommandError
 from mefgan_tf.images import read_image_original_raw, read_image_uint8, to_float, to_uint8
 from mefgan_tf.scenes import ADJACENT, ALL, EXTREME, SAME, Scene, exposure_order, middle
@@ -39,6 +42,8 @@ class LoadedScene:
     note: str = ""
     inputs: list[np.ndarray] = field(default_factory=list)
     frames: list[np.ndarray] | None = None
+    still: list[np.ndarray] | None = None  # ``handheld``: the inputs as they were before the motion (the answer)
+    motion_error: float = math.nan  # ``handheld``: the largest error of the motion recovered, at the corners (px)
 
 
 def pairing_heading(pairing: str) -> str:
@@ -62,13 +67,16 @@ def pairing_view(images: list[np.ndarray], gt: np.ndarray | None, pairing: str) 
 
 
 def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, align: bool = False,
-               deghost: bool = False) -> LoadedScene:
+               deghost: bool = False, handheld: int | None = None) -> LoadedScene:
     """Read a scene as ``pairing`` sees it (``pairing_view``); with ``EXTREME`` the darkest exposure
     is ``under``, the brightest ``over``. CommandError if unusable.
 
     ``original_io``: read every file as the original's ``generate.py`` does (``read_image_original_raw``).
     ``align``, ``deghost``: the whole bracket aligned and/or deghosted first (``align.prepare``), its
     notes kept as the scene's note; every method fuses, and is scored against, those frames.
+    ``handheld``: a seed; before that, every exposure but the best-exposed one is moved by a random
+    hand-held motion (``moved_by_hand``), and the view keeps the frames as they were (``still``) and
+    how far alignment's motion is from the true one (``motion_error``).
     """
     read = read_image_original_raw if original_io else read_image_uint8
     images = [read(p) for p in scene.exposures]
@@ -77,26 +85,49 @@ def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, 
         raise CommandError(f"exposures differ in size: {', '.join(size_text(s) for s in sorted(sizes))}")
     order = exposure_order(images)
     images = [images[i] for i in order]
-    images, notes = prepare_scene(images, align, deghost, [scene.exposures[i].name for i in order])
-    gt, note = None, "; ".join(notes)
-    if scene.gt is not None and pairing in (EXTREME, ALL):
-        gt = read(scene.gt)
-        if gt.shape[:2] != images[0].shape[:2]:
-            note = "; ".join(filter(None, [note, f"ground truth {size_text(gt.shape)} differs from the exposures' "
-                                                 f"{size_text(images[0].shape)}: not used"]))
-            gt = None
+    gt = read(scene.gt) if scene.gt is not None and pairing in (EXTREME, ALL) else None
+    still = true_motions = None
+    if handheld is not None:
+        images, still, true_motions, gt = moved_by_hand(images, zlib.crc32(f"{handheld}:{scene.name}".encode()), gt)
+    warps: dict[int, np.ndarray] = {}
+    images, notes = prepare_scene(images, align, deghost, [scene.exposures[i].name for i in order], warps)
+    note = "; ".join(notes)
+    if gt is not None and gt.shape[:2] != images[0].shape[:2]:
+        note = "; ".join(filter(None, [note, f"ground truth {size_text(gt.shape)} differs from the exposures' "
+                                             f"{size_text(images[0].shape)}: not used"]))
+        gt = None
     view = pairing_view(images, gt, pairing)
     view.note = note
+    if still is not None:
+        view.still = pairing_view(still, gt, pairing).inputs
+        height, width = images[0].shape[:2]
+        view.motion_error = max(corner_error(warps.get(i, np.eye(3)), true, height, width)
+                                for i, true in enumerate(true_motions))
     return view
 
 
-def prepare_scene(images: list[np.ndarray], align: bool, deghost: bool,
-                  names: list[str]) -> tuple[list[np.ndarray], list[str]]:
-    """uint8 exposures (named ``names``) aligned and/or deghosted (``align.prepare``), and its notes."""
+def moved_by_hand(images: list[np.ndarray], seed: int, gt: np.ndarray | None
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+    """uint8 exposures moved as a hand-held camera would move them (``data_prep.handheld``: up to 5%
+    of the side and 3 degrees, the best-exposed frame still, all cropped to the central part every
+    frame sees): the moved frames, the frames as they were (cropped), each frame's true motion, and
+    the ground truth cropped alike."""
+    frames = [to_float(im) for im in images]
+    hand = random_handheld(frames, best_exposed(frames), seed=seed)
+    if gt is not None and gt.shape[:2] == images[0].shape[:2]:
+        top, left, rows, cols = crop_box(*gt.shape[:2])
+        gt = np.ascontiguousarray(gt[top : top + rows, left : left + cols])
+    return [to_uint8(f) for f in hand.frames], [to_uint8(f) for f in hand.aligned], hand.matrices, gt
+
+
+def prepare_scene(images: list[np.ndarray], align: bool, deghost: bool, names: list[str],
+                  warps: dict[int, np.ndarray] | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 exposures (named ``names``) aligned and/or deghosted (``align.prepare``; ``warps`` receives
+    each aligned frame's warp), and its notes."""
     if not (align or deghost):
         return images, []
     given = [to_float(im) for im in images]
-    prepared, notes = prepare(given, align, deghost, names)
+    prepared, notes = prepare(given, align, deghost, names, warps=warps)
     return [im if p is g else to_uint8(p) for im, g, p in zip(images, given, prepared)], notes
 
 

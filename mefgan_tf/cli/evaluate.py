@@ -49,6 +49,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "what was done is a note in the report")
     parser.add_argument("--deghost", action="store_true",
                         help="take moving things from the reference frame first, as `mefgan fuse --deghost`")
+    parser.add_argument("--handheld", type=int, metavar="SEED",
+                        help="measure alignment on a hand-held version of each scene: every exposure but the "
+                             "best-exposed one is first moved by a random hand-held motion (seeded by SEED and the "
+                             "scene's name: a shift of up to 5%% of the side, a turn of up to 3 degrees, a little "
+                             "zoom and tilt), all cropped to the part every frame sees (use it with --align); the report adds "
+                             "motion_error_px (the largest error at the corners of the motion recovered; without "
+                             "--align, the motion itself) and PSNR_vs_still (each method's fusion against its fusion "
+                             "of the frames before they moved)")
     parser.add_argument("--save-fused", action="store_true",
                         help="also keep every fused image (OUT/fused/[<pairing>/]<method>/<scene>.png), a contact "
                              "sheet per scene (OUT/fused/[<pairing>/]<scene>.jpg: the inputs, then each method) and "
@@ -95,13 +103,14 @@ def run(args: argparse.Namespace) -> int:
     for pairing, folder in folders.items():
         keep = FusedSaver(args.out / "fused" / (pairing if len(pairings) > 1 else "")) if args.save_fused else None
         rows = score_scenes(scenes, methods, args.resize_max, progress=not args.quiet, pairing=pairing, keep=keep,
-                            align=args.align, deghost=args.deghost)
+                            align=args.align, deghost=args.deghost, handheld=args.handheld)
         check_scored(rows, args.scenes)
         if keep is not None:
             keep.write_by_veil(veil_order(rows, methods))
         options = {"scenes": str(args.scenes), "methods": args.method, "gt": str(args.gt) if args.gt else None,
                    "resize_max": args.resize_max, "original_io": args.original_io, "pairing": pairing,
-                   "align": args.align, "deghost": args.deghost, "work_size": args.fusion[False].work_size or "full"}
+                   "align": args.align, "deghost": args.deghost, "handheld": args.handheld,
+                   "work_size": args.fusion[False].work_size or "full"}
         markdown = write_report(folder, rows, methods, options)
         sections.append(pairing_heading(pairing) + markdown if len(pairings) > 1 else markdown)
     text = "\n".join(sections)

@@ -151,6 +151,12 @@ METRIC_NOTES = (
 )
 
 
+HANDHELD_NOTE = (
+    "motion_error_px (lower is better), PSNR_vs_still: each scene's exposures were moved by a known hand-held "
+    "motion (--handheld); the largest error at the corners of the motion alignment recovered (without --align, "
+    "the motion itself), and each method's fusion of the moved frames against its fusion of the frames before "
+    "they moved (RGB PSNR, dB). MEF-SSIM and the other metrics score the fusion of the moved frames."
+)
 ORIGINAL_IO_NOTE = "inputs cropped to multiples of 8, output min-max stretched and saved as JPEG quality 75"
 
 
@@ -162,6 +168,8 @@ def summary_markdown(summary: dict) -> str:
         cells = [f"{_num(s['mean'])} ± {_num(s['std'])}" if s["n"] else "–" for s in table.values()]
         lines.append(f"| {method} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± standard deviation over scenes. " + METRIC_NOTES, ""]
+    if "motion_error_px" in names:
+        lines += [HANDHELD_NOTE, ""]
     lines += tone_markdown(summary["tone"])
     if summary["original_io"]:
         lines += [f"With the original's test-time I/O ({ORIGINAL_IO_NOTE}): {', '.join(summary['original_io'])}.", ""]

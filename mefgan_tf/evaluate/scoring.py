@@ -41,9 +41,15 @@ MEASURES: list[Measure] = [
 ]
 
 
+# `mefgan evaluate --handheld`: the largest error at the corners of the motion alignment recovered (px;
+# without --align, the motion itself), and each method's fusion of the moved frames against its fusion
+# of the frames before they were moved (PSNR, dB).
+HANDHELD_COLUMNS = ("motion_error_px", "PSNR_vs_still")
+
+
 def columns() -> list[str]:
-    """Every column of ``MEASURES``, in order."""
-    return [name for measure in MEASURES for name in measure.columns]
+    """Every column of ``MEASURES``, in order, then the ``HANDHELD_COLUMNS``."""
+    return [name for measure in MEASURES for name in measure.columns] + list(HANDHELD_COLUMNS)
 
 
 def scores(fused: np.ndarray, sources: metrics.Sources, gt: np.ndarray | None) -> dict[str, float]:
@@ -105,6 +111,8 @@ class SceneScorer:
         """The row of ``method`` on this scene (named ``name``); skipped with its reason if it cannot be scored."""
         h, w = self.scene.under.shape[:2]
         row = Row(name, method.name)
+        if self.scene.still is not None and (method.kind == "folder" or method.original_io):
+            return skip(row, "--handheld moves the exposures: only methods that fuse them here can be scored")
         if method.kind == "folder":
             path = lookup(method.files, name)
             if path is None:
@@ -129,6 +137,9 @@ class SceneScorer:
         if self.keep is not None:
             self.keep.add(name, method.name, fused, self.inputs(sources))
         row.scores = scores(fused, sources, gt)
+        if self.scene.still is not None:
+            still = to_uint8(fuse(method, sources, [shrink(im, self.max_side) for im in self.scene.still]))
+            row.scores.update({"motion_error_px": self.scene.motion_error, "PSNR_vs_still": metrics.psnr_rgb(fused, still)})
         if math.isnan(row.scores["MEF_SSIM"]) and metrics.multi_scale_fits(fused.shape):
             row.reason = "MEF_SSIM undefined: a coarser scale's MEF-SSIM is negative (structure opposite to the sources')"
         return row
@@ -157,14 +168,15 @@ def skip(row: Row, reason: str) -> Row:
 
 def score_scenes(scenes: list[Scene], methods: list[Method], max_side: int | None, progress: bool = True,
                  pairing: str = EXTREME, keep: FusedSaver | None = None, align: bool = False,
-                 deghost: bool = False) -> list[Row]:
+                 deghost: bool = False, handheld: int | None = None) -> list[Row]:
     """One :class:`Row` per scene and method, in scene order, for the exposures ``pairing`` takes of
     each scene. ``keep`` writes every fused image and a contact sheet per scene (``--save-fused``);
-    ``align``, ``deghost``: each scene's bracket prepared first (``pairings.load_scene``)."""
+    ``align``, ``deghost``, ``handheld``: each scene's bracket moved and/or prepared first
+    (``pairings.load_scene``)."""
     rows: list[Row] = []
     desc = "evaluate" if pairing == EXTREME else f"evaluate ({pairing})"
     for scene in tqdm(scenes, desc=desc, unit="scene", disable=None if progress else True, file=sys.stderr):
-        found = score_scene(scene, methods, max_side, pairing, keep, align, deghost)
+        found = score_scene(scene, methods, max_side, pairing, keep, align, deghost, handheld)
         if keep is not None:
             keep.finish(scene.name)
         for row in found:
@@ -175,12 +187,13 @@ def score_scenes(scenes: list[Scene], methods: list[Method], max_side: int | Non
 
 
 def score_scene(scene: Scene, methods: list[Method], max_side: int | None, pairing: str = EXTREME,
-                keep: FusedSaver | None = None, align: bool = False, deghost: bool = False) -> list[Row]:
+                keep: FusedSaver | None = None, align: bool = False, deghost: bool = False,
+                handheld: int | None = None) -> list[Row]:
     """The rows of one scene: every method, or every method skipped when the scene cannot be read."""
     if scene.problem:
         return [skip(Row(scene.name, m.name), scene.problem) for m in methods]
     try:
-        loaded = load_scene(scene, pairing=pairing, align=align, deghost=deghost)
+        loaded = load_scene(scene, pairing=pairing, align=align, deghost=deghost, handheld=handheld)
     except CommandError as err:
         return [skip(Row(scene.name, m.name), str(err)) for m in methods]
     scorers = {False: SceneScorer(loaded, max_side, keep)}
@@ -190,7 +203,8 @@ def score_scene(scene: Scene, methods: list[Method], max_side: int | None, pairi
             if method.kind == "folder" and pairing != EXTREME:
                 raise CommandError(f"a folder of fused images holds one result per scene, for pairing '{EXTREME}'")
             if method.original_io and True not in scorers:  # the sources as the original reads them
-                original = load_scene(scene, original_io=True, pairing=pairing, align=align, deghost=deghost)
+                original = load_scene(scene, original_io=True, pairing=pairing, align=align, deghost=deghost,
+                                      handheld=handheld)
                 scorers[True] = SceneScorer(original, max_side, keep)
             scorer = scorers[method.original_io]
             row = scorer.score(scene.name, method)
