@@ -76,6 +76,10 @@ ECC_EPS = 1e-7
 # 5% and 3 degrees: worst corner error 0.48 px (2.1 px from the pyramid alone, which can lock onto a
 # wrong optimum under a 3-degree turn).
 FEATURES, MATCH_RATIO, RANSAC_PX, MIN_MATCHES = 5000, 0.8, 2.0, 12
+# Features are found on views of at most this long side (ECC refines the start on the full views):
+# against 1600, a 12 MP pair aligned 1.3 s sooner, with the same motion (0.14 px from the exact one),
+# and the same results on the 18 close and extreme real pairs and 42 pairs 6 stops apart.
+FEATURE_SIDE = 800
 # A motion is believed only if ECC refined from it on two interleaved halves of the frame (a
 # checkerboard of SPREAD_TILES x SPREAD_TILES, on views of at most SPREAD_SIDE) agrees within MAX_SPREAD
 # pixels of those views at every corner. Measured on 18 real pairs of 750-1200 px: extreme pairs
@@ -384,8 +388,13 @@ def motion_on(views: tuple, tones: tuple[np.ndarray, np.ndarray], model: str, sc
 
 def feature_start(ref_tone: np.ndarray, frame_tone: np.ndarray, ref_mask: np.ndarray,
                   frame_mask: np.ndarray) -> np.ndarray | None:
-    """A homography (reference -> frame pixels) from SIFT features of the two lumas in common tones,
-    matched and fitted by MAGSAC, or None where under ``MIN_MATCHES`` agree."""
+    """A homography (reference -> frame pixels) from SIFT features of the two lumas in common tones
+    (views over ``FEATURE_SIDE`` shrunk first: ECC refines the start), matched and fitted by MAGSAC,
+    or None where under ``MIN_MATCHES`` agree."""
+    ref_tone, factor = shrunk(ref_tone, FEATURE_SIDE)
+    if factor != 1.0:
+        frame_tone = shrunk(frame_tone, FEATURE_SIDE)[0]
+        ref_mask, frame_mask = mask_pyramid(ref_mask, [ref_tone.shape])[0], mask_pyramid(frame_mask, [ref_tone.shape])[0]
     sift = cv2.SIFT_create(nfeatures=FEATURES)
     ref_points, ref_found = sift.detectAndCompute(to_uint8(ref_tone), ref_mask)
     frame_points, frame_found = sift.detectAndCompute(to_uint8(frame_tone), frame_mask)
@@ -400,7 +409,7 @@ def feature_start(ref_tone: np.ndarray, frame_tone: np.ndarray, ref_mask: np.nda
     matrix, inliers = cv2.findHomography(source, target, cv2.USAC_MAGSAC, RANSAC_PX, maxIters=5000, confidence=0.999)
     if matrix is None or int(inliers.sum()) < MIN_MATCHES:
         return None
-    return matrix.astype(np.float64)
+    return matrix.astype(np.float64) if factor == 1.0 else rescale(matrix.astype(np.float64), scaling(1.0 / factor, centred=True))
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
