@@ -90,9 +90,12 @@ SPREAD_TILES, SPREAD_SIDE, MAX_SPREAD, SIGNIFICANCE = 8, 1200, 2.0, 2.0
 # Two kinds of views: the well-exposed ones (``aligned_views``) go first, unless under CLIPPED_FIRST of
 # the pixels are well exposed in both: then the views in the brighter frame's tones (``clipped_views``).
 # The other kind is tried where the first is not believed, and to confirm a motion under CONFIRM_PX at
-# every corner: where it finds none, the frame is already aligned. Measured on one photo at two
-# exposures 6 stops apart (42 photos, camera response, noise and JPEG, moved by hand-held motions):
-# DOC; and on the same photos as still 3-frame brackets: DOC.
+# every corner: where it finds none, the frame is already aligned. Measured on the 42 photos shot as
+# a camera would (``data_prep.synth.camera_bracket``): two exposures 6 stops apart moved by hand-held
+# motions, within 0.5 px at the corners on 36 (the well-exposed views first: 30), worst 1.35 px (4.0);
+# as still 3-frame brackets 3 to 6 stops wide, none of 252 frames moved (without the confirmation: 2,
+# a false zoom of 0.8 and 1 px fitted to the clipping of the brighter frame). The real close pairs
+# were unchanged (one was 0.74 px off with CLIPPED_FIRST 0.5: its well-exposed share is 0.497).
 CLIPPED_FIRST, CONFIRM_PX = 0.45, 2.0
 # ECC iterations: at half size from the feature start, then at full size, and for each half of ``uncertainty``
 HALF_ITERATIONS, FINE_ITERATIONS, SPREAD_ITERATIONS = 50, 15, 10
