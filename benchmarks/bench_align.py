@@ -39,6 +39,7 @@ Run: ``python -m benchmarks.run --only align`` (or ``python -m benchmarks.bench_
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -353,7 +354,7 @@ def summary(result: dict) -> dict:
         errors = [r["corner_error_px"] for r in every]  # a frame left as is counts with its whole motion
         found[f"photos_{kind}"] = {
             "pairs": len(every), "aligned": sum(r["status"] == "moved" for r in every),
-            "within_half_px": sum(e <= 0.5 for e in errors), "worst_corner_error_px": max(errors),
+            "within_half_px": int(sum(e <= 0.5 for e in errors)), "worst_corner_error_px": max(errors),
             "median_corner_error_px": float(np.median(errors)),
         }
     stills = list(result["photos"]["still"].values())
@@ -378,8 +379,8 @@ def ghost_summary(rows: dict) -> dict:
     inside = [r["psnr_inside_db"] for r in every]
     return {"scenes": len(every), "min_psnr_inside_db": min(inside), "median_psnr_inside_db": float(np.median(inside)),
             "min_psnr_outside_db": min(r["psnr_outside_db"] for r in every),
-            "outside_45_db": sum(r["psnr_outside_db"] >= 45 for r in every),
-            "outside_45_db_vs_deghosted_still": sum(r["psnr_outside_vs_deghosted_still_db"] >= 45 for r in every)}
+            "outside_45_db": int(sum(r["psnr_outside_db"] >= 45 for r in every)),
+            "outside_45_db_vs_deghosted_still": int(sum(r["psnr_outside_vs_deghosted_still_db"] >= 45 for r in every))}
 
 
 def run() -> dict:
@@ -391,10 +392,8 @@ def run() -> dict:
     if os.environ.get("MEFGAN_ALIGN_NETWORK"):
         result["network"] = network(scenes)
     result["summary"] = summary(result)
-    return result
+    return json.loads(json.dumps(result, default=lambda value: value.item()))  # NumPy scalars as Python numbers
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(run(), indent=2))

@@ -86,11 +86,11 @@ def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, 
     order = exposure_order(images)
     images = [images[i] for i in order]
     gt = read(scene.gt) if scene.gt is not None and pairing in (EXTREME, ALL) else None
-    still = true_motions = None
+    still = true_motions = reference = None
     if handheld is not None:
-        images, still, true_motions, gt = moved_by_hand(images, zlib.crc32(f"{handheld}:{scene.name}".encode()), gt)
+        images, still, true_motions, reference, gt = moved_by_hand(images, zlib.crc32(f"{handheld}:{scene.name}".encode()), gt)
     warps: dict[int, np.ndarray] = {}
-    images, notes = prepare_scene(images, align, deghost, [scene.exposures[i].name for i in order], warps)
+    images, notes = prepare_scene(images, align, deghost, [scene.exposures[i].name for i in order], warps, reference)
     note = "; ".join(notes)
     if gt is not None and gt.shape[:2] != images[0].shape[:2]:
         note = "; ".join(filter(None, [note, f"ground truth {size_text(gt.shape)} differs from the exposures' "
@@ -107,27 +107,29 @@ def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, 
 
 
 def moved_by_hand(images: list[np.ndarray], seed: int, gt: np.ndarray | None
-                  ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], np.ndarray | None]:
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], int, np.ndarray | None]:
     """uint8 exposures moved as a hand-held camera would move them (``data_prep.handheld``: up to 5%
     of the side and 3 degrees, the best-exposed frame still, all cropped to the central part every
-    frame sees): the moved frames, the frames as they were (cropped), each frame's true motion, and
-    the ground truth cropped alike."""
+    frame sees): the moved frames, the frames as they were (cropped), each frame's true motion, the
+    index of the still one (alignment's reference: the motions are measured against it) and the
+    ground truth cropped alike."""
     frames = [to_float(im) for im in images]
     hand = random_handheld(frames, best_exposed(frames), seed=seed)
     if gt is not None and gt.shape[:2] == images[0].shape[:2]:
         top, left, rows, cols = crop_box(*gt.shape[:2])
         gt = np.ascontiguousarray(gt[top : top + rows, left : left + cols])
-    return [to_uint8(f) for f in hand.frames], [to_uint8(f) for f in hand.aligned], hand.matrices, gt
+    return [to_uint8(f) for f in hand.frames], [to_uint8(f) for f in hand.aligned], hand.matrices, hand.reference, gt
 
 
 def prepare_scene(images: list[np.ndarray], align: bool, deghost: bool, names: list[str],
-                  warps: dict[int, np.ndarray] | None = None) -> tuple[list[np.ndarray], list[str]]:
-    """uint8 exposures (named ``names``) aligned and/or deghosted (``align.prepare``; ``warps`` receives
-    each aligned frame's warp), and its notes."""
+                  warps: dict[int, np.ndarray] | None = None, reference: int | None = None
+                  ) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 exposures (named ``names``) aligned and/or deghosted (``align.prepare``, to ``reference``
+    if given; ``warps`` receives each aligned frame's warp), and its notes."""
     if not (align or deghost):
         return images, []
     given = [to_float(im) for im in images]
-    prepared, notes = prepare(given, align, deghost, names, warps=warps)
+    prepared, notes = prepare(given, align, deghost, names, reference=reference, warps=warps)
     return [im if p is g else to_uint8(p) for im, g, p in zip(images, given, prepared)], notes
 
 
