@@ -43,7 +43,7 @@ class LoadedScene:
     inputs: list[np.ndarray] = field(default_factory=list)
     frames: list[np.ndarray] | None = None
     still: list[np.ndarray] | None = None  # ``handheld``: the inputs as they were before the motion (the answer)
-    motion_error: float = math.nan  # ``handheld``: the largest error of the motion recovered, at the corners (px)
+    motion_error: float = math.nan  # ``handheld``: the largest error of the motion recovered for the inputs, at the corners (px)
 
 
 def pairing_heading(pairing: str) -> str:
@@ -51,19 +51,22 @@ def pairing_heading(pairing: str) -> str:
     return f"## Pairing '{pairing}': {PAIRING_HELP[pairing]}\n\n"
 
 
+def pairing_frames(count: int, pairing: str) -> list[int]:
+    """Which of a scene's ``count`` exposures (ordered darkest first) ``pairing`` fuses. CommandError
+    when the scene cannot give it (``ALL`` needs three exposures: with two it is ``EXTREME``)."""
+    m = middle(count)
+    if pairing == ALL and count < 3:
+        raise CommandError(f"{count} exposures: pairing '{ALL}' scores scenes of three or more")
+    return {EXTREME: [0, count - 1], ADJACENT: [m, m + 1], SAME: [m, m], ALL: list(range(count))}[pairing]
+
+
 def pairing_view(images: list[np.ndarray], gt: np.ndarray | None, pairing: str) -> LoadedScene:
-    """What ``pairing`` takes of a scene's exposures (ordered darkest first). CommandError when the
-    scene cannot give it (``ALL`` needs three exposures: with two it is ``EXTREME``)."""
-    if pairing == EXTREME:
-        return LoadedScene(images[0], images[-1], gt, inputs=[images[0], images[-1]])
-    m = middle(len(images))
-    if pairing == ADJACENT:
-        return LoadedScene(images[m], images[m + 1], None, inputs=[images[m], images[m + 1]])
-    if pairing == SAME:
-        return LoadedScene(images[m], images[m], images[m], inputs=[images[m], images[m]])
-    if len(images) < 3:
-        raise CommandError(f"{len(images)} exposures: pairing '{ALL}' scores scenes of three or more")
-    return LoadedScene(images[0], images[-1], gt, inputs=list(images), frames=list(images))
+    """What ``pairing`` takes of a scene's exposures (ordered darkest first; ``pairing_frames``): the
+    darkest and brightest of them are ``under`` and ``over``; ground truth with ``EXTREME`` and ``ALL``,
+    the middle exposure itself with ``SAME``."""
+    inputs = [images[i] for i in pairing_frames(len(images), pairing)]
+    truth = {EXTREME: gt, ALL: gt, SAME: inputs[0], ADJACENT: None}[pairing]
+    return LoadedScene(inputs[0], inputs[-1], truth, inputs=inputs, frames=list(inputs) if pairing == ALL else None)
 
 
 def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, align: bool = False,
@@ -101,8 +104,8 @@ def load_scene(scene: Scene, original_io: bool = False, pairing: str = EXTREME, 
     if still is not None:
         view.still = pairing_view(still, gt, pairing).inputs
         height, width = images[0].shape[:2]
-        view.motion_error = max(corner_error(warps.get(i, np.eye(3)), true, height, width)
-                                for i, true in enumerate(true_motions))
+        view.motion_error = max(corner_error(warps.get(i, np.eye(3)), true_motions[i], height, width)
+                                for i in pairing_frames(len(images), pairing))
     return view
 
 

@@ -359,4 +359,6 @@ def test_evaluate_handheld_moves_every_frame_but_the_best_exposed_and_crops_the_
     assert psnr(moved.still[0] / 255.0, frames[0][crop]) > 45 > psnr(moved.under / 255.0, frames[0][crop])
     assert psnr(moved.over / 255.0, frames[2][crop]) < 45
     assert moved.motion_error > 5  # without alignment, the motion itself
+    aligned = load_scene(scene, pairing="adjacent", handheld=3, align=True)
+    assert aligned.motion_error < 0.5  # of the frames the pairing fuses
     assert load_scene(scene).still is None
