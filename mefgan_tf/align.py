@@ -35,7 +35,7 @@ per-channel histogram matching corrected by a smooth local gain and offset (``lo
 without what disagreed in the pass before), so that vignetting and tone curves that are not one
 global curve do not count; a pixel of residual misalignment is allowed, and the difference is
 divided by the local texture, so that ripples and leaves that merely changed count less. A strong
-core of disagreement, extended over the weaker disagreement around it and its holes filled, is a
+core of disagreement, extended over the weaker disagreement around it, closed and taken whole (its convex hull), is a
 moving thing: that region of the frame is replaced by the exposure-mapped reference under a
 feathered mask, and the fusion shows the moving thing once, where the reference has it.
 """
@@ -109,7 +109,7 @@ ALIGN_BY_DEFAULT, DEGHOST_BY_DEFAULT = True, False
 # way round; a region is a moving thing where both differences (beyond GHOST_SLACK pixels of residual
 # misalignment, blurred over GHOST_BLUR, divided by 1 + local texture / GHOST_TEXTURE) exceed
 # GHOST_LEVEL over a core GHOST_MIN_SIZE pixels across, extended over what exceeds GHOST_LOW around it
-# (holes filled). Measured on 18 real brackets (docs/alignment.md) against one global curve and
+# (closed, each region taken whole: GHOST_CLOSE). Measured on 18 real brackets (docs/alignment.md) against one global curve and
 # GHOST_LEVEL 0.15 alone: still frames touched 28 of 84 (49), at most 4.9% of a frame (13.7%); a pasted
 # object's surroundings unchanged (45 dB or more) on 14 of 18 scenes (10). GHOST_TEXTURE 0.1 against
 # none: 14 against 13 scenes unchanged outside, still frames at most 4.9% against 10.4% replaced.
@@ -121,6 +121,11 @@ GHOST_SLACK, GHOST_TEXTURE = 1, 0.1
 # window is flat, GHOST_TRUST (share of well-exposed pixels around) falls back to the global curves
 # where few are near; fitted GHOST_PASSES times, each without what disagreed in the pass before.
 GHOST_LOCAL, GHOST_GRID, GHOST_PRIOR, GHOST_TRUST, GHOST_PASSES = 0.05, 8, 0.001, 0.05, 2
+# The regions found are closed over GHOST_CLOSE of the long side and each taken whole (its convex hull):
+# a moving thing that matches its background in places otherwise comes back in pieces (a pasted object
+# inside its two places: median 30.5 -> 34.1 dB on the 42 photos, 32.0 -> 32.4 dB on the 18 real pairs;
+# moving water on still brackets: the most replaced of a frame 10.4% -> 16.4%).
+GHOST_CLOSE = 0.02
 GHOST_GROW, GHOST_FEATHER = 0.01, 0.006  # share of the long side the mask is grown by, then feathered over
 
 @dataclass
@@ -608,7 +613,8 @@ def spread(values: np.ndarray) -> np.ndarray:
 
 def regions(differs: np.ndarray) -> np.ndarray:
     """Where something moved (uint8 0/1): areas above ``GHOST_LOW`` that hold a core above ``GHOST_LEVEL``
-    at least ``GHOST_MIN_SIZE`` pixels across, holes filled."""
+    at least ``GHOST_MIN_SIZE`` pixels across, closed over ``GHOST_CLOSE`` of the long side, each
+    filled to its convex hull."""
     core = (differs > GHOST_LEVEL).astype(np.uint8)
     core = cv2.morphologyEx(core, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (GHOST_MIN_SIZE,) * 2))
     if not core.any():
@@ -618,9 +624,12 @@ def regions(differs: np.ndarray) -> np.ndarray:
     seeded[np.unique(labels[core > 0])] = True
     seeded[0] = False
     found = seeded[labels].astype(np.uint8)
-    outside = np.pad(1 - found, 1, constant_values=1)
-    cv2.floodFill(outside, None, (0, 0), 2)
-    return (outside[1:-1, 1:-1] != 2).astype(np.uint8)
+    size = 2 * max(1, round(GHOST_CLOSE * max(found.shape))) + 1
+    found = cv2.morphologyEx(found, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    hulls = np.zeros_like(found)
+    for contour in cv2.findContours(found, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]:
+        cv2.fillPoly(hulls, [cv2.convexHull(contour)], 1)
+    return hulls
 
 
 def ghost_fit(frame: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
