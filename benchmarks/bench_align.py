@@ -27,8 +27,9 @@
   frames alignment moves, and the fusion against that of the frames as given), ``moved_6_stops``
   (two exposures 6 stops apart moved by a hand-held motion: the recovered motion's error at the
   corners), ``moved_small`` (two exposures 2 stops apart moved by about 2 pixels at most at the corners,
-  ``small_handheld``) and ``ghost`` (as ``ghost``, on brackets of 3 exposures 1 stop apart, so that nothing
-  else moved).
+  ``small_handheld``), ``moved_water`` (two exposures 2 stops apart moved by hand-held motions, the bottom
+  ``WATER`` of each frame showing content of its own, as water that moved: ``with_water``) and
+  ``ghost`` (as ``ghost``, on brackets of 3 exposures 1 stop apart, so that nothing else moved).
 * ``time_12mp``: alignment (and deghosting) of a 4000 x 3000 pair.
 
 * ``network`` (with ``MEFGAN_ALIGN_NETWORK=1``): close pairs of a few scenes at 600 px, moved, aligned
@@ -56,6 +57,7 @@ from mefgan_tf.scenes import exposure_order, find_scenes, middle
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NETWORK_SCENES = ("cwz_library3", "hsinyuan_wine", "s4816577_building", "thejackys_lounge")
+WATER = 0.35  # share of the frame (its bottom) that ``with_water`` fills with content of its own in each frame
 GHOST_BAND = 0.04  # "outside" leaves out this share of the long side around the object's places (the feather)
 HELD_OUT = ("choupingru_temple", "cwz_library3", "felipe_frozenlake", "hsinyuan_wine", "jackycjl_2", "jackycjl_3",
             "mercury_fog", "rchen19_bedroom", "s4816577_building", "ssarcandy_desktop", "syclin_treebranch",
@@ -277,7 +279,8 @@ def time_12mp(scenes: dict[str, list[np.ndarray]]) -> dict:
 def photo_brackets(shots: dict[str, np.ndarray]) -> dict:
     """What alignment does to still brackets, and how precisely it recovers a known motion, on brackets
     with an exact answer (``camera_bracket`` of each photo)."""
-    rows: dict = {"still": {}, "moved_6_stops": {}, "moved_small": {}}
+    rows: dict = {"still": {}, "moved_6_stops": {}, "moved_small": {}, "moved_water": {}}
+    names = list(shots)
     for seed, (name, photo) in enumerate(shots.items()):
         for spread in (1.5, 2.0, 3.0):
             frames = camera_bracket(photo, (-spread, 0.0, spread), seed)
@@ -285,10 +288,13 @@ def photo_brackets(shots: dict[str, np.ndarray]) -> dict:
             moved = sum(a is not f for a, f in zip(aligned, frames))
             rows["still"][f"{name} +-{spread}"] = {"moved": moved, "notes": notes,
                                                    "psnr_db": round(psnr(mertens(aligned), mertens(frames)), 1)}
-        for key, stops in (("moved_6_stops", 6.0), ("moved_small", 2.0)):
+        for key, stops in (("moved_6_stops", 6.0), ("moved_small", 2.0), ("moved_water", 2.0)):
             pair = camera_bracket(photo, (-stops / 2, stops / 2), seed)
+            if key == "moved_water":
+                donors = [shots[names[(seed + k) % len(names)]] for k in (1, 2)]
+                pair = with_water(pair, donors, (-stops / 2, stops / 2), seed)
             ref = align.best_exposed(pair)
-            hand = random_handheld(pair, ref, seed=seed) if key == "moved_6_stops" else small_handheld(pair, ref, seed)
+            hand = small_handheld(pair, ref, seed) if key == "moved_small" else random_handheld(pair, ref, seed=seed)
             found = align.find_motion(hand.frames[ref], hand.frames[1 - ref])
             height, width = hand.frames[0].shape[:2]
             rows[key][name] = {"status": found.status, "reason": found.reason,
@@ -297,6 +303,23 @@ def photo_brackets(shots: dict[str, np.ndarray]) -> dict:
     rows["ghost"] = ghost({name: camera_bracket(photo, (-1.0, 0.0, 1.0), seed)
                            for seed, (name, photo) in enumerate(shots.items())})
     return rows
+
+
+def with_water(pair: list[np.ndarray], donors: list[np.ndarray], evs: tuple[float, float], seed: int) -> list[np.ndarray]:
+    """``pair`` with its bottom ``WATER`` of each frame showing content of its own (a crop of
+    ``donors[i]``, shot at frame i's exposure): what moved between the frames, as water does, where
+    nothing of the scene's motion is."""
+    rng = np.random.default_rng(seed)
+    height, width = pair[0].shape[:2]
+    top = round(height * (1 - WATER))
+    found = []
+    for i, (frame, donor) in enumerate(zip(pair, donors)):
+        donor = cv2.resize(donor, (width, round(donor.shape[0] * width / donor.shape[1]))) if donor.shape[1] < width else donor
+        y, x = rng.integers(0, donor.shape[0] - (height - top) + 1), rng.integers(0, donor.shape[1] - width + 1)
+        frame = frame.copy()
+        frame[top:] = camera_bracket(donor[y : y + height - top, x : x + width], evs, seed)[i]
+        found.append(frame)
+    return found
 
 
 def small_handheld(pair: list[np.ndarray], ref: int, seed: int) -> Handheld:
@@ -349,7 +372,7 @@ def summary(result: dict) -> dict:
                                        default=None),
             "unaligned_psnr_db": [min(r["psnr_unaligned_db"] for r in every), max(r["psnr_unaligned_db"] for r in every)],
         }
-    for kind in ("moved_6_stops", "moved_small"):
+    for kind in ("moved_6_stops", "moved_small", "moved_water"):
         every = list(result["photos"][kind].values())
         errors = [r["corner_error_px"] for r in every]  # a frame left as is counts with its whole motion
         found[f"photos_{kind}"] = {
