@@ -10,8 +10,10 @@
   the area that every frame saw), MEF-SSIM of both against the truly aligned frames, and the same
   for the fusion of the moved pair unaligned. The truly aligned pair is the still pair with its own
   residual motion removed (found on the crop the moved pair shows, chained through the bracket's
-  frames between the two), and that residual is part of the true motion; the one photo at two
-  exposures has none, so its answer is exact.
+  frames between the two), and that residual is part of the true motion; ``answer_spread_px`` says
+  how far the same residual chained two frames at a time is (how well the answer itself is known;
+  the summary counts apart the pairs where that is under half a pixel). The one photo at two
+  exposures has no residual, so its answer is exact.
 * ``still`` also gives, for each frame alignment moved, a second opinion: how far the feature
   matches alone (without ECC) put the corners from the motion found.
 * ``ghost``: an object pasted at one place in the reference and another in the other frame of a
@@ -28,7 +30,8 @@
   (two exposures 6 stops apart moved by a hand-held motion: the recovered motion's error at the
   corners), ``moved_small`` (two exposures 2 stops apart moved by about 2 pixels at most at the corners,
   ``small_handheld``), ``moved_water`` (two exposures 2 stops apart moved by hand-held motions, the bottom
-  ``WATER`` of each frame showing content of its own, as water that moved: ``with_water``) and
+  ``WATER`` of each frame showing content of its own, as water that moved: ``with_water``; the error
+  at the corners of the frame and at those of the part that stayed still) and
   ``ghost`` (as ``ghost``, on brackets of 3 exposures 1 stop apart, so that nothing else moved).
 * ``time_12mp``: alignment (and deghosting) of a 4000 x 3000 pair.
 
@@ -145,28 +148,37 @@ def crop(image: np.ndarray) -> np.ndarray:
     return image[top : top + rows, left : left + cols]
 
 
-def residual(frames: list[np.ndarray], ref: int, other: int) -> np.ndarray:
+def residual(frames: list[np.ndarray], ref: int, other: int, stride: int = 1) -> np.ndarray:
     """The real bracket's own motion of ``frames[other]`` against ``frames[ref]`` on the central crop
-    that the moved pair shows, chained through the frames between them (neighbours share the most,
-    so the chain is more precise than a direct estimate across a wide exposure gap)."""
-    step = 1 if other > ref else -1
-    chained = np.eye(3)
-    for k in range(ref, other, step):
-        found = align.find_motion(crop(frames[k]), crop(frames[k + step]))
+    that the moved pair shows, chained through the frames between them, ``stride`` at a time
+    (neighbours share the most, so the chain is more precise than a direct estimate across a wide
+    exposure gap)."""
+    step = stride if other > ref else -stride
+    chained, k = np.eye(3), ref
+    while k != other:
+        after = k + step if abs(other - k) >= stride else other
+        found = align.find_motion(crop(frames[k]), crop(frames[after]))
         chained = (found.matrix if found.status != "failed" else np.eye(3)) @ chained
+        k = after
     return chained
 
 
 def moved_pair(frames: list[np.ndarray], pair_at: tuple[int, int], seed: int) -> dict:
     """Frames ``pair_at`` of a bracket (darkest first) moved by a random hand-held motion, aligned,
-    fused and scored. The answer is the pair with its own residual motion (``residual``) removed."""
+    fused and scored. The answer is the pair with its own residual motion (``residual``) removed;
+    where frames lie between the two, ``answer_spread_px`` says how far (at the corners) that residual
+    chained two frames at a time is from it: how well the answer itself is known."""
     pair = [frames[i] for i in pair_at]
     ref = align.best_exposed(pair)
     other = 1 - ref
     truth = [crop(f) for f in pair]
     found_residual = residual(frames, pair_at[ref], pair_at[other])
     truth[other] = align.warp_frame(truth[other], truth[ref], found_residual)
-    return scored(pair, ref, random_handheld(pair, ref, seed=seed), truth, found_residual)
+    row = scored(pair, ref, random_handheld(pair, ref, seed=seed), truth, found_residual)
+    if abs(pair_at[1] - pair_at[0]) > 1:
+        other_way = residual(frames, pair_at[ref], pair_at[other], stride=2)
+        row["answer_spread_px"] = round(corner_error(other_way, found_residual, *truth[0].shape[:2]), 2)
+    return row
 
 
 def exposed_pair(frames: list[np.ndarray], stops: float, seed: int) -> dict:
@@ -300,6 +312,10 @@ def photo_brackets(shots: dict[str, np.ndarray]) -> dict:
             rows[key][name] = {"status": found.status, "reason": found.reason,
                                "true_corner_motion_px": round(align.corner_motion(hand.matrices[1 - ref], height, width), 2),
                                "corner_error_px": round(corner_error(align.applied(found), hand.matrices[1 - ref], height, width), 3)}
+            if key == "moved_water":  # the corners of the part that stayed still: the water's corners are extrapolated
+                still_rows = round(photo.shape[0] * (1 - WATER)) - crop_box(*photo.shape[:2])[0]
+                rows[key][name]["still_part_corner_error_px"] = round(
+                    corner_error(align.applied(found), hand.matrices[1 - ref], still_rows, width), 3)
     rows["ghost"] = ghost({name: camera_bracket(photo, (-1.0, 0.0, 1.0), seed)
                            for seed, (name, photo) in enumerate(shots.items())})
     return rows
@@ -361,9 +377,13 @@ def summary(result: dict) -> dict:
     for kind in ("close", "extreme", "one_photo_3_stops"):
         every = [scene[kind] for scene in result["moved"].values()]
         rows = [r for r in every if r["status"] == "moved"]  # the pairs refused with a note are counted apart
+        known = [r for r in rows if r.get("answer_spread_px", 0.0) <= 0.5]
         found[kind] = {
             "pairs": len(every), "aligned": len(rows), "refused": len(every) - len(rows),
             "within_half_px": sum(r["corner_error_px"] <= 0.5 for r in rows),
+            "answer_known_within_half_px": sum(r.get("answer_spread_px", 0.0) <= 0.5 for r in every),
+            "aligned_where_answer_known": len(known),
+            "within_half_px_where_answer_known": sum(r["corner_error_px"] <= 0.5 for r in known),
             "worst_corner_error_px": max((r["corner_error_px"] for r in rows), default=None),
             "median_corner_error_px": float(np.median([r["corner_error_px"] for r in rows])) if rows else None,
             "min_psnr_seen_db": min((r["psnr_seen_db"] for r in rows), default=None),
@@ -380,6 +400,10 @@ def summary(result: dict) -> dict:
             "within_half_px": int(sum(e <= 0.5 for e in errors)), "worst_corner_error_px": max(errors),
             "median_corner_error_px": float(np.median(errors)),
         }
+        if kind == "moved_water":
+            still_part = [r["still_part_corner_error_px"] for r in every]
+            found[f"photos_{kind}"].update(still_part_within_half_px=int(sum(e <= 0.5 for e in still_part)),
+                                           still_part_median_px=float(np.median(still_part)))
     stills = list(result["photos"]["still"].values())
     found["photos_still"] = {"brackets": len(stills), "frames": 2 * len(stills),
                              "frames_moved": sum(r["moved"] for r in stills),
