@@ -22,7 +22,8 @@
   fusion of the pair with the object where the reference has it, with and without deghosting; and
   outside them, against the deghosted fusion of that pair (what the object itself changed, apart
   from what deghosting takes from the reference where the real scene moved, such as water).
-* ``bad``: a frame of another scene and a blank frame: what alignment says.
+* ``bad``: a frame of another scene and a blank frame: what alignment says; ``other_scenes``: how many
+  of 78 pairs of frames of two different scenes it moves (``other_scenes``).
 * ``photos``: exact answers from the 42 well-exposed photos, each shot as a camera would shoot a
   still bracket (``data_prep.synth.camera_bracket``: one response curve and JPEG quality per bracket,
   sensor noise per frame): ``still`` (brackets of 3 exposures 1.5, 2 and 3 stops apart: how many
@@ -205,7 +206,7 @@ def scored(pair: list[np.ndarray], ref: int, hand, truth: list[np.ndarray], own:
     seen = cv2.erode(seen.astype(np.uint8), np.ones((2 * align.FEATHER_PX + 1,) * 2, np.uint8)) > 0
     answer, ours, unaligned = mertens(truth), mertens(aligned), mertens(hand.frames)
     return {
-        "status": found.status, "reason": found.reason,
+        "status": found.status, "reason": found.reason, "rough": found.rough,
         "corner_error_px": round(corner_error(align.applied(found), expected, height, width), 3),
         "true_corner_motion_px": round(align.corner_motion(expected, height, width), 1),
         "psnr_db": round(psnr(ours, answer), 1), "psnr_seen_db": round(psnr(ours, answer, seen), 1),
@@ -274,6 +275,23 @@ def bad(scenes: dict[str, list[np.ndarray]]) -> dict:
             "blank": align.prepare([first[middle(len(first))], blank], deghost=False)[1]}
 
 
+def other_scenes(scenes: dict[str, list[np.ndarray]], shots: dict[str, np.ndarray]) -> dict:
+    """Frames of two different scenes: each real bracket's middle frame against the next bracket's, its
+    darkest against the next one's brightest, and each photo 1 stop under against the next photo 1
+    stop over: how many alignment moves (none should be, not even roughly)."""
+    pairs, names, photo_names = [], list(scenes), list(shots)
+    for i, name in enumerate(names):
+        first, second = scenes[name], scenes[names[(i + 1) % len(names)]]
+        for a, b in ((middle(len(first)), middle(len(second))), (0, len(second) - 1)):
+            pairs.append((first[a], cv2.resize(second[b], first[0].shape[1::-1])))
+    for i, name in enumerate(photo_names):
+        other = cv2.resize(shots[photo_names[(i + 1) % len(photo_names)]], shots[name].shape[1::-1])
+        pairs.append((camera_bracket(shots[name], (-1.0, 1.0), i)[0], camera_bracket(other, (-1.0, 1.0), i)[1]))
+    found = [align.find_motion(*pair) for pair in pairs]
+    return {"pairs": len(found), "moved": sum(m.status == "moved" for m in found),
+            "moved_roughly": sum(m.rough for m in found), "still": sum(m.status == "still" for m in found)}
+
+
 def time_12mp(scenes: dict[str, list[np.ndarray]]) -> dict:
     frames = next(iter(scenes.values()))
     m = middle(len(frames))
@@ -309,7 +327,7 @@ def photo_brackets(shots: dict[str, np.ndarray]) -> dict:
             hand = small_handheld(pair, ref, seed) if key == "moved_small" else random_handheld(pair, ref, seed=seed)
             found = align.find_motion(hand.frames[ref], hand.frames[1 - ref])
             height, width = hand.frames[0].shape[:2]
-            rows[key][name] = {"status": found.status, "reason": found.reason,
+            rows[key][name] = {"status": found.status, "reason": found.reason, "rough": found.rough,
                                "true_corner_motion_px": round(align.corner_motion(hand.matrices[1 - ref], height, width), 2),
                                "corner_error_px": round(corner_error(align.applied(found), hand.matrices[1 - ref], height, width), 3)}
             if key == "moved_water":  # the corners of the part that stayed still: the water's corners are extrapolated
@@ -380,6 +398,7 @@ def summary(result: dict) -> dict:
         known = [r for r in rows if r.get("answer_spread_px", 0.0) <= 0.5]
         found[kind] = {
             "pairs": len(every), "aligned": len(rows), "refused": len(every) - len(rows),
+            "aligned_roughly": sum(r["rough"] for r in rows),
             "within_half_px": sum(r["corner_error_px"] <= 0.5 for r in rows),
             "answer_known_within_half_px": sum(r.get("answer_spread_px", 0.0) <= 0.5 for r in every),
             "aligned_where_answer_known": len(known),
@@ -397,6 +416,7 @@ def summary(result: dict) -> dict:
         errors = [r["corner_error_px"] for r in every]  # a frame left as is counts with its whole motion
         found[f"photos_{kind}"] = {
             "pairs": len(every), "aligned": sum(r["status"] == "moved" for r in every),
+            "aligned_roughly": sum(r["rough"] for r in every),
             "within_half_px": int(sum(e <= 0.5 for e in errors)), "worst_corner_error_px": max(errors),
             "median_corner_error_px": float(np.median(errors)),
         }
@@ -410,6 +430,7 @@ def summary(result: dict) -> dict:
                              "min_psnr_db": min(r["psnr_db"] for r in stills)}
     found["ghost"], found["photos_ghost"] = ghost_summary(result["ghost"]), ghost_summary(result["photos"]["ghost"])
     still_rows = list(result["still"].values())
+    found["other_scenes"] = result["other_scenes"]
     found["still"] = {
         "frames_moved": sum(r["moved"] for r in still_rows),
         "brackets_untouched": sum(r["moved"] == 0 for r in still_rows),
@@ -434,8 +455,9 @@ def run() -> dict:
     if not (SHARED / "brackets_real").is_dir():
         return {"skipped": f"no brackets at {SHARED}"}
     scenes = brackets()
+    shots = photos()
     result = {"still": still(scenes), "moved": moved(scenes), "ghost": ghost(scenes), "bad": bad(scenes),
-              "photos": photo_brackets(photos()), "time_12mp": time_12mp(scenes)}
+              "other_scenes": other_scenes(scenes, shots), "photos": photo_brackets(shots), "time_12mp": time_12mp(scenes)}
     if os.environ.get("MEFGAN_ALIGN_NETWORK"):
         result["network"] = network(scenes)
     result["summary"] = summary(result)

@@ -272,6 +272,36 @@ def test_a_dark_end_of_a_wide_bracket_is_aligned_through_its_neighbour(shared_da
     assert notes[1].startswith("1.jpg: could not align to 7.jpg (too little of it is well exposed")
 
 
+def test_the_ends_of_a_wide_bracket_moved_by_hand_are_aligned_roughly_where_the_motion_is_uncertain(shared_data):
+    """A real bracket's darkest and brightest frames (7 frames apart), the brighter one moved by hand
+    by 54 px at the corners: the motion found is uncertain by a few pixels (the two share little
+    but outlines), so the frame is aligned roughly, with a note, rather than kept 54 px off. (The
+    bracket itself moved by about 1 px between the two.)"""
+    folder = shared_data("brackets_real", "thejackys_lounge")
+    frames = [read_image(folder / f"{i}.jpg") for i in (1, 7)]
+    ref = align.best_exposed(frames)
+    moved = random_handheld(frames, ref, seed=11)
+    height, width = moved.frames[0].shape[:2]
+    motion = align.find_motion(moved.frames[ref], moved.frames[1 - ref])
+    assert motion.status == "moved" and motion.rough and 2.0 < motion.spread < 8.0
+    assert align.corner_motion(moved.matrices[1 - ref], height, width) > 50
+    assert corner_error(motion.matrix, moved.matrices[1 - ref], height, width) < 3.0
+    _, notes = align.prepare(moved.frames, deghost=False, names=["dark.jpg", "bright.jpg"])
+    assert notes[0].endswith(f"deg (roughly: the motion found is uncertain by {motion.spread:.1f} px)")
+
+
+@pytest.mark.parametrize(("name", "other", "seed"), [("kodim07.png", "kodim08.png", 6), ("kodim24.png", "kodim01.png", 23)])
+def test_a_frame_of_another_scene_is_not_aligned_even_roughly(shared_data, name, other, seed):
+    """Two photos of different scenes 2 stops apart: a motion found on what matches by chance (5% of
+    the frame) is no rough alignment."""
+    photos = shared_data("photos", "kodak24")
+    first, second = read_image(photos / name), read_image(photos / other)
+    second = cv2.resize(second, first.shape[1::-1])
+    pair = [camera_bracket(first, (-1.0, 1.0), seed)[0], camera_bracket(second, (-1.0, 1.0), seed)[1]]
+    motion = align.find_motion(*pair)
+    assert motion.status == "failed" and motion.reason.startswith("no match with the reference")
+
+
 # ---------------------------------------------------------------------------------------- commands
 def moved_pair(folder: Path) -> tuple[list[Path], list[np.ndarray]]:
     frames = bracket()[:2]
