@@ -391,18 +391,22 @@ def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_M
     if found[order[0]].status == "failed" or small(found[order[0]], height, width):
         found[order[1]] = motion_on(kinds[order[1]], scale, (height, width))
     motion = settled([found[k] for k in order if k in found], height, width, found.get(0))
-    tried = list(found.values())
+    trimmed = []
     for k in order:  # an uncertain motion may be pulled by what moved in the scene: the best-fitting share decides
         if motion.status == "failed" and found[k].reason.startswith(UNCERTAIN):
-            tried.append(motion_on(kinds[k], scale, (height, width), trim=True))
-            motion = tried[-1] if tried[-1].status != "failed" else motion
-    return roughly(tried) or motion if motion.status == "failed" else motion
+            trimmed.append(motion_on(kinds[k], scale, (height, width), trim=True))
+            motion = trimmed[-1] if trimmed[-1].status != "failed" else motion
+    if motion.status != "failed":
+        return motion
+    return roughly(list(found.values())) or roughly(trimmed) or motion
 
 
 def roughly(tried: list[Motion]) -> Motion | None:
     """Of the motions refused only as uncertain, yet clearly beyond their spread (under ``ROUGH_SPREAD``),
     the least uncertain, as a rough alignment (None where there is none): a frame within a few pixels is
-    far nearer than as given, tens of pixels off."""
+    far nearer than as given, tens of pixels off. (The fits on the best-fitting share are asked only
+    where the others give none: on the ends of real wide brackets, one of them was 8 px off where the
+    fit on all that matched was 2.6 px off, with a smaller spread.)"""
     candidates = [m for m in tried if m.candidate is not None]
     if not candidates:
         return None
