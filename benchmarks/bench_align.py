@@ -12,7 +12,8 @@
   residual motion removed (found on the crop the moved pair shows, chained through the bracket's
   frames between the two), and that residual is part of the true motion; ``answer_spread_px`` says
   how far the same residual chained two frames at a time is (how well the answer itself is known;
-  the summary counts apart the pairs where that is under half a pixel). The one photo at two
+  the summary counts apart the pairs where that is under half a pixel). ``jpeg_*``: the same moved
+  pair saved as JPEG files (quality 95) and read back, as a user's files would be. The one photo at two
   exposures has no residual, so its answer is exact.
 * ``still`` also gives, for each frame alignment moved, a second opinion: how far the feature
   matches alone (without ECC) put the corners from the motion found.
@@ -205,7 +206,11 @@ def scored(pair: list[np.ndarray], ref: int, hand, truth: list[np.ndarray], own:
                                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
     seen = cv2.erode(seen.astype(np.uint8), np.ones((2 * align.FEATHER_PX + 1,) * 2, np.uint8)) > 0
     answer, ours, unaligned = mertens(truth), mertens(aligned), mertens(hand.frames)
+    saved = [jpeg(f) for f in hand.frames]
+    as_jpeg = align.find_motion(saved[ref], saved[other])
     return {
+        "jpeg_status": as_jpeg.status, "jpeg_rough": as_jpeg.rough,
+        "jpeg_corner_error_px": round(corner_error(align.applied(as_jpeg), expected, height, width), 3),
         "status": found.status, "reason": found.reason, "rough": found.rough,
         "corner_error_px": round(corner_error(align.applied(found), expected, height, width), 3),
         "true_corner_motion_px": round(align.corner_motion(expected, height, width), 1),
@@ -214,6 +219,12 @@ def scored(pair: list[np.ndarray], ref: int, hand, truth: list[np.ndarray], own:
         "mef_ssim_truth": round(mef_ssim(truth, answer), 4), "mef_ssim_aligned": round(mef_ssim(truth, ours), 4),
         "mef_ssim_unaligned": round(mef_ssim(truth, unaligned), 4), "seconds": round(seconds, 2),
     }
+
+
+def jpeg(image: np.ndarray) -> np.ndarray:
+    """``image`` saved as a JPEG file would be (quality 95, as `mefgan` and OpenCV write them) and read back."""
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(to_uint8(image)[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
 
 
 def moved(scenes: dict[str, list[np.ndarray]]) -> dict:
@@ -405,6 +416,11 @@ def summary(result: dict) -> dict:
             "within_half_px_where_answer_known": sum(r["corner_error_px"] <= 0.5 for r in known),
             "worst_corner_error_px": max((r["corner_error_px"] for r in rows), default=None),
             "median_corner_error_px": float(np.median([r["corner_error_px"] for r in rows])) if rows else None,
+            "saved_as_jpeg": {"aligned": sum(r["jpeg_status"] == "moved" for r in every),
+                              "aligned_roughly": sum(r["jpeg_rough"] for r in every),
+                              "within_half_px": sum(r["jpeg_status"] == "moved" and r["jpeg_corner_error_px"] <= 0.5 for r in every),
+                              "worst_corner_error_px": max((r["jpeg_corner_error_px"] for r in every if r["jpeg_status"] == "moved"),
+                                                           default=None)},
             "min_psnr_seen_db": min((r["psnr_seen_db"] for r in rows), default=None),
             "min_psnr_db": min((r["psnr_db"] for r in rows), default=None),
             "worst_mef_ssim_loss": max((round(r["mef_ssim_truth"] - r["mef_ssim_aligned"], 4) for r in rows),
