@@ -15,6 +15,9 @@
   the summary counts apart the pairs where that is under half a pixel). ``jpeg_*``: the same moved
   pair saved as JPEG files (quality 95) and read back, as a user's files would be. The one photo at two
   exposures has no residual, so its answer is exact.
+* ``consistency``: each extreme pair moved by three other hand-held motions; the pair's own motion that
+  alignment implies should not depend on what the hand did, so how far apart those are says how
+  precise alignment is without any answer (``consistency_px``).
 * ``still`` also gives, for each frame alignment moved, a second opinion: how far the feature
   matches alone (without ECC) put the corners from the motion found.
 * ``ghost``: an object pasted at one place in the reference and another in the other frame of a
@@ -63,6 +66,7 @@ from mefgan_tf.scenes import exposure_order, find_scenes, middle
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 NETWORK_SCENES = ("cwz_library3", "hsinyuan_wine", "s4816577_building", "thejackys_lounge")
 WATER = 0.35  # share of the frame (its bottom) that ``with_water`` fills with content of its own in each frame
+CONSISTENCY_MOTIONS, CONSISTENCY_SEED = 3, 100  # hand-held motions per extreme pair in ``consistency``, the first seed
 GHOST_BAND = 0.04  # "outside" leaves out this share of the long side around the object's places (the feather)
 HELD_OUT = ("choupingru_temple", "cwz_library3", "felipe_frozenlake", "hsinyuan_wine", "jackycjl_2", "jackycjl_3",
             "mercury_fog", "rchen19_bedroom", "s4816577_building", "ssarcandy_desktop", "syclin_treebranch",
@@ -209,9 +213,9 @@ def scored(pair: list[np.ndarray], ref: int, hand, truth: list[np.ndarray], own:
     saved = [jpeg(f) for f in hand.frames]
     as_jpeg = align.find_motion(saved[ref], saved[other])
     return {
-        "jpeg_status": as_jpeg.status, "jpeg_rough": as_jpeg.rough,
+        "jpeg_status": as_jpeg.status, "jpeg_rough": bool(as_jpeg.rough),
         "jpeg_corner_error_px": round(corner_error(align.applied(as_jpeg), expected, height, width), 3),
-        "status": found.status, "reason": found.reason, "rough": found.rough,
+        "status": found.status, "reason": found.reason, "rough": bool(found.rough),
         "corner_error_px": round(corner_error(align.applied(found), expected, height, width), 3),
         "true_corner_motion_px": round(align.corner_motion(expected, height, width), 1),
         "psnr_db": round(psnr(ours, answer), 1), "psnr_seen_db": round(psnr(ours, answer, seen), 1),
@@ -234,6 +238,28 @@ def moved(scenes: dict[str, list[np.ndarray]]) -> dict:
         rows[name] = {"extreme": moved_pair(frames, (0, len(frames) - 1), seed=number),
                       "close": moved_pair(frames, (m, m + 1), seed=number),
                       "one_photo_3_stops": exposed_pair(frames, 3.0, seed=number)}
+    return rows
+
+
+def consistency(scenes: dict[str, list[np.ndarray]], motions: int = CONSISTENCY_MOTIONS) -> dict:
+    """Each extreme pair moved by ``motions`` different hand-held motions: the pair's own motion that
+    alignment implies (the motion found less the hand's) is the same whatever the hand did, so how far
+    apart those are at the corners (``consistency_px``, the largest over every two of them) is how
+    precise alignment is, with no answer needed (a bias common to all goes unseen)."""
+    rows = {}
+    for name, frames in scenes.items():
+        pair = [frames[0], frames[-1]]
+        ref = align.best_exposed(pair)
+        own, found = [], []
+        for seed in range(CONSISTENCY_SEED, CONSISTENCY_SEED + motions):
+            hand = random_handheld(pair, ref, seed=seed)
+            found.append(align.find_motion(hand.frames[ref], hand.frames[1 - ref]))
+            if found[-1].status == "moved":
+                own.append(np.linalg.inv(hand.matrices[1 - ref]) @ found[-1].matrix)
+        height, width = hand.frames[0].shape[:2]
+        apart = [corner_error(a, b, height, width) for k, a in enumerate(own) for b in own[k + 1 :]]
+        rows[name] = {"aligned": len(own), "aligned_roughly": sum(bool(m.rough) for m in found),
+                      "consistency_px": round(max(apart), 3) if apart else None}
     return rows
 
 
@@ -300,7 +326,7 @@ def other_scenes(scenes: dict[str, list[np.ndarray]], shots: dict[str, np.ndarra
         pairs.append((camera_bracket(shots[name], (-1.0, 1.0), i)[0], camera_bracket(other, (-1.0, 1.0), i)[1]))
     found = [align.find_motion(*pair) for pair in pairs]
     return {"pairs": len(found), "moved": sum(m.status == "moved" for m in found),
-            "moved_roughly": sum(m.rough for m in found), "still": sum(m.status == "still" for m in found)}
+            "moved_roughly": sum(bool(m.rough) for m in found), "still": sum(m.status == "still" for m in found)}
 
 
 def time_12mp(scenes: dict[str, list[np.ndarray]]) -> dict:
@@ -338,7 +364,7 @@ def photo_brackets(shots: dict[str, np.ndarray]) -> dict:
             hand = small_handheld(pair, ref, seed) if key == "moved_small" else random_handheld(pair, ref, seed=seed)
             found = align.find_motion(hand.frames[ref], hand.frames[1 - ref])
             height, width = hand.frames[0].shape[:2]
-            rows[key][name] = {"status": found.status, "reason": found.reason, "rough": found.rough,
+            rows[key][name] = {"status": found.status, "reason": found.reason, "rough": bool(found.rough),
                                "true_corner_motion_px": round(align.corner_motion(hand.matrices[1 - ref], height, width), 2),
                                "corner_error_px": round(corner_error(align.applied(found), hand.matrices[1 - ref], height, width), 3)}
             if key == "moved_water":  # the corners of the part that stayed still: the water's corners are extrapolated
@@ -440,6 +466,13 @@ def summary(result: dict) -> dict:
             still_part = [r["still_part_corner_error_px"] for r in every]
             found[f"photos_{kind}"].update(still_part_within_half_px=int(sum(e <= 0.5 for e in still_part)),
                                            still_part_median_px=float(np.median(still_part)))
+    measured = [r for r in result["consistency"].values() if r["consistency_px"] is not None]
+    found["extreme_consistency"] = {
+        "pairs": len(result["consistency"]), "aligned_under_every_motion": sum(
+            r["aligned"] == CONSISTENCY_MOTIONS for r in result["consistency"].values()),
+        "within_half_px": sum(r["consistency_px"] <= 0.5 for r in measured),
+        "median_px": float(np.median([r["consistency_px"] for r in measured])) if measured else None,
+        "worst_px": max((r["consistency_px"] for r in measured), default=None)}
     stills = list(result["photos"]["still"].values())
     found["photos_still"] = {"brackets": len(stills), "frames": 2 * len(stills),
                              "frames_moved": sum(r["moved"] for r in stills),
@@ -472,7 +505,8 @@ def run() -> dict:
         return {"skipped": f"no brackets at {SHARED}"}
     scenes = brackets()
     shots = photos()
-    result = {"still": still(scenes), "moved": moved(scenes), "ghost": ghost(scenes), "bad": bad(scenes),
+    result = {"still": still(scenes), "moved": moved(scenes), "consistency": consistency(scenes),
+              "ghost": ghost(scenes), "bad": bad(scenes),
               "other_scenes": other_scenes(scenes, shots), "photos": photo_brackets(shots), "time_12mp": time_12mp(scenes)}
     if os.environ.get("MEFGAN_ALIGN_NETWORK"):
         result["network"] = network(scenes)
