@@ -1013,7 +1013,7 @@ def motion_to_reference(frames: list[np.ndarray], i: int, ref: int, neighbour: i
     if (direct.status != "failed" and not direct.rough) or neighbour == ref or known.status == "failed":
         return direct
     step = find_motion(frames[neighbour], frames[i], model)
-    if step.status == "failed" or (step.rough and direct.status != "failed" and not surer(step, known, direct)):
+    if step.status == "failed" or (step.rough and direct.status != "failed"):
         return direct
     height, width = frames[i].shape[:2]
     matrix = applied(step) @ applied(known)  # onto the neighbour as it will be fused (a still one unwarped)
@@ -1021,12 +1021,6 @@ def motion_to_reference(frames: list[np.ndarray], i: int, ref: int, neighbour: i
         return direct
     status = "moved" if corner_motion(matrix, height, width) >= STILL_PX else "still"
     return Motion(matrix, status, step.correlation, f"through {neighbour}", step.spread, rough=step.rough or known.rough)
-
-
-def surer(step: Motion, known: Motion, direct: Motion) -> bool:
-    """Whether a rough ``step`` onto the neighbour, composed with the neighbour's ``known`` motion, is
-    less uncertain than the rough ``direct`` one (their spreads added up against its own)."""
-    return (step.spread + (known.spread if known.status == "moved" else 0.0)) < direct.spread
 
 
 def applied(motion: Motion) -> np.ndarray:
