@@ -332,18 +332,17 @@ def implausible(matrix: np.ndarray, height: int, width: int) -> str:
     return ""
 
 
-def aligned_views(reference: np.ndarray, frame: np.ndarray, contrast: bool = True) -> tuple[tuple, tuple[np.ndarray, np.ndarray]]:
+def aligned_views(reference: np.ndarray, frame: np.ndarray) -> tuple[tuple, tuple[np.ndarray, np.ndarray]]:
     """The views ECC aligns on, (reference view, frame view, their well-exposed masks as uint8, judged
     on smoothed lumas so that noise does not riddle them): the gradient magnitudes of the reference's
     luma and of the frame's luma mapped onto the reference's tones (measured more precise than the
     mapped lumas themselves across large exposure gaps); and those two lumas, for the features."""
     ref_valid, frame_valid = (well_exposed(cv2.GaussianBlur(v, (0, 0), 2.0)) for v in (reference, frame))
     mapped = apply_curve(match_curve(frame, reference, frame_valid), frame)
-    return (gradient(reference, contrast), gradient(mapped, contrast), inner(ref_valid), inner(frame_valid)), (reference, mapped)
+    return (gradient(reference), gradient(mapped), inner(ref_valid), inner(frame_valid)), (reference, mapped)
 
 
-def clipped_views(reference: np.ndarray, frame: np.ndarray, shadows: bool = True,
-                  contrast: bool = True) -> tuple[tuple, tuple[np.ndarray, np.ndarray]]:
+def clipped_views(reference: np.ndarray, frame: np.ndarray, shadows: bool = True) -> tuple[tuple, tuple[np.ndarray, np.ndarray]]:
     """Views and lumas as ``aligned_views``, but both in the brighter frame's tones, the darker frame's
     luma mapped up with its clipping: the edges of what the brighter frame clips (a window, the sky)
     are edges of both, and where little is well exposed in both (the ends of a wide bracket) they
@@ -357,8 +356,8 @@ def clipped_views(reference: np.ndarray, frame: np.ndarray, shadows: bool = True
     mapped = apply_curve(match_curve(dark, bright), dark)
     dark_mask, bright_mask = inner(lit_dark & lit_bright), inner(lit_bright)
     if dark_first:
-        return (gradient(mapped, contrast), gradient(bright, contrast), dark_mask, bright_mask), (mapped, bright)
-    return (gradient(bright, contrast), gradient(mapped, contrast), bright_mask, dark_mask), (bright, mapped)
+        return (gradient(mapped), gradient(bright), dark_mask, bright_mask), (mapped, bright)
+    return (gradient(bright), gradient(mapped), bright_mask, dark_mask), (bright, mapped)
 
 
 def shadow_level(dark: np.ndarray) -> float:
@@ -454,7 +453,7 @@ def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_M
     if found[order[0]].status == "failed" or small(found[order[0]], height, width):
         found[order[1]] = motion_on(kinds[order[1]], scale, shape)
     motion = settled([found[k] for k in order if k in found], height, width, found.get(0))
-    if small(motion, height, width) and still_on_magnitudes(ref_luma, frame_luma, order, scale, shape, model):
+    if small(motion, height, width) and still_on_magnitudes(next(kinds[k] for k in order if found.get(k) is motion), scale, shape):
         motion = Motion(motion.matrix, "still", motion.correlation)
     trimmed = []
     for k in order:  # an uncertain motion may be pulled by what moved in the scene: the best-fitting share decides
@@ -471,17 +470,15 @@ def find_motion(reference: np.ndarray, frame: np.ndarray, model: str = DEFAULT_M
     return motion
 
 
-def still_on_magnitudes(ref_luma: np.ndarray, frame_luma: np.ndarray, order: list[int], scale: float,
-                        shape: tuple[int, int], model: str) -> bool:
-    """Whether either kind of views (in ``order``), on the gradient magnitudes themselves rather than
-    over their local mean (``gradient``), finds no motion: a small motion found only on the evened-out
-    views is the clipping or the noise of a distant exposure, evened out like any edge (on still photo
-    brackets 3 stops wide, 8 of 252 frames were otherwise moved by 0.5 to 1.1 px)."""
-    for k in order:
-        make = (aligned_views, clipped_views)[k]
-        if motion_on(ViewKind(*make(ref_luma, frame_luma, contrast=False), MODELS[model]), scale, shape).status == "still":
-            return True
-    return False
+def still_on_magnitudes(kind: ViewKind, scale: float, shape: tuple[int, int]) -> bool:
+    """Whether the kind of views that found a motion, on the gradient magnitudes themselves rather
+    than over their local mean (``gradient``), from the same features' start, finds none: a small
+    motion found only on the evened-out views is the clipping or the noise of a distant exposure,
+    evened out like any edge (on still photo brackets 3 stops wide, 8 of 252 frames were otherwise
+    moved by 0.5 to 1.1 px)."""
+    ref_view, frame_view = (gradient(tone, contrast=False) for tone in kind.tones)
+    plain = ViewKind((ref_view, frame_view, *kind.views[2:]), kind.tones, kind.kind, start_of=kind)
+    return motion_on(plain, scale, shape).status == "still"
 
 
 def fallback(ref_luma: np.ndarray, frame_luma: np.ndarray, scale: float, shape: tuple[int, int], model: str) -> Motion | None:
@@ -546,17 +543,23 @@ class ViewKind:
     views, their masks, the lumas in common tones) and ECC's fit of motion ``kind`` on them, found once
     (``fitted``) however often it is judged."""
 
-    def __init__(self, views: tuple, tones: tuple[np.ndarray, np.ndarray], kind: int) -> None:
-        self.views, self.tones, self.kind = views, tones, kind
+    def __init__(self, views: tuple, tones: tuple[np.ndarray, np.ndarray], kind: int,
+                 start_of: ViewKind | None = None) -> None:
+        self.views, self.tones, self.kind, self.start_of = views, tones, kind, start_of
+
+    @functools.cached_property
+    def start(self) -> np.ndarray | None:
+        """The features' start (``feature_start``), or that of ``start_of``, the same kind of views
+        evened out otherwise (the start depends on the lumas and masks only)."""
+        return self.start_of.start if self.start_of is not None else feature_start(*self.tones, self.views[2], self.views[3])
 
     @functools.cached_property
     def fitted(self) -> tuple[tuple, float, np.ndarray]:
         """(the views ECC fitted on, correlation, matrix): from the features' start, on what matches
         there (what moved in the scene kept out from the start), else coarse to fine (``fit``)."""
-        start = feature_start(*self.tones, self.views[2], self.views[3])
-        at_start = matching(self.views, start) if start is not None else None
+        at_start = matching(self.views, self.start) if self.start is not None else None
         fitted_on = self.views if at_start is None else at_start
-        return (fitted_on, *fit(fitted_on, start, self.kind))
+        return (fitted_on, *fit(fitted_on, self.start, self.kind))
 
 
 def motion_on(views: ViewKind, scale: float, shape: tuple[int, int], trim: bool = False) -> Motion:
