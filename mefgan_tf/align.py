@@ -94,9 +94,10 @@ LIT, LIT_SHARE = 0.005, 0.1
 # cuts one side), and a fit on the raw magnitudes follows the strongest edges of each instead of every edge
 # both share. Measured against raw magnitudes on exact answers: 42 photo pairs 6 stops apart within 0.5 px
 # 36 -> 39 (median 0.26 -> 0.20 px); pairs whose lower 35% moved like water 22 -> 37 (median 0.48 -> 0.20
-# px, worst 1.92 -> 1.28 px); the real extreme pairs' own motion the same within 0.5 px under three hand
-# motions on 12 -> 13 of 16, 3 -> 1 aligned roughly. A window of 2 px made a water pair 3.3 px off, 8 px
-# gained less; a floor of 0.1 let a motion decided by a patch of 1% of a flat, noisy frame be believed.
+# px, worst 1.92 -> 1.28 px); without an answer, the real extreme pairs' own motion the same within 0.5 px
+# under three hand motions on 12 -> 13 of 16, 3 -> 1 aligned roughly. A window of 2 px made a water pair 3.3 px off, 8 px
+# gained less; with a floor of 0.1, a motion decided by a patch of 1% of a flat, noisy frame was taken
+# (roughly, 5.6 px off), with 0.02 of the magnitude scale believed 4.5 px off.
 # A small motion is confirmed on the plain magnitudes (``still_on_magnitudes``).
 EDGE_CONTEXT, EDGE_FLOOR = 3.0, 0.05
 CLIP_EDGE = 3  # pixels of the views next to such areas that are not aligned on either
@@ -135,7 +136,7 @@ SPREAD_TILES, SPREAD_SIDE, MAX_SPREAD, SIGNIFICANCE = 8, 1200, 2.0, 2.0
 # 26-48 dB against 19-32 dB unaligned, MEF-SSIM 0.94-0.98 against 0.73-0.95); they match on 29-99% and
 # spread over 0.39-0.82. Frames of another scene (78 pairs) match on 5-6% by chance (4 were otherwise
 # taken), detail in 1% of a frame spreads over 0.12. A real nearly black frame (2% mean luma) whose motion
-# was uncertain by 6.0 px was 12 px off: under 5 px, the rough frames above are 0.5 to 2.6 px off.
+# was uncertain by 6.0 px was 12 px off, hence 5 px and not 8.
 ROUGH_SPREAD, ROUGH_MATCHED, ROUGH_EXTENT, EDGE_SHARE = 5.0, 0.2, 0.35, 0.25
 # Two kinds of views: the well-exposed ones (``aligned_views``) go first, unless under CLIPPED_FIRST of
 # the pixels are well exposed in both: then the views in the brighter frame's tones (``clipped_views``).
