@@ -3,6 +3,7 @@ untouched, moving things taken from the reference once, and frames that cannot b
 they are with a note; `mefgan fuse --align`, the API and `mefgan evaluate --align` use it."""
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
@@ -43,7 +44,9 @@ def bracket(height: int = 300, width: int = 400, seed: int = 0, gains=GAINS) -> 
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2)))
+    """PSNR in dB of values in [0, 1]; infinite where the two are identical."""
+    error = float(np.mean((np.asarray(a, np.float64) - b) ** 2))
+    return math.inf if error == 0.0 else 10 * math.log10(1.0 / error)
 
 
 def test_an_aligned_bracket_comes_back_untouched_and_each_frame_is_said_to_be_aligned():
